@@ -1,0 +1,305 @@
+#include "plugin/admin_api.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <set>
+
+namespace tenantfs {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kEndpoints = "tenants/add, tenants/list, tenants/remove, volumes/list";
+
+int http_status_for(const Status& st) {
+  switch (st.code()) {
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists:
+    case Code::kFailedPrecondition: return 409;
+    default: return 500;
+  }
+}
+
+AdminReply error(int status, std::string message) {
+  return AdminReply{status, json{{"Err", std::move(message)}}};
+}
+
+AdminReply error(const Status& st) { return error(http_status_for(st), st.message()); }
+
+// Parses a request body into a JSON object; empty means {}.
+Result<json> parse_object(std::string_view body) {
+  if (std::all_of(body.begin(), body.end(), [](char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+      })) {
+    return json::object();
+  }
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+  return j;
+}
+
+Status reject_unknown_fields(const json& j, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string list;
+      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      return Status::InvalidArgument("unknown field \"" + key + "\" (expected: " + list + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> required_string(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end()) return Status::InvalidArgument(std::string("missing field \"") + field + "\"");
+  if (!it->is_string()) {
+    return Status::InvalidArgument(std::string("field \"") + field + "\" must be a string");
+  }
+  return it->get<std::string>();
+}
+
+// A non-negative JSON integer that fits 32 bits; range rules beyond that are
+// validate_tenant's.
+Result<uint32_t> id_value(const json& v, const std::string& what) {
+  if (!v.is_number_integer()) {
+    return Status::InvalidArgument(what + " must be a non-negative integer");
+  }
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (u > std::numeric_limits<uint32_t>::max()) {
+      return Status::InvalidArgument(what + " " + std::to_string(u) + " is out of range");
+    }
+    return static_cast<uint32_t>(u);
+  }
+  auto s = v.get<int64_t>();
+  if (s < 0 || s > std::numeric_limits<uint32_t>::max()) {
+    return Status::InvalidArgument(what + " " + std::to_string(s) + " is out of range");
+  }
+  return static_cast<uint32_t>(s);
+}
+
+Result<uint32_t> required_id(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end()) return Status::InvalidArgument(std::string("missing field \"") + field + "\"");
+  return id_value(*it, std::string("field \"") + field + "\"");
+}
+
+json tenant_json(const Tenant& t, const std::string& source) {
+  return json{{"name", t.name},     {"uid", t.uid},          {"gid", t.gid},
+              {"groups", t.groups}, {"source", source},      {"created_at", t.created_at}};
+}
+
+std::string octal_mode(uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777u);
+  return buf;
+}
+
+AdminReply add_tenant(const AdminDeps& deps, const json& req) {
+  Status st = reject_unknown_fields(req, {"name", "uid", "gid", "groups"});
+  if (!st.ok()) return error(st);
+  auto name = required_string(req, "name");
+  if (!name.ok()) return error(name.status());
+  auto uid = required_id(req, "uid");
+  if (!uid.ok()) return error(uid.status());
+  auto gid = required_id(req, "gid");
+  if (!gid.ok()) return error(gid.status());
+
+  Tenant t;
+  t.name = *name;
+  t.uid = static_cast<uid_t>(*uid);
+  t.gid = static_cast<gid_t>(*gid);
+  if (auto it = req.find("groups"); it != req.end() && !it->is_null()) {
+    if (!it->is_array()) return error(400, "field \"groups\" must be an array of gids");
+    if (it->size() > kMaxTenantGroups) {
+      return error(400, "field \"groups\" holds " + std::to_string(it->size()) +
+                            " gids, at most " + std::to_string(kMaxTenantGroups) +
+                            " are allowed");
+    }
+    std::set<gid_t> groups;
+    for (const auto& g : *it) {
+      auto v = id_value(g, "each entry of \"groups\"");
+      if (!v.ok()) return error(v.status());
+      groups.insert(static_cast<gid_t>(*v));
+    }
+    // The primary gid is always held; listing it again changes nothing.
+    groups.erase(t.gid);
+    t.groups.assign(groups.begin(), groups.end());
+  }
+  st = validate_tenant(t);
+  if (!st.ok()) return error(st);
+
+  st = deps.store->add_tenant(t);
+  if (st.code() == Code::kAlreadyExists) {
+    return error(409, "tenant \"" + t.name + "\" already exists; a tenant's identity never "
+                      "changes: pick another name, or remove it first with `tenantfs tenant "
+                      "rm " + t.name + "` (possible only while no volume is bound to it)");
+  }
+  if (!st.ok()) return error(st);
+  auto stored = deps.store->get_tenant(t.name);
+  spdlog::info("admin: added tenant {} (uid {}, gid {}, {} groups)", t.name, t.uid, t.gid,
+               t.groups.size());
+  return AdminReply{200, json{{"tenant", tenant_json(stored.ok() ? *stored : t, "registry")}}};
+}
+
+AdminReply list_tenants(const AdminDeps& deps, const json& req) {
+  Status st = reject_unknown_fields(req, {});
+  if (!st.ok()) return error(st);
+  auto entries = deps.tenants->list();
+  if (!entries.ok()) return error(entries.status());
+  json out = json::array();
+  for (const auto& e : *entries) out.push_back(tenant_json(e.tenant, e.source));
+  return AdminReply{200, json{{"tenants", std::move(out)}}};
+}
+
+AdminReply remove_tenant(const AdminDeps& deps, const json& req) {
+  Status st = reject_unknown_fields(req, {"name"});
+  if (!st.ok()) return error(st);
+  auto name = required_string(req, "name");
+  if (!name.ok()) return error(name.status());
+  st = validate_tenant_name(*name);
+  if (!st.ok()) return error(st);
+
+  auto registered = deps.store->get_tenant(*name);
+  if (!registered.ok()) {
+    if (registered.status().code() != Code::kNotFound) return error(registered.status());
+    // Not ours to remove; say where the name does come from, if anywhere.
+    auto entries = deps.tenants->list();
+    if (entries.ok()) {
+      for (const auto& e : *entries) {
+        if (e.tenant.name == *name && e.source != "registry") {
+          return error(409, "tenant \"" + *name + "\" comes from the host's " + e.source +
+                                " file, not from the tenantfs registry: remove the user "
+                                "there instead");
+        }
+      }
+    }
+    return error(404, "unknown tenant \"" + *name + "\": `tenantfs tenant ls` lists tenants");
+  }
+
+  // Checked here, not only in the store, to tell the user which volumes.
+  auto volumes = deps.store->list_volumes();
+  if (!volumes.ok()) return error(volumes.status());
+  std::vector<std::string> bound;
+  for (const auto& v : *volumes) {
+    if (v.tenant == *name) bound.push_back(v.name);
+  }
+  if (!bound.empty()) {
+    std::string names;
+    for (const auto& b : bound) names += (names.empty() ? "" : " ") + b;
+    std::string list = names;
+    for (char& c : list) {
+      if (c == ' ') c = ',';
+    }
+    return error(409, "tenant \"" + *name + "\" still has " + std::to_string(bound.size()) +
+                          (bound.size() == 1 ? " volume" : " volumes") + " bound: " + list +
+                          "; remove " + (bound.size() == 1 ? "it" : "them") +
+                          " first with `docker volume rm " + names + "`");
+  }
+  st = deps.store->remove_tenant(*name);
+  if (!st.ok()) return error(st);
+  spdlog::info("admin: removed tenant {}", *name);
+  return AdminReply{200, json{{"removed", *name}}};
+}
+
+AdminReply list_volumes(const AdminDeps& deps, const json& req) {
+  Status st = reject_unknown_fields(req, {});
+  if (!st.ok()) return error(st);
+  auto volumes = deps.store->list_volumes();
+  if (!volumes.ok()) return error(volumes.status());
+  json out = json::array();
+  for (const auto& v : *volumes) {
+    json ids = json::object();
+    int64_t mounts = 0;
+    auto refs = deps.store->refs(v.name);
+    if (refs.ok()) {
+      for (const auto& [id, n] : refs->ids) ids[id] = n;
+      mounts = refs->total();
+    } else if (refs.status().code() != Code::kNotFound) {
+      return error(refs.status());
+    }  // kNotFound: removed since the listing; report it without mounts
+    out.push_back(json{{"name", v.name},
+                       {"tenant", v.tenant},
+                       {"uid", v.uid},
+                       {"gid", v.gid},
+                       {"groups", v.groups},
+                       {"present_uid", v.present_uid},
+                       {"present_gid", v.present_gid},
+                       {"mode", octal_mode(v.mode)},
+                       {"cache", v.cache},
+                       {"readonly", v.readonly},
+                       {"external", v.external},
+                       {"path", v.backing_path},
+                       {"options", v.options},
+                       {"mounts", mounts},
+                       {"mount_ids", std::move(ids)},
+                       {"created_at", v.created_at}});
+  }
+  return AdminReply{200, json{{"volumes", std::move(out)}}};
+}
+
+}  // namespace
+
+AdminReply handle_admin_request(const AdminDeps& deps, std::string_view endpoint,
+                                std::string_view body) {
+  try {
+    if (body.size() > kMaxAdminBodyBytes) {
+      return error(413, "request body of " + std::to_string(body.size()) +
+                            " bytes is larger than the admin API accepts (" +
+                            std::to_string(kMaxAdminBodyBytes) + ")");
+    }
+    using Handler = AdminReply (*)(const AdminDeps&, const json&);
+    Handler handler = nullptr;
+    if (endpoint == "tenants/add") handler = add_tenant;
+    if (endpoint == "tenants/list") handler = list_tenants;
+    if (endpoint == "tenants/remove") handler = remove_tenant;
+    if (endpoint == "volumes/list") handler = list_volumes;
+    if (handler == nullptr) {
+      std::string shown(endpoint.substr(0, 100));
+      return error(404, "unknown admin endpoint \"" + shown + "\" (this tenantfs serves " +
+                            kEndpoints + "): is the CLI newer than the plugin?");
+    }
+    auto req = parse_object(body);
+    if (!req.ok()) return error(req.status());
+    return handler(deps, *req);
+  } catch (const std::exception& e) {
+    // nlohmann throws on invalid UTF-8 when serialising, std::bad_alloc, ...
+    spdlog::error("admin: {} failed: {}", endpoint, e.what());
+    return error(500, std::string("internal error handling ") + std::string(endpoint) + ": " +
+                          e.what());
+  }
+}
+
+void register_admin_routes(httplib::Server& server, AdminDeps deps) {
+  auto serve = [deps](const httplib::Request& req, httplib::Response& res) {
+    std::string_view path = req.path;
+    std::string_view endpoint =
+        path.substr(std::min(path.size(), kAdminPrefix.size()));
+    AdminReply reply = handle_admin_request(deps, endpoint, req.body);
+    if (reply.status >= 400) {
+      spdlog::warn("admin: {} -> {}: {}", req.path, reply.status,
+                   reply.body.value("Err", std::string()));
+    }
+    res.status = reply.status;
+    // Replace invalid UTF-8 (e.g. a stored name) rather than throw mid-reply.
+    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/json");
+  };
+  const std::string prefix(kAdminPrefix);
+  for (const char* endpoint : {"tenants/add", "tenants/list", "tenants/remove", "volumes/list"}) {
+    server.Post(prefix + endpoint, serve);
+  }
+  // Registered last: httplib tries routes in order, so this only sees paths
+  // under the prefix that no endpoint matched.
+  server.Post(prefix + ".*", serve);
+}
+
+}  // namespace tenantfs
