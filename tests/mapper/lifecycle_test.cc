@@ -1,0 +1,195 @@
+// The mapper's process contract: readiness line, mount identity, how it ends,
+// and what a failure or a crash leaves behind.
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "tests/mapper/mapper_fixture.h"
+
+namespace tenantfs::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class MapperLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
+};
+
+bool exited_with(const std::optional<int>& status, int code) {
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == code;
+}
+
+std::string describe_status(const std::optional<int>& status) {
+  if (!status) return "still running after 10 s";
+  if (WIFEXITED(*status)) return "exit " + std::to_string(WEXITSTATUS(*status));
+  if (WIFSIGNALED(*status)) return "killed by signal " + std::to_string(WTERMSIG(*status));
+  return "status " + std::to_string(*status);
+}
+
+// Removes CAP_SETUID and CAP_SETGID from every capability set of this
+// process, so that the exec'd mapper (still uid 0, still CAP_SYS_ADMIN) can
+// mount but cannot switch to the tenant.
+void drop_setid_capabilities() {
+  ::prctl(PR_CAPBSET_DROP, CAP_SETUID, 0, 0, 0);
+  ::prctl(PR_CAPBSET_DROP, CAP_SETGID, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) ::_exit(126);
+  const unsigned int mask = ~((1u << CAP_SETUID) | (1u << CAP_SETGID));
+  data[0].effective &= mask;
+  data[0].permitted &= mask;
+  data[0].inheritable &= mask;
+  if (::syscall(SYS_capset, &header, data) != 0) ::_exit(126);
+}
+
+TEST_F(MapperLifecycleTest, ReportsReadyAndMountsAsFuseTenantfsWithVolumeName) {
+  VolumeOptions opts;
+  opts.name = "lifecycle-vol";
+  MountedVolume vol(opts);
+  ASSERT_EQ(vol.start(), "ready");
+  std::optional<MountEntry> m = find_mount(vol.mountpoint());
+  ASSERT_TRUE(m) << vol.mountpoint() << " is not in /proc/self/mountinfo";
+  EXPECT_EQ(m->fstype, "fuse.tenantfs");
+  EXPECT_EQ(m->source, "tenantfs:lifecycle-vol");
+  // allow_other: without it no caller but the mounter's uid could enter.
+  EXPECT_NE(m->options.find("allow_other"), std::string::npos) << m->options;
+  // The kernel must not apply permission checks of its own on presented ids.
+  EXPECT_EQ(m->options.find("default_permissions"), std::string::npos) << m->options;
+}
+
+TEST_F(MapperLifecycleTest, MapperRunsAsTenantAfterReady) {
+  VolumeOptions opts;
+  opts.groups = {kSharedGid};
+  MountedVolume vol(opts);
+  ASSERT_EQ(vol.start(), "ready");
+  std::string status = read_file("/proc/" + std::to_string(vol.mapper()->pid()) + "/status");
+  auto field = [&](const std::string& key) {
+    size_t at = status.find("\n" + key + ":");
+    if (at == std::string::npos) return std::string();
+    size_t begin = at + key.size() + 2;
+    std::string value = status.substr(begin, status.find('\n', begin) - begin);
+    // Normalise tabs and runs of spaces to single spaces.
+    std::string out;
+    for (char c : value) {
+      if (c == '\t' || c == ' ') {
+        if (!out.empty() && out.back() != ' ') out.push_back(' ');
+      } else {
+        out.push_back(c);
+      }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+  };
+  EXPECT_EQ(field("Uid"), "7001 7001 7001 7001");
+  EXPECT_EQ(field("Gid"), "7001 7001 7001 7001");
+  EXPECT_EQ(field("Groups"), "7100");
+  EXPECT_EQ(field("CapEff"), "0000000000000000");
+  EXPECT_EQ(field("CapPrm"), "0000000000000000");
+  EXPECT_EQ(field("NoNewPrivs"), "1");
+}
+
+TEST_F(MapperLifecycleTest, MissingBackingDirectoryReportsErrorAndLeavesNoMount) {
+  MountedVolume vol;
+  std::vector<std::string> args = vol.mapper_args();
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--backing") args[i + 1] = vol.root() + "/store/does-not-exist";
+  MapperProcess mapper(args, vol.log_path());
+  std::string line = mapper.wait_ready_line(seconds(10));
+  EXPECT_EQ(line.rfind("error: ", 0), 0u) << "ready line: \"" << line << "\"";
+  EXPECT_GT(line.size(), std::string("error: ").size()) << "the error must say what failed";
+  std::optional<int> status = mapper.wait_exit(seconds(10));
+  ASSERT_TRUE(status) << "mapper still running after reporting an error";
+  EXPECT_FALSE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint())) << "a failed start left a mount behind";
+}
+
+TEST_F(MapperLifecycleTest, FailedPrivilegeDropReportsErrorAndLeavesNoMount) {
+  MountedVolume vol;
+  std::string line = vol.start(drop_setid_capabilities);
+  EXPECT_EQ(line.rfind("error: ", 0), 0u) << "ready line: \"" << line << "\"";
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  ASSERT_TRUE(status) << "mapper still running although it could not drop privileges";
+  EXPECT_FALSE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint())) << "a failed privilege drop left a mount behind";
+  vol.drop_mapper();
+}
+
+TEST_F(MapperLifecycleTest, UmountMakesMapperExitZero) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  vol.drop_mapper();
+}
+
+TEST_F(MapperLifecycleTest, FusermountUnmountMakesMapperExitZero) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  int rc = run_command({"fusermount3", "-u", vol.mountpoint()});
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << "fusermount3 -u: status " << rc;
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
+  vol.drop_mapper();
+}
+
+// mapper.h: "on SIGTERM or SIGINT it unmounts itself first" and "exits 0
+// once unmounted".
+void expect_signal_unmounts_and_exits_zero(int sig) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  vol.mapper()->signal(sig);
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint())) << "mapper exited on signal " << sig
+                                             << " but left its mount";
+  vol.drop_mapper();
+}
+
+TEST_F(MapperLifecycleTest, SigtermUnmountsAndExitsZero) { expect_signal_unmounts_and_exits_zero(SIGTERM); }
+
+TEST_F(MapperLifecycleTest, SigintUnmountsAndExitsZero) { expect_signal_unmounts_and_exits_zero(SIGINT); }
+
+TEST_F(MapperLifecycleTest, KilledMapperLeavesMountThatReportsNotConnected) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  vol.mapper()->signal(SIGKILL);
+  ASSERT_TRUE(vol.mapper()->wait_exit(seconds(10)));
+  vol.drop_mapper();
+  ASSERT_TRUE(find_mount(vol.mountpoint())) << "expected the dead mount to stay listed";
+  struct stat st {};
+  EXPECT_EQ(::stat(vol.mountpoint().c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOTCONN) << errno_name(errno);
+}
+
+TEST_F(MapperLifecycleTest, StaleMountCanBeLazilyUnmountedAndMountedAgain) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  ASSERT_TRUE(write_file(vol.path("kept"), "survives the crash"));
+  vol.mapper()->signal(SIGKILL);
+  ASSERT_TRUE(vol.mapper()->wait_exit(seconds(10)));
+  vol.drop_mapper();
+
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
+
+  ASSERT_EQ(vol.start(), "ready");
+  EXPECT_EQ(read_file(vol.path("kept")), "survives the crash");
+  std::optional<MountEntry> m = find_mount(vol.mountpoint());
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->fstype, "fuse.tenantfs");
+}
+
+}  // namespace
+}  // namespace tenantfs::testing
