@@ -33,8 +33,12 @@ install:
 uninstall:
 	@echo "make uninstall: not implemented yet" >&2; exit 1
 
-bench:
-	@echo "make bench: not implemented yet" >&2; exit 1
+# Benchmarks (root): filesystem (native vs tenantfs vs bindfs), then API and Docker.
+# BENCH_QUICK=1 for a short run; BENCH_RUNS=N; see bench/README.md.
+bench: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR) --target tenantfs -j $(JOBS)
+	@BUILD_DIR=$(BUILD_DIR) bench/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
