@@ -6,12 +6,17 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "mapper/mapper_command.h"
+#include "plugin/admin_cli.h"
+
 int main(int argc, char** argv) {
   CLI::App app{"tenantfs: Docker volumes that act as their tenant", "tenantfs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("tenantfs 0.1.0"));
 
   // Each component registers its own subcommands here.
+  tenantfs::register_admin_commands(app);
+  tenantfs::register_mapper_command(app);
 
   CLI11_PARSE(app, argc, argv);
   return EXIT_SUCCESS;
