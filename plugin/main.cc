@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "mapper/mapper_command.h"
 #include "plugin/admin_cli.h"
 
 int main(int argc, char** argv) {
@@ -16,7 +15,6 @@ int main(int argc, char** argv) {
 
   // Each component registers its own subcommands here.
   tenantfs::register_admin_commands(app);
-  tenantfs::register_mapper_command(app);
 
   CLI11_PARSE(app, argc, argv);
   return EXIT_SUCCESS;
