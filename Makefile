@@ -24,14 +24,21 @@ deps:
 test: deps all
 	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 1800 $(CTEST_ARGS)
 
-plugin:
-	@echo "make plugin: not implemented yet" >&2; exit 1
+# The managed-plugin directory: rootfs skeleton + tenantfs + its shared libraries.
+plugin: build-deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTENANTFS_WERROR=ON >/dev/null
+	@cmake --build $(BUILD_DIR) --target tenantfs -j $(JOBS)
+	@scripts/build-plugin.sh --binary $(BUILD_DIR)/plugin/tenantfs --out $(BUILD_DIR)/plugin-pkg
 
+# Enables the plugin in the local Docker (DOCKER_HOST respected), replacing an
+# older one when none of its volumes is in use, and installs the tenantfs CLI.
 install:
-	@echo "make install: not implemented yet" >&2; exit 1
+	@scripts/install-plugin.sh --check
+	@$(MAKE) plugin
+	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/plugin/tenantfs --prefix $(PREFIX)
 
 uninstall:
-	@echo "make uninstall: not implemented yet" >&2; exit 1
+	@scripts/uninstall-plugin.sh --prefix $(PREFIX)
 
 # Benchmarks (root): filesystem (native vs tenantfs vs bindfs), then API and Docker.
 # BENCH_QUICK=1 for a short run; BENCH_RUNS=N; see bench/README.md.

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Creates and enables the tenantfs managed plugin in the local Docker (or the
+# one DOCKER_HOST names) from a plugin directory, and installs the tenantfs
+# admin CLI.
+#
+#   scripts/install-plugin.sh [--plugin-dir DIR] [--cli BINARY] [--prefix P] [--name N]
+#     --plugin-dir  made by scripts/build-plugin.sh (default: build/plugin-pkg)
+#     --cli         the tenantfs binary to install as P/bin/tenantfs
+#                   (default: DIR/rootfs/tenantfs)
+#     --prefix      default /usr/local
+#     --name        plugin name (default: tenantfs)
+#     --check       only check that a Docker daemon answers
+#
+# An existing plugin of that name is replaced only when no running container
+# uses one of its volumes; its settings (mount sources, env) are carried over.
+# Volumes and their data survive the replacement.
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=plugin-common.sh
+source "$repo/scripts/plugin-common.sh"
+
+plugin_dir="$repo/build/plugin-pkg"
+cli=""
+prefix=/usr/local
+name=tenantfs
+while (($#)); do
+  case "$1" in
+    --plugin-dir) plugin_dir="$2"; shift 2 ;;
+    --cli) cli="$2"; shift 2 ;;
+    --prefix) prefix="$2"; shift 2 ;;
+    --name) name="$2"; shift 2 ;;
+    --check) require_docker; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+cli="${cli:-$plugin_dir/rootfs/tenantfs}"
+
+[[ -f "$plugin_dir/config.json" && -d "$plugin_dir/rootfs" ]] ||
+  die "no plugin directory at $plugin_dir: run make plugin first"
+[[ -x "$cli" ]] || die "no tenantfs binary at $cli"
+[[ $(id -u) -eq 0 ]] || die "run as root (sudo make install): the plugin's directories and $prefix/bin need it"
+require_docker
+
+# Settings of the plugin being replaced, re-applied to the new one.
+old_settings=()
+if plugin_exists "$name"; then
+  refuse_if_in_use "$name" "replace the installed $name plugin"
+  mapfile -t old_settings < <(
+    docker plugin inspect --format '{{range .Settings.Mounts}}{{.Name}}.source={{.Source}}{{println}}{{end}}{{range .Settings.Env}}{{.}}{{println}}{{end}}' "$name" |
+      sed '/^$/d')
+  say "replacing the installed $name plugin (its volumes and settings are kept)"
+  # -f: existing volumes hold a reference on the plugin; none is mounted.
+  docker plugin disable -f "$name" >/dev/null 2>&1 || true
+  docker plugin rm -f "$name" >/dev/null
+fi
+
+docker plugin create "$name" "$plugin_dir" >/dev/null
+if ((${#old_settings[@]})); then
+  # Only settings the new manifest still declares as settable are carried
+  # over; the others keep the new defaults.
+  for s in "${old_settings[@]}"; do
+    docker plugin set "$name" "$s" >/dev/null 2>&1 || true
+  done
+fi
+
+# Bind mount sources must exist before the plugin starts. The state directory
+# holds the store and every volume's data: root only.
+while read -r mname src; do
+  [[ -n "$src" && ! -e "$src" ]] || continue
+  case "$mname" in
+    state) install -d -m 0700 "$src" ;;
+    roots) install -d -m 0755 "$src" ;;
+  esac
+done < <(docker plugin inspect --format '{{range .Settings.Mounts}}{{.Name}} {{.Source}}{{println}}{{end}}' "$name")
+
+if ! docker plugin enable "$name" >/dev/null; then
+  die "docker plugin enable $name failed; see the Docker daemon's log (journalctl -u docker) for the plugin's own messages"
+fi
+
+install -d "$prefix/bin"
+install -m 0755 "$cli" "$prefix/bin/tenantfs"
+id="$(docker plugin inspect --format '{{.Id}}' "$name")"
+say "plugin $name enabled (socket /run/docker/plugins/$id/tenantfs.sock); CLI installed as $prefix/bin/tenantfs"
+say "next: tenantfs tenant add NAME --uid U --gid G; docker volume create -d $name -o tenant=NAME VOLUME"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reverses install-plugin.sh: disables and removes the tenantfs plugin from the
+# local Docker (or DOCKER_HOST's) and removes the tenantfs CLI. Refuses while
+# a running container uses one of its volumes. Volume data and the store stay
+# on the host (the plugin's state directory); reinstalling brings them back.
+#
+#   scripts/uninstall-plugin.sh [--prefix P] [--name N]
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=plugin-common.sh
+source "$repo/scripts/plugin-common.sh"
+
+prefix=/usr/local
+name=tenantfs
+while (($#)); do
+  case "$1" in
+    --prefix) prefix="$2"; shift 2 ;;
+    --name) name="$2"; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+
+require_docker
+if plugin_exists "$name"; then
+  refuse_if_in_use "$name" "uninstall the $name plugin"
+  state="$(docker plugin inspect --format '{{range .Settings.Mounts}}{{if eq .Name "state"}}{{.Source}}{{end}}{{end}}' "$name")"
+  volumes="$(docker volume ls -q --filter "driver=$name" 2>/dev/null | wc -l)"
+  docker plugin disable -f "$name" >/dev/null 2>&1 || true
+  docker plugin rm -f "$name" >/dev/null
+  say "plugin $name removed"
+  if ((volumes > 0)); then
+    say "$volumes volume(s) of driver $name remain known to Docker; their data is kept in ${state:-the plugin's state directory}"
+    say "reinstall (make install) to use or remove them"
+  fi
+else
+  say "no plugin named $name in this Docker; nothing to remove there"
+fi
+
+if [[ -e "$prefix/bin/tenantfs" ]]; then
+  rm -f "$prefix/bin/tenantfs"
+  say "removed $prefix/bin/tenantfs"
+fi
