@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -453,6 +454,53 @@ ScopedTmpfs::ScopedTmpfs(const std::string& where) : where_(where) {
 
 ScopedTmpfs::~ScopedTmpfs() {
   if (mounted_ && ::umount2(where_.c_str(), 0) != 0) ::umount2(where_.c_str(), MNT_DETACH);
+}
+
+std::string encode_acl(const std::vector<AclEntry>& entries) {
+  // Little-endian: version 2, then (tag, perm, id) per entry; on the
+  // little-endian machines we run on that is the in-memory layout.
+  std::string out;
+  uint32_t version = 2;
+  out.append(reinterpret_cast<const char*>(&version), sizeof version);
+  for (const AclEntry& e : entries) {
+    out.append(reinterpret_cast<const char*>(&e.tag), sizeof e.tag);
+    out.append(reinterpret_cast<const char*>(&e.perm), sizeof e.perm);
+    out.append(reinterpret_cast<const char*>(&e.id), sizeof e.id);
+  }
+  return out;
+}
+
+std::vector<AclEntry> decode_acl(const std::string& xattr) {
+  std::vector<AclEntry> out;
+  for (size_t at = 4; at + 8 <= xattr.size(); at += 8) {
+    AclEntry e{};
+    std::memcpy(&e.tag, xattr.data() + at, 2);
+    std::memcpy(&e.perm, xattr.data() + at + 2, 2);
+    std::memcpy(&e.id, xattr.data() + at + 4, 4);
+    out.push_back(e);
+  }
+  return out;
+}
+
+bool supports_posix_acl(const std::string& dir) {
+  std::string probe = dir + "/.acl-probe";
+  UniqueFd fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return false;
+  std::string acl = encode_acl({{kAclUserObj, 6, kAclNoId},
+                                {kAclUser, 4, kOtherUid},
+                                {kAclGroupObj, 0, kAclNoId},
+                                {kAclMask, 4, kAclNoId},
+                                {kAclOther, 0, kAclNoId}});
+  bool ok = ::fsetxattr(fd.get(), kAclAccessXattr, acl.data(), acl.size(), 0) == 0;
+  ::unlink(probe.c_str());
+  return ok;
+}
+
+std::optional<std::string> get_xattr(const std::string& path, const std::string& name) {
+  char buf[4096];
+  ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
+  if (n < 0) return std::nullopt;
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 }  // namespace tenantfs::testing

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -206,5 +207,24 @@ class ScopedTmpfs {
   std::string where_;
   bool mounted_ = false;
 };
+
+// POSIX ACLs in their xattr form (system.posix_acl_access), built by hand so
+// that the tests need no libacl.
+struct AclEntry {
+  uint16_t tag;
+  uint16_t perm;  // 4 read, 2 write, 1 execute
+  uint32_t id;    // kAclNoId for the entries that name no one
+};
+inline constexpr uint16_t kAclUserObj = 0x01, kAclUser = 0x02, kAclGroupObj = 0x04,
+                          kAclGroup = 0x08, kAclMask = 0x10, kAclOther = 0x20;
+inline constexpr uint32_t kAclNoId = 0xffffffffu;
+inline constexpr const char* kAclAccessXattr = "system.posix_acl_access";
+std::string encode_acl(const std::vector<AclEntry>& entries);
+std::vector<AclEntry> decode_acl(const std::string& xattr);
+// Whether the filesystem holding `dir` stores POSIX ACLs (tried on a scratch
+// file there, as root).
+bool supports_posix_acl(const std::string& dir);
+// getxattr as the current process; nullopt (and errno set) on failure.
+std::optional<std::string> get_xattr(const std::string& path, const std::string& name);
 
 }  // namespace tenantfs::testing
