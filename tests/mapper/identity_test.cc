@@ -314,6 +314,7 @@ struct Presentation {
   uid_t shown_uid;
   gid_t shown_gid;
 };
+void PrintTo(const Presentation& p, std::ostream* os) { *os << p.name; }
 
 class PresentationTest : public ::testing::TestWithParam<Presentation> {
  protected:

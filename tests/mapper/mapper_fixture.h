@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ struct Caller {
   std::vector<gid_t> groups;
   std::string name() const;  // "root", "uid1000", for test names
 };
+inline void PrintTo(const Caller& c, std::ostream* os) { *os << c.name(); }
 
 // Forks, switches the child to `who` (groups, gid, then uid), runs fn there
 // and returns what it returned. A child that crashes or hangs (30 s) yields

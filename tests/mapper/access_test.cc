@@ -1,0 +1,284 @@
+// Access control: the storage's own permissions, checked against the tenant,
+// decide; root in the caller's seat gains nothing, device nodes cannot be
+// made, symlinks and foreign mounts inside the volume never make the mapper
+// serve files from outside it.
+#include <fcntl.h>
+#include <libgen.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "tests/mapper/mapper_fixture.h"
+
+namespace tenantfs::testing {
+namespace {
+
+Outcome read_whole(const std::string& path, int flags = 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags));
+  if (!fd) return sys(-1);
+  Outcome o;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0) return sys(-1);
+    o.data.append(buf, static_cast<size_t>(n));
+  }
+  return o;
+}
+
+Outcome open_for_write(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return sys(-1);
+  return sys(::write(fd.get(), "overwritten", 11));
+}
+
+// Creates a file directly on the backing store with the given owner and mode.
+void put_on_backing(const std::string& path, const std::string& content, uid_t uid, gid_t gid,
+                    mode_t mode) {
+  ASSERT_TRUE(write_file(path, content, mode));
+  ASSERT_EQ(::chown(path.c_str(), uid, gid), 0) << std::strerror(errno);
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0) << std::strerror(errno);
+}
+
+const Caller kRoot{0, 0, {}};
+const Caller kUser1000{1000, 1000, {1000}};
+
+class AccessTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
+};
+
+TEST_F(AccessTest, RootCannotReadAnotherUsersPrivateFile) {
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("private"), "secret of 7002", kOtherUid, kOtherGid, 0600);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("private")); });
+  EXPECT_EQ(o.ret, -1) << "read returned \"" << o.data << "\"";
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+  EXPECT_EQ(o.data.find("secret"), std::string::npos);
+}
+
+TEST_F(AccessTest, RootCannotWriteAnotherUsersPrivateFile) {
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("private"), "secret of 7002", kOtherUid, kOtherGid, 0600);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] { return open_for_write(vol.path("private")); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+  Outcome t = run_as(kRoot, [&] { return sys(::truncate(vol.path("private").c_str(), 0)); });
+  EXPECT_EQ(t.ret, -1);
+  EXPECT_EQ(t.err, EACCES) << describe(t);
+  EXPECT_EQ(read_file(vol.backing_path("private")), "secret of 7002");
+}
+
+TEST_F(AccessTest, RootCannotChmodAnotherUsersFile) {
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("private"), "x", kOtherUid, kOtherGid, 0600);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] { return sys(::chmod(vol.path("private").c_str(), 0666)); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EPERM) << describe(o);
+  EXPECT_EQ(lstat_path(vol.backing_path("private")).st_mode & 07777, 0600u);
+}
+
+TEST_F(AccessTest, GroupReadableFileIsReadableWithSupplementaryGroup) {
+  VolumeOptions opts;
+  opts.groups = {kSharedGid};
+  MountedVolume vol(opts);
+  put_on_backing(vol.backing_path("shared"), "for group 7100", kOtherUid, kSharedGid, 0640);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kUser1000, [&] { return read_whole(vol.path("shared")); });
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  EXPECT_EQ(o.data, "for group 7100");
+  // Group read does not imply group write.
+  Outcome w = run_as(kUser1000, [&] { return open_for_write(vol.path("shared")); });
+  EXPECT_EQ(w.err, EACCES) << describe(w);
+}
+
+TEST_F(AccessTest, GroupReadableFileIsNotReadableWithoutSupplementaryGroup) {
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("shared"), "for group 7100", kOtherUid, kSharedGid, 0640);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("shared")); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+}
+
+TEST_F(AccessTest, CallersOwnSupplementaryGroupsGrantNothing) {
+  // The caller holds group 7100 but the tenant does not: the tenant decides.
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("shared"), "for group 7100", kOtherUid, kSharedGid, 0640);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(Caller{1000, kSharedGid, {kSharedGid}}, [&] { return read_whole(vol.path("shared")); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+}
+
+TEST_F(AccessTest, StorageAclGrantingTenantMakesOtherUsersFileReadable) {
+  MountedVolume vol;
+  if (!supports_posix_acl(vol.backing())) GTEST_SKIP() << "the backing filesystem has no POSIX ACLs";
+  put_on_backing(vol.backing_path("granted"), "acl says yes", kOtherUid, kOtherGid, 0600);
+  put_on_backing(vol.backing_path("denied"), "no acl", kOtherUid, kOtherGid, 0600);
+  std::string acl = encode_acl({{kAclUserObj, 6, kAclNoId},
+                                {kAclUser, 4, kTenantUid},
+                                {kAclGroupObj, 0, kAclNoId},
+                                {kAclMask, 4, kAclNoId},
+                                {kAclOther, 0, kAclNoId}});
+  ASSERT_EQ(::setxattr(vol.backing_path("granted").c_str(), kAclAccessXattr, acl.data(), acl.size(), 0), 0)
+      << std::strerror(errno);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome yes = run_as(kUser1000, [&] { return read_whole(vol.path("granted")); });
+  ASSERT_EQ(yes.ret, 0) << describe(yes);
+  EXPECT_EQ(yes.data, "acl says yes");
+  Outcome no = run_as(kUser1000, [&] { return read_whole(vol.path("denied")); });
+  EXPECT_EQ(no.err, EACCES) << describe(no);
+}
+
+TEST_F(AccessTest, CharacterDeviceCannotBeCreated) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] {
+    return sys(::mknod(vol.path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)));
+  });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EPERM) << describe(o);
+  EXPECT_EQ(::access(vol.backing_path("null").c_str(), F_OK), -1) << "a device node reached the storage";
+}
+
+TEST_F(AccessTest, BlockDeviceCannotBeCreated) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] {
+    return sys(::mknod(vol.path("disk").c_str(), S_IFBLK | 0660, makedev(8, 0)));
+  });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EPERM) << describe(o);
+  EXPECT_EQ(::access(vol.backing_path("disk").c_str(), F_OK), -1) << "a device node reached the storage";
+}
+
+class SymlinkEscapeTest : public AccessTest {
+ protected:
+  void SetUp() override {
+    AccessTest::SetUp();
+    if (IsSkipped()) return;
+    vol_ = std::make_unique<MountedVolume>();
+    make_link("shadow", "/etc/shadow");
+    make_link("passwd", "/etc/passwd");
+    make_link("up", "../..");
+    ASSERT_EQ(vol_->start(), "ready");
+  }
+  void TearDown() override { vol_.reset(); }
+
+  // A tenant-owned symlink made directly on the storage, as data brought in
+  // from outside would be.
+  void make_link(const std::string& name, const std::string& target) {
+    std::string p = vol_->backing_path(name);
+    ASSERT_EQ(::symlink(target.c_str(), p.c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(::lchown(p.c_str(), kTenantUid, kTenantGid), 0) << std::strerror(errno);
+  }
+
+  std::unique_ptr<MountedVolume> vol_;
+};
+
+TEST_F(SymlinkEscapeTest, ReadlinkReturnsTargetVerbatim) {
+  for (auto [name, target] : {std::pair{"shadow", "/etc/shadow"}, std::pair{"up", "../.."}}) {
+    char buf[256] = {};
+    ssize_t n = ::readlink(vol_->path(name).c_str(), buf, sizeof buf - 1);
+    ASSERT_GE(n, 0) << name << ": " << std::strerror(errno);
+    EXPECT_STREQ(buf, target) << name;
+    EXPECT_TRUE(S_ISLNK(lstat_path(vol_->path(name)).st_mode)) << name << " must stay a symlink";
+  }
+}
+
+TEST_F(SymlinkEscapeTest, OpenWithNoFollowFailsWithEloop) {
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol_->path("shadow"), O_NOFOLLOW); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, ELOOP) << describe(o);
+  EXPECT_TRUE(o.data.empty());
+}
+
+TEST_F(SymlinkEscapeTest, UnprivilegedCallerNeverGetsShadowThroughLink) {
+  // Following the link is the caller's own lookup of /etc/shadow, which
+  // uid 1000 may not read; the mapper adds no access of its own.
+  Outcome o = run_as(kUser1000, [&] { return read_whole(vol_->path("shadow")); });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+  EXPECT_TRUE(o.data.empty());
+}
+
+TEST_F(SymlinkEscapeTest, AbsoluteLinkIsResolvedInCallersMountNamespace) {
+  // The caller gets a private mount namespace in which /etc/passwd and
+  // /etc/shadow are covered by decoys. Whatever comes back through the links
+  // must be the decoy: a mapper that followed them itself would see the
+  // host's files instead.
+  std::string decoy = vol_->root() + "/decoy";
+  ASSERT_TRUE(write_file(decoy, "decoy seen by the caller\n", 0644));
+  std::string real_passwd = read_file("/etc/passwd");
+  Outcome o = run_as(kRoot, [&] {
+    if (::unshare(CLONE_NEWNS) != 0) return sys(-1);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return sys(-1);
+    for (const char* target : {"/etc/passwd", "/etc/shadow"})
+      if (::mount(decoy.c_str(), target, nullptr, MS_BIND, nullptr) != 0) return sys(-1);
+    Outcome p = read_whole(vol_->path("passwd"));
+    if (p.ret != 0) return p;
+    Outcome s = read_whole(vol_->path("shadow"));
+    if (s.ret != 0) return s;
+    p.data += "|" + s.data;
+    return p;
+  });
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  EXPECT_EQ(o.data, "decoy seen by the caller\n|decoy seen by the caller\n");
+  EXPECT_EQ(o.data.find(real_passwd), std::string::npos) << "host /etc/passwd came back";
+}
+
+TEST_F(SymlinkEscapeTest, DotDotLinkResolvesFromMountpointNotFromBacking) {
+  // mnt/up -> ../.. names the mountpoint's grandparent for the caller; had the
+  // mapper followed it on the storage it would reach the backing's
+  // grandparent, the root-only tree above the volume.
+  std::string mnt = vol_->mountpoint();
+  std::string grandparent = mnt.substr(0, mnt.rfind('/'));
+  grandparent = grandparent.substr(0, grandparent.rfind('/'));
+  struct stat expected {}, got {}, backing_side {};
+  ASSERT_EQ(::stat(grandparent.c_str(), &expected), 0);
+  ASSERT_EQ(::stat((vol_->backing() + "/../..").c_str(), &backing_side), 0);
+  ASSERT_EQ(::stat(vol_->path("up").c_str(), &got), 0) << std::strerror(errno);
+  EXPECT_EQ(got.st_dev, expected.st_dev);
+  EXPECT_EQ(got.st_ino, expected.st_ino);
+  EXPECT_FALSE(got.st_dev == backing_side.st_dev && got.st_ino == backing_side.st_ino);
+}
+
+TEST_F(AccessTest, LookupIntoFilesystemMountedInsideBackingIsRefused) {
+  MountedVolume vol;
+  // A plain directory, as control: the same content there is served.
+  ASSERT_EQ(::mkdir(vol.backing_path("plain").c_str(), 0700), 0);
+  ASSERT_EQ(::chown(vol.backing_path("plain").c_str(), kTenantUid, kTenantGid), 0);
+  put_on_backing(vol.backing_path("plain/secret"), "inside the volume", kTenantUid, kTenantGid, 0644);
+  ASSERT_EQ(::mkdir(vol.backing_path("sub").c_str(), 0700), 0);
+  ScopedTmpfs tmpfs(vol.backing_path("sub"));
+  ASSERT_TRUE(tmpfs.mounted());
+  // Owned by the tenant, so only the mount boundary can stop the mapper.
+  ASSERT_EQ(::chown(vol.backing_path("sub").c_str(), kTenantUid, kTenantGid), 0);
+  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid, 0644);
+  ASSERT_EQ(vol.start(), "ready");
+
+  Outcome control = run_as(kRoot, [&] { return read_whole(vol.path("plain/secret")); });
+  ASSERT_EQ(control.ret, 0) << describe(control);
+  EXPECT_EQ(control.data, "inside the volume");
+
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("sub/secret")); });
+  EXPECT_EQ(o.ret, -1) << "served from the foreign filesystem: \"" << o.data << "\"";
+  EXPECT_EQ(o.data.find("another filesystem"), std::string::npos);
+  Outcome create = run_as(kRoot, [&] {
+    UniqueFd fd(::open(vol.path("sub/planted").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    return sys(fd ? 0 : -1);
+  });
+  EXPECT_EQ(create.ret, -1) << "created a file on the foreign filesystem";
+  EXPECT_EQ(::access(vol.backing_path("sub/planted").c_str(), F_OK), -1);
+}
+
+}  // namespace
+}  // namespace tenantfs::testing
