@@ -66,7 +66,7 @@ start_private_dockerd() {
     if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
       return 0
     fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! tfs_alive "$pid"; then
       tfs_log "dockerd exited during start-up; last lines of $TFS_DOCKERD_LOG:"
       tail -n 20 "$TFS_DOCKERD_LOG" >&2
       return 1
@@ -76,6 +76,14 @@ start_private_dockerd() {
   tfs_log "dockerd did not answer on $DOCKER_HOST within ${TFS_DOCKERD_TIMEOUT}s"
   tail -n 20 "$TFS_DOCKERD_LOG" >&2
   return 1
+}
+
+# tfs_alive PID: the process exists and is not a zombie (a daemon restarted
+# from a bats test outlives that test's shell, which cannot reap it).
+tfs_alive() {
+  local state
+  state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
 }
 
 # stop_private_dockerd
@@ -88,10 +96,10 @@ stop_private_dockerd() {
   kill -TERM "$pid" 2>/dev/null || { rm -f "$TFS_D/dockerd.pid"; return 0; }
   local i
   for ((i = 0; i < TFS_DOCKERD_TIMEOUT * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    tfs_alive "$pid" || break
     sleep 0.2
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if tfs_alive "$pid"; then
     tfs_log "dockerd $pid ignored SIGTERM for ${TFS_DOCKERD_TIMEOUT}s; killing it"
     kill -KILL "$pid" 2>/dev/null
     sleep 1
@@ -257,4 +265,51 @@ teardown_private_dockerd() {
   rm -rf --one-file-system "$d" || rc=1
   unset TFS_D TFS_PLUGIN_ID
   return "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# For bats files.
+
+# e2e_setup_file: one private daemon with busybox and the plugin for a whole
+# .bats file; tears down what it started if any step fails.
+e2e_setup_file() {
+  if [[ $(id -u) -ne 0 ]]; then
+    tfs_log "the e2e tests run as root (a private dockerd)"
+    return 1
+  fi
+  start_private_dockerd && import_busybox && install_plugin && return 0
+  teardown_private_dockerd
+  return 1
+}
+
+# e2e_teardown_file: counterpart of e2e_setup_file. With TFS_KEEP_LOGS set,
+# the daemon's log (the plugin's output included) is kept there.
+e2e_teardown_file() { teardown_private_dockerd; }
+
+# add_test_tenants: alice 7001:7001 and bob 7002:7002, through the CLI and its
+# discovery of the plugin from DOCKER_HOST.
+add_test_tenants() {
+  tenantfs_cli tenant add alice --uid 7001 --gid 7001 || return 1
+  tenantfs_cli tenant add bob --uid 7002 --gid 7002 || return 1
+}
+
+# bb ARGS... CMD: a throwaway busybox container without network.
+bb() { docker run --rm --network none "$@"; }
+
+# host_owner PATH: uid:gid of PATH on the host (the storage).
+host_owner() { stat -c %u:%g "$1"; }
+
+# volume_status VOLUME KEY: one field of the volume's Status as `docker volume
+# inspect` shows it (empty when absent).
+volume_status() {
+  docker volume inspect --format "{{with index .Status \"$2\"}}{{.}}{{end}}" "$1"
+}
+
+# e2e_teardown: per-test teardown; after a failed test, shows the plugin's
+# last log lines (dockerd relays them with plugin=<id>) under the failure.
+e2e_teardown() {
+  if [[ -z "${BATS_TEST_COMPLETED:-}" ]]; then
+    echo "# last plugin log lines:" >&2
+    grep -F "plugin=${TFS_PLUGIN_ID:-none}" "$TFS_DOCKERD_LOG" 2>/dev/null | tail -n 15 >&2
+  fi
 }

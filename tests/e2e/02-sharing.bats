@@ -1,0 +1,64 @@
+#!/usr/bin/env bats
+# One volume mounted by several containers at once: both see each other's
+# writes, stopping one leaves the other working, the mount count follows.
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup_file() {
+  e2e_setup_file
+  add_test_tenants
+  docker volume create -d tenantfs -o tenant=alice shared >/dev/null
+}
+
+teardown_file() { e2e_teardown_file; }
+teardown() { e2e_teardown; }
+
+# mounts: the number of mounts the plugin counts for volume `shared`.
+mounts() { volume_status shared mounts; }
+
+@test "an unused volume reports no mounts" {
+  [ "$(mounts)" = 0 ]
+}
+
+@test "two containers use one volume at once and see each other's files" {
+  docker run -d --name long --network none --user 1000 -v shared:/data busybox \
+    sh -c 'echo from-long > /data/long; while :; do sleep 1; done'
+  # The writer's file is there for a second container, written as the tenant.
+  run -0 bb --user 2000:2000 -v shared:/data busybox sh -c \
+    'for i in $(seq 50); do [ -e /data/long ] && break; sleep 0.2; done; cat /data/long; echo from-short > /data/short'
+  [ "$output" = from-long ]
+  run -0 docker exec long cat /data/short
+  [ "$output" = from-short ]
+  [ "$(host_owner "$(backing_dir shared)/long")" = 7001:7001 ]
+  [ "$(host_owner "$(backing_dir shared)/short")" = 7001:7001 ]
+}
+
+@test "while one container runs the volume counts one mount; with a second, two" {
+  [ "$(docker inspect --format '{{.State.Running}}' long)" = true ]
+  [ "$(mounts)" = 1 ]
+  docker run -d --name second --network none -v shared:/data busybox sleep 600
+  [ "$(mounts)" = 2 ]
+}
+
+@test "stopping one container leaves the other working" {
+  docker stop -t 1 second
+  [ "$(mounts)" = 1 ]
+  run -0 docker exec long sh -c 'echo again > /data/again && cat /data/again'
+  [ "$output" = again ]
+  [ "$(host_owner "$(backing_dir shared)/again")" = 7001:7001 ]
+}
+
+@test "a stopped container restarted mounts again and the count follows" {
+  docker start second
+  [ "$(mounts)" = 2 ]
+  run -0 docker exec second cat /data/again
+  [ "$output" = again ]
+  docker rm -f second
+  [ "$(mounts)" = 1 ]
+}
+
+@test "after the last container goes, the count is back to zero and data stays" {
+  docker rm -f long
+  [ "$(mounts)" = 0 ]
+  [ "$(cat "$(backing_dir shared)/long")" = from-long ]
+}

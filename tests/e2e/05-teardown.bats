@@ -1,0 +1,30 @@
+#!/usr/bin/env bats
+# The harness itself: after a run with a volume mounted by a running
+# container, teardown leaves no daemon, no mount, no directory behind. Runs
+# its own daemon inside the test, so it can look after teardown.
+bats_require_minimum_version 1.5.0
+load helpers
+
+@test "teardown leaves no dockerd, no mount, no plugin runtime dir, no temp dir" {
+  e2e_setup_file
+  add_test_tenants
+  local d="$TFS_D" id="$TFS_PLUGIN_ID" pid
+  pid="$(cat "$d/dockerd.pid")"
+  docker volume create -d tenantfs -o tenant=alice left >/dev/null
+  docker run -d --network none -v left:/data busybox sleep 600
+  # A FUSE mount of the volume is live under the daemon's directory.
+  [[ "$(mounts_under "$d")" == *left* ]]
+  [ -S "/run/docker/plugins/$id/tenantfs.sock" ]
+
+  run -0 teardown_private_dockerd
+  run ! tfs_alive "$pid"
+  [ -z "$(pids_of_run "$d")" ]
+  [ -z "$(mounts_under "$d")" ]
+  [ ! -e "$d" ]
+  [ ! -e "/run/docker/plugins/$id" ]
+}
+
+teardown() {
+  # Only if the test failed before its own teardown ran.
+  teardown_private_dockerd
+}
