@@ -193,16 +193,21 @@ AdminReply remove_tenant(const AdminDeps& deps, const json& req) {
     if (v.tenant == *name) bound.push_back(v.name);
   }
   if (!bound.empty()) {
-    std::string names;
-    for (const auto& b : bound) names += (names.empty() ? "" : " ") + b;
-    std::string list = names;
-    for (char& c : list) {
-      if (c == ' ') c = ',';
+    // Name at most a few: the message is read by a person, and the command
+    // it suggests must stay short enough to copy.
+    constexpr size_t kShown = 10;
+    std::string list, names;
+    for (size_t i = 0; i < bound.size() && i < kShown; ++i) {
+      list += (i ? ", " : "") + bound[i];
+      names += (i ? " " : "") + bound[i];
     }
+    if (bound.size() > kShown) list += " and " + std::to_string(bound.size() - kShown) + " more";
     return error(409, "tenant \"" + *name + "\" still has " + std::to_string(bound.size()) +
                           (bound.size() == 1 ? " volume" : " volumes") + " bound: " + list +
                           "; remove " + (bound.size() == 1 ? "it" : "them") +
-                          " first with `docker volume rm " + names + "`");
+                          " first with `docker volume rm " + names +
+                          (bound.size() > kShown ? " ...`" : "`") +
+                          " (`tenantfs volume ls` shows every volume and its tenant)");
   }
   st = deps.store->remove_tenant(*name);
   if (!st.ok()) return error(st);
