@@ -1,0 +1,344 @@
+// Data integrity: bytes written through the mount are exactly the bytes on
+// the storage and the bytes read back, whatever the size and offset; the
+// less common file operations either work or say they are unsupported.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+
+#include "tests/mapper/mapper_fixture.h"
+
+namespace tenantfs::testing {
+namespace {
+
+constexpr size_t KiB = 1024, MiB = 1024 * 1024;
+
+// The errnos by which an optional operation may decline; anything else is a
+// wrong answer.
+bool is_unsupported(int err) { return err == ENOSYS || err == EOPNOTSUPP; }
+
+class DataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
+    vol_ = std::make_unique<MountedVolume>();
+    ASSERT_EQ(vol_->start(), "ready");
+  }
+  void TearDown() override { vol_.reset(); }
+
+  std::string m(const std::string& rel) const { return vol_->path(rel); }
+  std::string b(const std::string& rel) const { return vol_->backing_path(rel); }
+
+  UniqueFd open_in_mount(const std::string& rel, int flags, mode_t mode = 0644) {
+    UniqueFd fd(::open(m(rel).c_str(), flags | O_CLOEXEC, mode));
+    EXPECT_TRUE(fd) << "open " << rel << ": " << std::strerror(errno);
+    return fd;
+  }
+
+  std::unique_ptr<MountedVolume> vol_;
+};
+
+bool pwrite_all(int fd, const std::string& data, off_t offset) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, offset + static_cast<off_t>(done));
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string pread_exact(int fd, size_t len, off_t offset) {
+  std::string out(len, '\0');
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, out.data() + done, len - done, offset + static_cast<off_t>(done));
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  out.resize(done);
+  return out;
+}
+
+// Reports the first differing byte instead of dumping megabytes.
+::testing::AssertionResult same_bytes(const std::string& got, const std::string& want) {
+  if (got == want) return ::testing::AssertionSuccess();
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  return ::testing::AssertionFailure() << "sizes " << got.size() << " vs " << want.size()
+                                       << ", first difference at byte " << i;
+}
+
+TEST_F(DataTest, RandomDataOfManySizesReadsBackIdenticallyOnMountAndBacking) {
+  const size_t sizes[] = {0,       1,           4095,     4096,          4097,      65535,
+                          65536,   128 * KiB + 1, 1 * MiB, 3 * MiB + 17, 5 * MiB - 1};
+  unsigned seed = 1;
+  for (size_t size : sizes) {
+    SCOPED_TRACE("size " + std::to_string(size));
+    std::string name = "file-" + std::to_string(size);
+    std::string data = random_bytes(size, seed++);
+    ASSERT_TRUE(write_file(m(name), data));
+    EXPECT_TRUE(same_bytes(read_file(b(name)), data)) << "on the backing store";
+    EXPECT_TRUE(same_bytes(read_file(m(name)), data)) << "through the mount";
+    EXPECT_EQ(lstat_path(m(name)).st_size, static_cast<off_t>(size));
+  }
+}
+
+TEST_F(DataTest, WritesInOddChunksReadBackIdentically) {
+  std::string data = random_bytes(2 * MiB + 333, 42);
+  UniqueFd fd = open_in_mount("chunks", O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  std::mt19937 gen(7);
+  for (size_t at = 0; at < data.size();) {
+    size_t len = std::min<size_t>(data.size() - at, 1 + gen() % (200 * KiB));
+    ASSERT_EQ(::write(fd.get(), data.data() + at, len), static_cast<ssize_t>(len)) << std::strerror(errno);
+    at += len;
+  }
+  fd.reset();
+  EXPECT_TRUE(same_bytes(read_file(b("chunks")), data));
+  EXPECT_TRUE(same_bytes(read_file(m("chunks")), data));
+}
+
+TEST_F(DataTest, RandomOffsetWritesAndReadsMatchAModel) {
+  std::string model;
+  std::mt19937 gen(2024);
+  UniqueFd fd = open_in_mount("random", O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  for (int i = 0; i < 300; ++i) {
+    size_t offset = gen() % (4 * MiB);
+    size_t len = 1 + gen() % (70 * KiB);
+    std::string chunk = random_bytes(len, static_cast<unsigned>(gen()));
+    ASSERT_TRUE(pwrite_all(fd.get(), chunk, static_cast<off_t>(offset))) << std::strerror(errno);
+    if (model.size() < offset + len) model.resize(offset + len, '\0');
+    model.replace(offset, len, chunk);
+    if (i % 10 == 0) {  // interleave reads of random ranges, holes included
+      size_t ro = gen() % model.size();
+      size_t rl = std::min<size_t>(model.size() - ro, 1 + gen() % (300 * KiB));
+      ASSERT_TRUE(same_bytes(pread_exact(fd.get(), rl, static_cast<off_t>(ro)), model.substr(ro, rl)))
+          << "pread at " << ro << " length " << rl << " after " << i << " writes";
+    }
+  }
+  ASSERT_EQ(::fsync(fd.get()), 0) << std::strerror(errno);
+  fd.reset();
+  EXPECT_TRUE(same_bytes(read_file(b("random")), model)) << "on the backing store";
+  EXPECT_TRUE(same_bytes(read_file(m("random")), model)) << "through the mount";
+}
+
+TEST_F(DataTest, SparseWriteLeavesHoleOnBackingThatReadsAsZeros) {
+  std::string head = random_bytes(4096, 1), tail = random_bytes(4096, 2);
+  UniqueFd fd = open_in_mount("sparse", O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(pwrite_all(fd.get(), head, 0));
+  ASSERT_TRUE(pwrite_all(fd.get(), tail, 64 * MiB));
+  fd.reset();
+  struct stat st = lstat_path(b("sparse"));
+  EXPECT_EQ(st.st_size, static_cast<off_t>(64 * MiB + 4096));
+  EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(4 * MiB)) << "the hole was filled on the storage";
+  UniqueFd rd = open_in_mount("sparse", O_RDONLY);
+  ASSERT_TRUE(rd);
+  EXPECT_EQ(pread_exact(rd.get(), 4096, 0), head);
+  EXPECT_EQ(pread_exact(rd.get(), 1 * MiB, 32 * MiB), std::string(1 * MiB, '\0'));
+  EXPECT_EQ(pread_exact(rd.get(), 4096, 64 * MiB), tail);
+}
+
+TEST_F(DataTest, SeekDataAndSeekHoleNeverGiveAWrongAnswer) {
+  // data [0, 64K), hole, data [1M, 1M+64K), hole up to the 2M end.
+  std::string model(2 * MiB, '\0');
+  std::string d1 = random_bytes(64 * KiB, 3), d2 = random_bytes(64 * KiB, 4);
+  model.replace(0, d1.size(), d1);
+  model.replace(1 * MiB, d2.size(), d2);
+  {
+    UniqueFd fd = open_in_mount("holes", O_RDWR | O_CREAT | O_TRUNC);
+    ASSERT_TRUE(fd);
+    ASSERT_TRUE(pwrite_all(fd.get(), d1, 0));
+    ASSERT_TRUE(pwrite_all(fd.get(), d2, 1 * MiB));
+    ASSERT_EQ(::ftruncate(fd.get(), 2 * MiB), 0);
+  }
+  UniqueFd fd = open_in_mount("holes", O_RDONLY);
+  ASSERT_TRUE(fd);
+  auto zeros = [&](size_t from, size_t to) {
+    return std::all_of(model.begin() + static_cast<long>(from), model.begin() + static_cast<long>(to),
+                       [](char c) { return c == 0; });
+  };
+  for (size_t off : {size_t{0}, 10 * KiB, 64 * KiB, 100 * KiB, 1 * MiB, 1 * MiB + 5, 1 * MiB + 64 * KiB,
+                     2 * MiB - 1, 2 * MiB, 3 * MiB}) {
+    SCOPED_TRACE("offset " + std::to_string(off));
+    off_t data = ::lseek(fd.get(), static_cast<off_t>(off), SEEK_DATA);
+    if (data < 0) {
+      int err = errno;
+      if (is_unsupported(err)) continue;
+      EXPECT_EQ(err, ENXIO) << errno_name(err);
+      // ENXIO: no data at or after off, i.e. past the end or only zeros left.
+      EXPECT_TRUE(off >= model.size() || zeros(off, model.size()));
+    } else {
+      size_t r = static_cast<size_t>(data);
+      EXPECT_GE(r, off);
+      ASSERT_LE(r, model.size());
+      EXPECT_TRUE(zeros(off, r)) << "SEEK_DATA skipped data: returned " << r;
+    }
+    off_t hole = ::lseek(fd.get(), static_cast<off_t>(off), SEEK_HOLE);
+    if (hole < 0) {
+      int err = errno;
+      if (is_unsupported(err)) continue;
+      EXPECT_EQ(err, ENXIO) << errno_name(err);
+      EXPECT_GE(off, model.size()) << "SEEK_HOLE failed inside the file";
+    } else {
+      size_t r = static_cast<size_t>(hole);
+      EXPECT_GE(r, off);
+      ASSERT_LE(r, model.size());
+      // A reported hole must read as zeros; the end of file is always a hole.
+      if (r < model.size()) {
+        EXPECT_EQ(model[r], '\0') << "SEEK_HOLE landed on data at " << r;
+      }
+    }
+  }
+}
+
+TEST_F(DataTest, FallocateExtendsFileWithZerosOrIsUnsupported) {
+  UniqueFd fd = open_in_mount("alloc", O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  if (::fallocate(fd.get(), 0, 0, 1 * MiB) != 0) {
+    EXPECT_TRUE(is_unsupported(errno)) << errno_name(errno);
+    return;
+  }
+  fd.reset();
+  EXPECT_EQ(lstat_path(b("alloc")).st_size, static_cast<off_t>(1 * MiB));
+  EXPECT_GE(lstat_path(b("alloc")).st_blocks * 512, static_cast<blkcnt_t>(1 * MiB))
+      << "fallocate succeeded but allocated nothing on the storage";
+  EXPECT_EQ(read_file(m("alloc")), std::string(1 * MiB, '\0'));
+}
+
+TEST_F(DataTest, PunchHoleZeroesRangeOrIsUnsupported) {
+  std::string model = random_bytes(256 * KiB, 9);
+  ASSERT_TRUE(write_file(m("punch"), model));
+  UniqueFd fd = open_in_mount("punch", O_RDWR);
+  ASSERT_TRUE(fd);
+  if (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 * KiB, 64 * KiB) != 0) {
+    EXPECT_TRUE(is_unsupported(errno)) << errno_name(errno);
+    return;
+  }
+  fd.reset();
+  model.replace(64 * KiB, 64 * KiB, std::string(64 * KiB, '\0'));
+  EXPECT_TRUE(same_bytes(read_file(b("punch")), model)) << "on the backing store";
+  EXPECT_TRUE(same_bytes(read_file(m("punch")), model)) << "through the mount";
+}
+
+TEST_F(DataTest, CopyFileRangeCopiesExactBytesOrIsUnsupported) {
+  std::string data = random_bytes(1 * MiB + 3, 11);
+  ASSERT_TRUE(write_file(m("src"), data));
+  UniqueFd src = open_in_mount("src", O_RDONLY);
+  UniqueFd dst = open_in_mount("dst", O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(src && dst);
+  size_t copied = 0;
+  while (copied < data.size()) {
+    ssize_t n = ::copy_file_range(src.get(), nullptr, dst.get(), nullptr, data.size() - copied, 0);
+    if (n < 0) {
+      int err = errno;
+      EXPECT_TRUE(is_unsupported(err) || err == EXDEV) << errno_name(err);
+      return;
+    }
+    ASSERT_GT(n, 0) << "copy_file_range stopped at " << copied;
+    copied += static_cast<size_t>(n);
+  }
+  dst.reset();
+  EXPECT_TRUE(same_bytes(read_file(b("dst")), data)) << "on the backing store";
+  EXPECT_TRUE(same_bytes(read_file(m("dst")), data)) << "through the mount";
+}
+
+TEST_F(DataTest, FlockExcludesSecondOpenFileUntilReleased) {
+  ASSERT_TRUE(write_file(m("lock"), "x"));
+  UniqueFd a = open_in_mount("lock", O_RDWR), c = open_in_mount("lock", O_RDWR);
+  ASSERT_TRUE(a && c);
+  if (::flock(a.get(), LOCK_EX | LOCK_NB) != 0) {
+    EXPECT_TRUE(is_unsupported(errno)) << errno_name(errno);
+    return;
+  }
+  EXPECT_EQ(::flock(c.get(), LOCK_EX | LOCK_NB), -1);
+  EXPECT_EQ(errno, EWOULDBLOCK) << errno_name(errno);
+  ASSERT_EQ(::flock(a.get(), LOCK_UN), 0);
+  EXPECT_EQ(::flock(c.get(), LOCK_EX | LOCK_NB), 0) << std::strerror(errno);
+}
+
+TEST_F(DataTest, PosixRecordLockConflictsAcrossProcesses) {
+  ASSERT_TRUE(write_file(m("plock"), "0123456789"));
+  UniqueFd fd = open_in_mount("plock", O_RDWR);
+  ASSERT_TRUE(fd);
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  lk.l_start = 0;
+  lk.l_len = 5;
+  if (::fcntl(fd.get(), F_SETLK, &lk) != 0) {
+    EXPECT_TRUE(is_unsupported(errno)) << errno_name(errno);
+    return;
+  }
+  std::string path = m("plock");
+  Outcome o = run_as(Caller{}, [&] {
+    UniqueFd other(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!other) return sys(-1);
+    struct flock want {};
+    want.l_type = F_WRLCK;
+    want.l_whence = SEEK_SET;
+    want.l_start = 2;
+    want.l_len = 1;
+    return sys(::fcntl(other.get(), F_SETLK, &want));
+  });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_TRUE(o.err == EAGAIN || o.err == EACCES) << describe(o);
+}
+
+TEST_F(DataTest, FsyncAndFdatasyncSucceed) {
+  UniqueFd fd = open_in_mount("sync", O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::write(fd.get(), "durable", 7), 7);
+  EXPECT_EQ(::fsync(fd.get()), 0) << std::strerror(errno);
+  EXPECT_EQ(::fdatasync(fd.get()), 0) << std::strerror(errno);
+  UniqueFd dir(::open(vol_->mountpoint().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir);
+  EXPECT_EQ(::fsync(dir.get()), 0) << "fsync of a directory: " << std::strerror(errno);
+  EXPECT_EQ(read_file(b("sync")), "durable");
+}
+
+TEST_F(DataTest, SharedMmapWritesReachBacking) {
+  std::string data = random_bytes(3 * 4096 + 100, 13);
+  ASSERT_TRUE(write_file(m("mapped"), std::string(data.size(), 'z')));
+  UniqueFd fd = open_in_mount("mapped", O_RDWR);
+  ASSERT_TRUE(fd);
+  void* p = ::mmap(nullptr, data.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+  std::memcpy(p, data.data(), data.size());
+  EXPECT_EQ(::msync(p, data.size(), MS_SYNC), 0) << std::strerror(errno);
+  ::munmap(p, data.size());
+  fd.reset();
+  EXPECT_TRUE(same_bytes(read_file(b("mapped")), data));
+}
+
+TEST_F(DataTest, ReaddirListsEveryEntryOnce) {
+  // Enough entries to need several readdir replies.
+  std::vector<std::string> names;
+  for (int i = 0; i < 600; ++i) names.push_back("entry-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'n'));
+  ASSERT_EQ(::mkdir(m("many").c_str(), 0755), 0);
+  for (const auto& n : names) ASSERT_TRUE(write_file(m("many/" + n), ""));
+  std::vector<std::string> seen;
+  DIR* d = ::opendir(m("many").c_str());
+  ASSERT_NE(d, nullptr) << std::strerror(errno);
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") seen.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(seen.begin(), seen.end());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(seen, names);
+}
+
+}  // namespace
+}  // namespace tenantfs::testing
