@@ -1,0 +1,784 @@
+#include "mapper/identity_fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace tenantfs {
+
+IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st)
+    : options_(std::move(options)), root_dev_(root_st.st_dev), inodes_(std::move(root_fd), root_st) {}
+
+namespace {
+
+IdentityFs& fs_of(fuse_req_t req) { return *static_cast<IdentityFs*>(fuse_req_userdata(req)); }
+Inode& inode_of(fuse_req_t req, fuse_ino_t ino) { return fs_of(req).inodes().get(ino); }
+
+// "/proc/self/fd/N": the only way to reach an object held as an O_PATH fd
+// with calls that take no fd (open, chmod, xattrs, truncate). The kernel
+// resolves it to the object itself, never through the backing tree.
+class ProcPath {
+ public:
+  explicit ProcPath(int fd) { std::snprintf(buf_, sizeof buf_, "/proc/self/fd/%d", fd); }
+  const char* c_str() const { return buf_; }
+
+ private:
+  char buf_[32];
+};
+
+// errno after a failed call; never 0, which fuse_reply_err takes as success.
+int last_errno() { return errno != 0 ? errno : EIO; }
+
+bool is_dot_or_dotdot(const char* name) {
+  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+// Presents tenant-owned objects with the volume's ids.
+void present_owner(const IdentityFsOptions& o, struct stat* st) {
+  if (st->st_uid == o.tenant_uid) st->st_uid = o.present_uid;
+  if (st->st_gid == o.tenant_gid) st->st_gid = o.present_gid;
+}
+
+int stat_inode(const Inode& inode, struct stat* st) {
+  if (::fstatat(inode.fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    return last_errno();
+  }
+  return 0;
+}
+
+// Looks `name` up in `parent` and, on success, records one kernel lookup and
+// fills `e`. Returns 0 or an errno.
+int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+  *e = fuse_entry_param{};
+  // The kernel resolves "." and ".." itself; answering them here could walk
+  // above the backing root.
+  if (is_dot_or_dotdot(name)) return EINVAL;
+  Inode& dir = fs.inodes().get(parent);
+  UniqueFd fd(::openat(dir.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return last_errno();
+  struct stat st;
+  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  // Another filesystem mounted inside the backing tree is not part of the
+  // volume.
+  if (st.st_dev != fs.root_dev()) return EXDEV;
+  e->ino = fs.inodes().add_lookup(std::move(fd), st);
+  present_owner(fs.options(), &st);
+  e->attr = st;
+  e->attr_timeout = fs.options().attr_timeout;
+  e->entry_timeout = fs.options().entry_timeout;
+  return 0;
+}
+
+void reply_entry_or_forget(fuse_req_t req, const fuse_entry_param& e) {
+  // If the kernel did not take the entry (interrupted request), it will
+  // never forget it: undo the lookup ourselves.
+  if (fuse_reply_entry(req, &e) != 0 && e.ino != 0) fs_of(req).inodes().forget(e.ino, 1);
+}
+
+// ---------------------------------------------------------------- metadata
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  IdentityFs& fs = fs_of(req);
+  fuse_entry_param e;
+  int err = do_lookup(fs, parent, name, &e);
+  if (err == ENOENT && fs.options().negative_timeout > 0) {
+    // A zero ino with a timeout caches the absence.
+    e = fuse_entry_param{};
+    e.entry_timeout = fs.options().negative_timeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  reply_entry_or_forget(req, e);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  fs_of(req).inodes().forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  InodeTable& inodes = fs_of(req).inodes();
+  for (size_t i = 0; i < count; ++i) inodes.forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  IdentityFs& fs = fs_of(req);
+  struct stat st;
+  if (int err = stat_inode(fs.inodes().get(ino), &st); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  present_owner(fs.options(), &st);
+  fuse_reply_attr(req, &st, fs.options().attr_timeout);
+}
+
+// chown/chgrp: the presented id stands for the tenant's; the id an object
+// already shows means "unchanged"; anything else is refused. What remains is
+// a real change to the tenant's own ids, which the kernel judges.
+int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* attr, int valid) {
+  struct stat cur;
+  if (int err = stat_inode(inode, &cur); err != 0) return err;
+  struct stat shown = cur;
+  present_owner(o, &shown);
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  if (valid & FUSE_SET_ATTR_UID) {
+    if (attr->st_uid == o.present_uid) {
+      if (cur.st_uid != o.tenant_uid) uid = o.tenant_uid;
+    } else if (attr->st_uid != shown.st_uid) {
+      return EPERM;
+    }
+  }
+  if (valid & FUSE_SET_ATTR_GID) {
+    if (attr->st_gid == o.present_gid) {
+      if (cur.st_gid != o.tenant_gid) gid = o.tenant_gid;
+    } else if (attr->st_gid != shown.st_gid) {
+      return EPERM;
+    }
+  }
+  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return 0;
+  if (::fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    return last_errno();
+  }
+  return 0;
+}
+
+int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr, int valid,
+               fuse_file_info* fi) {
+  const ProcPath path(inode.fd.get());
+  const bool is_symlink = S_ISLNK(inode.type);
+  if (valid & FUSE_SET_ATTR_MODE) {
+    if (is_symlink) return EOPNOTSUPP;
+    const int res = fi != nullptr ? ::fchmod(static_cast<int>(fi->fh), attr->st_mode)
+                                  : ::chmod(path.c_str(), attr->st_mode);
+    if (res != 0) return last_errno();
+  }
+  if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    if (int err = do_chown(o, inode, attr, valid); err != 0) return err;
+  }
+  if (valid & FUSE_SET_ATTR_SIZE) {
+    if (!S_ISREG(inode.type)) return S_ISDIR(inode.type) ? EISDIR : EINVAL;
+    const int res = fi != nullptr ? ::ftruncate(static_cast<int>(fi->fh), attr->st_size)
+                                  : ::truncate(path.c_str(), attr->st_size);
+    if (res != 0) return last_errno();
+  }
+  if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+    struct timespec tv[2];
+    tv[0].tv_sec = 0;
+    tv[0].tv_nsec = UTIME_OMIT;
+    tv[1] = tv[0];
+    if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+      tv[0].tv_nsec = UTIME_NOW;
+    } else if (valid & FUSE_SET_ATTR_ATIME) {
+      tv[0] = attr->st_atim;
+    }
+    if (valid & FUSE_SET_ATTR_MTIME_NOW) {
+      tv[1].tv_nsec = UTIME_NOW;
+    } else if (valid & FUSE_SET_ATTR_MTIME) {
+      tv[1] = attr->st_mtim;
+    }
+    int res;
+    if (fi != nullptr) {
+      res = ::futimens(static_cast<int>(fi->fh), tv);
+    } else if (is_symlink) {
+      // The magic link would be followed to the symlink's target; only the
+      // AT_EMPTY_PATH form reaches the symlink itself.
+      res = ::utimensat(inode.fd.get(), "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+    } else {
+      res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
+    }
+    if (res != 0) return last_errno();
+  }
+  return 0;
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
+                fuse_file_info* fi) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Inode& inode = fs.inodes().get(ino);
+  if (int err = do_setattr(fs.options(), inode, attr, valid, fi); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  op_getattr(req, ino, fi);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  char buf[PATH_MAX + 1];
+  const ssize_t n = ::readlinkat(inode_of(req, ino).fd.get(), "", buf, sizeof buf);
+  if (n < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  if (static_cast<size_t>(n) == sizeof buf) {
+    fuse_reply_err(req, ENAMETOOLONG);
+    return;
+  }
+  buf[n] = '\0';
+  fuse_reply_readlink(req, buf);
+}
+
+// ------------------------------------------------------- directory entries
+
+// Runs `make` (which creates `name` in the parent's fd and returns 0 or -1
+// with errno) and replies with the new entry.
+template <typename Make>
+void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (make(fs.inodes().get(parent).fd.get()) != 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_entry_param e;
+  if (int err = do_lookup(fs, parent, name, &e); err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  reply_entry_or_forget(req, e);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  // Device nodes would let a container reach host devices through the
+  // backing store; the tenant could not make them natively either.
+  if (S_ISCHR(mode) || S_ISBLK(mode)) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  make_entry(req, parent, name, [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  make_entry(req, parent, name, [&](int dirfd) { return ::mkdirat(dirfd, name, mode); });
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  make_entry(req, parent, name, [&](int dirfd) { return ::symlinkat(link, dirfd, name); });
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  const ProcPath path(inode_of(req, ino).fd.get());
+  // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; following
+  // the magic link does not, and links the object itself (even a symlink).
+  make_entry(req, newparent, newname, [&](int dirfd) {
+    return ::linkat(AT_FDCWD, path.c_str(), dirfd, newname, AT_SYMLINK_FOLLOW);
+  });
+}
+
+void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int flags) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const int res = ::unlinkat(fs.inodes().get(parent).fd.get(), name, flags);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  remove_entry(req, parent, name, 0);
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  // RENAME_WHITEOUT is for overlay filesystems; not offered.
+  if ((flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  const int res = ::renameat2(fs.inodes().get(parent).fd.get(), name,
+                              fs.inodes().get(newparent).fd.get(), newname, flags);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+// ------------------------------------------------------------------- files
+
+// Flags for reopening an object through its magic link. O_NOFOLLOW would make
+// the magic link itself fail; O_CREAT/O_EXCL/O_NOCTTY mean nothing here.
+int reopen_flags(int flags) { return flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW); }
+
+bool opens_for_writing(int flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+}
+
+// With the writeback cache the kernel reads around partial-page writes and
+// appends by itself, so a write-only open must be readable and O_APPEND must
+// go. A tenant without read permission still gets a write-only fd.
+template <typename Open>
+int open_with_cache_policy(const IdentityFsOptions& o, int flags, Open open_fn) {
+  if (o.writeback_cache) {
+    flags &= ~O_APPEND;
+    if ((flags & O_ACCMODE) == O_WRONLY) {
+      const int fd = open_fn((flags & ~O_ACCMODE) | O_RDWR);
+      if (fd >= 0 || errno != EACCES) return fd;
+    }
+  }
+  return open_fn(flags);
+}
+
+void set_open_flags(const IdentityFsOptions& o, fuse_file_info* fi) {
+  fi->keep_cache = o.keep_cache ? 1 : 0;
+  // O_DIRECT must reach the backing store uncached.
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  IdentityFs& fs = fs_of(req);
+  const IdentityFsOptions& o = fs.options();
+  if (o.readonly && opens_for_writing(fi->flags)) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const int fd = open_with_cache_policy(o, reopen_flags(fi->flags), [&](int flags) {
+    return ::open(path.c_str(), flags | O_CLOEXEC);
+  });
+  if (fd < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  set_open_flags(o, fi);
+  if (fuse_reply_open(req, fi) != 0) ::close(fd);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+  IdentityFs& fs = fs_of(req);
+  const IdentityFsOptions& o = fs.options();
+  if (o.readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const int dirfd = fs.inodes().get(parent).fd.get();
+  // O_NOFOLLOW: an existing symlink at `name` must not be followed, least of
+  // all out of the backing tree.
+  const int fd = open_with_cache_policy(o, fi->flags, [&](int flags) {
+    return ::openat(dirfd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+  });
+  if (fd < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_entry_param e;
+  if (int err = do_lookup(fs, parent, name, &e); err != 0) {
+    ::close(fd);
+    fuse_reply_err(req, err);
+    return;
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  set_open_flags(o, fi);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    ::close(fd);
+    fs.inodes().forget(e.ino, 1);
+  }
+}
+
+int fd_of(const fuse_file_info* fi) { return static_cast<int>(fi->fh); }
+
+void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
+  // An fd-backed reply: libfuse reads (or splices) straight from the backing
+  // file into the reply, with no copy through our own buffer.
+  fuse_bufvec buf{};
+  buf.count = 1;
+  buf.buf[0].size = size;
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fd_of(fi);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, static_cast<fuse_buf_copy_flags>(0));
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in, off_t off,
+                  fuse_file_info* fi) {
+  fuse_bufvec out{};
+  out.count = 1;
+  out.buf[0].size = fuse_buf_size(in);
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fd_of(fi);
+  out.buf[0].pos = off;
+  const ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  if (n < 0) {
+    fuse_reply_err(req, static_cast<int>(-n));
+    return;
+  }
+  fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  // close() of a duplicate reports deferred write errors (e.g. NFS) to the
+  // caller's close() without ending our open file.
+  const int res = ::close(::dup(fd_of(fi)));
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+void op_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  ::close(fd_of(fi));
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_info* fi) {
+  const int res = datasync ? ::fdatasync(fd_of(fi)) : ::fsync(fd_of(fi));
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length,
+                  fuse_file_info* fi) {
+  if (fs_of(req).options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const int res = ::fallocate(fd_of(fi), mode, offset, length);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t /*ino_in*/, off_t off_in,
+                        fuse_file_info* fi_in, fuse_ino_t /*ino_out*/, off_t off_out,
+                        fuse_file_info* fi_out, size_t len, int flags) {
+  if (fs_of(req).options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  loff_t in = off_in;
+  loff_t out = off_out;
+  const ssize_t n = ::copy_file_range(fd_of(fi_in), &in, fd_of(fi_out), &out, len,
+                                      static_cast<unsigned>(flags));
+  if (n < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_file_info* fi) {
+  const off_t res = ::lseek(fd_of(fi), off, whence);
+  if (res < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_reply_lseek(req, res);
+}
+
+void op_flock(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi, int op) {
+  const int res = ::flock(fd_of(fi), op);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+// ------------------------------------------------------------- directories
+
+// One open directory. The kernel serialises readdir calls on one open
+// directory, so a handle is never used by two requests at once.
+struct DirHandle {
+  explicit DirHandle(DIR* d) : dp(d) {}
+  DirHandle(const DirHandle&) = delete;
+  DirHandle& operator=(const DirHandle&) = delete;
+  ~DirHandle() { ::closedir(dp); }
+
+  DIR* dp;
+  off_t offset = 0;
+  dirent* entry = nullptr;  // read but not yet returned to the kernel
+};
+
+DirHandle* dir_of(const fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  IdentityFs& fs = fs_of(req);
+  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  DIR* dp = ::fdopendir(fd);
+  if (dp == nullptr) {
+    const int err = last_errno();
+    ::close(fd);
+    fuse_reply_err(req, err);
+    return;
+  }
+  auto* handle = new DirHandle(dp);
+  fi->fh = reinterpret_cast<uint64_t>(handle);
+  if (fs.options().keep_cache) {
+    // Only this mount changes the directory, and it invalidates the cache
+    // itself when it does.
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+  }
+  if (fuse_reply_open(req, fi) != 0) delete handle;
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
+                bool plus) {
+  IdentityFs& fs = fs_of(req);
+  DirHandle* d = dir_of(fi);
+  std::vector<char> buf(size);
+  char* p = buf.data();
+  size_t rem = size;
+  if (offset != d->offset) {
+    ::seekdir(d->dp, offset);
+    d->entry = nullptr;
+    d->offset = offset;
+  }
+  int err = 0;
+  for (;;) {
+    if (d->entry == nullptr) {
+      errno = 0;
+      d->entry = ::readdir(d->dp);
+      if (d->entry == nullptr) {
+        err = errno;
+        break;
+      }
+    }
+    const dirent* ent = d->entry;
+    const off_t next = ent->d_off;
+    size_t used;
+    if (plus) {
+      fuse_entry_param e{};
+      int lookup_err = is_dot_or_dotdot(ent->d_name) ? EINVAL : do_lookup(fs, ino, ent->d_name, &e);
+      if (lookup_err == ENOENT) {  // removed since it was read: skip it
+        d->entry = nullptr;
+        d->offset = next;
+        continue;
+      }
+      if (lookup_err != 0) {
+        // Name only (ino 0 creates no kernel entry): ".", "..", objects on
+        // another filesystem, or children of an unsearchable directory.
+        e = fuse_entry_param{};
+        e.attr.st_ino = ent->d_ino;
+        e.attr.st_mode = static_cast<mode_t>(ent->d_type) << 12;
+      }
+      used = fuse_add_direntry_plus(req, p, rem, ent->d_name, &e, next);
+      if (used > rem) {
+        if (e.ino != 0) fs.inodes().forget(e.ino, 1);
+        break;
+      }
+    } else {
+      struct stat st{};
+      st.st_ino = ent->d_ino;
+      st.st_mode = static_cast<mode_t>(ent->d_type) << 12;
+      used = fuse_add_direntry(req, p, rem, ent->d_name, &st, next);
+      if (used > rem) break;
+    }
+    p += used;
+    rem -= used;
+    d->entry = nullptr;
+    d->offset = next;
+  }
+  // An error after some entries were produced is reported by the next call.
+  if (err != 0 && rem == size) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_reply_buf(req, buf.data(), size - rem);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  do_readdir(req, ino, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  do_readdir(req, ino, size, off, fi, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  delete dir_of(fi);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_info* fi) {
+  const int fd = ::dirfd(dir_of(fi)->dp);
+  const int res = datasync ? ::fdatasync(fd) : ::fsync(fd);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+// ------------------------------------------------------------------- other
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  struct statvfs sv;
+  if (::fstatvfs(inode_of(req, ino).fd.get(), &sv) != 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_reply_statfs(req, &sv);
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly && (mask & W_OK)) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const int res = ::faccessat(fs.inodes().get(ino).fd.get(), "", mask,
+                              AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+// Extended attributes, reached through the magic link (the *xattr calls do
+// not accept O_PATH fds). POSIX ACLs travel as system.posix_acl_* xattrs and
+// are enforced by the backing filesystem, like the mode bits.
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                 size_t size, int flags) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const int res = ::setxattr(path.c_str(), name, value, size, flags);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+// getxattr and listxattr share the size protocol: size 0 asks how big.
+template <typename Get>
+void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
+  if (size == 0) {
+    const ssize_t n = get(nullptr, 0);
+    if (n < 0) {
+      fuse_reply_err(req, last_errno());
+      return;
+    }
+    fuse_reply_xattr(req, static_cast<size_t>(n));
+    return;
+  }
+  std::vector<char> buf(size);
+  const ssize_t n = get(buf.data(), size);
+  if (n < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  fuse_reply_buf(req, buf.data(), static_cast<size_t>(n));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  const ProcPath path(inode_of(req, ino).fd.get());
+  reply_xattr_data(req, size, [&](char* buf, size_t len) {
+    return ::getxattr(path.c_str(), name, buf, len);
+  });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  const ProcPath path(inode_of(req, ino).fd.get());
+  reply_xattr_data(req, size, [&](char* buf, size_t len) {
+    return ::listxattr(path.c_str(), buf, len);
+  });
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  IdentityFs& fs = fs_of(req);
+  if (fs.options().readonly) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const int res = ::removexattr(path.c_str(), name);
+  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  const IdentityFsOptions& o = static_cast<IdentityFs*>(userdata)->options();
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  auto refuse = [conn](unsigned cap) { conn->want &= ~cap; };
+  want(FUSE_CAP_FLOCK_LOCKS);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  if (o.splice) {
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_SPLICE_READ);
+  } else {
+    refuse(FUSE_CAP_SPLICE_WRITE);
+    refuse(FUSE_CAP_SPLICE_MOVE);
+    refuse(FUSE_CAP_SPLICE_READ);
+  }
+  if (o.writeback_cache) want(FUSE_CAP_WRITEBACK_CACHE);
+  if (o.keep_cache) want(FUSE_CAP_CACHE_SYMLINKS);
+  // Without a getlk/setlk, POSIX locks stay local to this host's kernel, which
+  // is what the backing store would do for us anyway.
+  refuse(FUSE_CAP_POSIX_LOCKS);
+  // Permissions (and ACLs) are the backing store's business: the kernel must
+  // not evaluate them itself.
+  refuse(FUSE_CAP_POSIX_ACL);
+}
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.symlink = op_symlink;
+  ops.link = op_link;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.rename = op_rename;
+  ops.open = op_open;
+  ops.create = op_create;
+  ops.read = op_read;
+  ops.write_buf = op_write_buf;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.fallocate = op_fallocate;
+  ops.copy_file_range = op_copy_file_range;
+  ops.lseek = op_lseek;
+  ops.flock = op_flock;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.access = op_access;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& IdentityFs::operations() {
+  static const fuse_lowlevel_ops ops = make_operations();
+  return ops;
+}
+
+}  // namespace tenantfs

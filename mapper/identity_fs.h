@@ -1,0 +1,67 @@
+// IdentityFs: the FUSE low-level operations of the mapper.
+//
+// A passthrough of one backing directory, performed by a process that already
+// is the tenant (see privileges.h): every system call it makes is checked by
+// the kernel against the tenant's ids, so this layer adds no access checks of
+// its own, except:
+//   - ownership is presented: an object whose st_uid/st_gid is the tenant's
+//     is reported with the presented uid/gid; other owners appear as they are;
+//   - chown/chgrp to the presented ids (or to the ids an object already shows)
+//     is accepted; any other id fails with EPERM;
+//   - device nodes cannot be created (EPERM), and a lookup never leaves the
+//     backing filesystem (a different st_dev answers EXDEV);
+//   - a read-only volume answers EROFS to anything that would modify it.
+//
+// Thread-safety: the operations run concurrently on libfuse's worker threads.
+// Shared state is the InodeTable (internally locked); per-open handles are
+// used by one request at a time, as the kernel serialises readdir per open
+// directory.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "common/unique_fd.h"
+#include "mapper/inode_table.h"
+
+namespace tenantfs {
+
+struct IdentityFsOptions {
+  std::string name;  // volume name, for logs
+  uid_t tenant_uid = 0;
+  gid_t tenant_gid = 0;
+  uid_t present_uid = 0;
+  gid_t present_gid = 0;
+  bool readonly = false;
+  // Kernel cache policy (see mapper.cc for how the values were chosen).
+  double entry_timeout = 1.0;
+  double attr_timeout = 1.0;
+  double negative_timeout = 0.0;
+  bool writeback_cache = false;  // kernel buffers writes (exclusive mode only)
+  bool keep_cache = false;       // page cache survives open() (exclusive only)
+  bool splice = true;            // splice to/from /dev/fuse for data
+};
+
+class IdentityFs {
+ public:
+  // `root_fd` must be an O_PATH|O_DIRECTORY fd of the backing directory.
+  IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st);
+
+  // The operation table to pass to fuse_session_new together with `this`.
+  static const fuse_lowlevel_ops& operations();
+
+  const IdentityFsOptions& options() const { return options_; }
+  InodeTable& inodes() { return inodes_; }
+  dev_t root_dev() const { return root_dev_; }
+
+ private:
+  IdentityFsOptions options_;
+  dev_t root_dev_;
+  InodeTable inodes_;
+};
+
+}  // namespace tenantfs

@@ -1,0 +1,53 @@
+#include "mapper/inode_table.h"
+
+namespace tenantfs {
+
+InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st) {
+  auto root = std::make_unique<Inode>();
+  root->fd = std::move(root_fd);
+  root->ino = root_st.st_ino;
+  root->dev = root_st.st_dev;
+  root->type = root_st.st_mode & S_IFMT;
+  // The kernel never forgets the root; one permanent lookup keeps it.
+  root->nlookup = 1;
+  root_ = root.get();
+  inodes_.emplace(Key{root_st.st_ino, root_st.st_dev}, std::move(root));
+}
+
+fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st) {
+  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  auto [it, inserted] = inodes_.try_emplace(Key{st.st_ino, st.st_dev});
+  if (inserted) {
+    it->second = std::make_unique<Inode>();
+    Inode& inode = *it->second;
+    inode.fd = std::move(fd);
+    inode.ino = st.st_ino;
+    inode.dev = st.st_dev;
+    inode.type = st.st_mode & S_IFMT;
+  }
+  Inode& inode = *it->second;
+  ++inode.nlookup;
+  return id_of(inode);
+}
+
+void InodeTable::forget(fuse_ino_t id, uint64_t n) {
+  if (id == FUSE_ROOT_ID) return;
+  std::unique_ptr<Inode> doomed;  // closed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(inodes_mutex_);
+    Inode& inode = get(id);
+    inode.nlookup = n >= inode.nlookup ? 0 : inode.nlookup - n;
+    if (inode.nlookup == 0) {
+      auto it = inodes_.find(Key{inode.ino, inode.dev});
+      doomed = std::move(it->second);
+      inodes_.erase(it);
+    }
+  }
+}
+
+size_t InodeTable::size() {
+  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  return inodes_.size();
+}
+
+}  // namespace tenantfs

@@ -1,0 +1,79 @@
+// InodeTable: the mapper's view of the backing objects the kernel knows.
+//
+// Each object the kernel has looked up is held open as an O_PATH|O_NOFOLLOW
+// fd, keyed by (st_ino, st_dev) and counted by the kernel's lookups. Holding
+// the fd pins the backing inode, so its number cannot be reused while the
+// kernel still refers to it, and every later operation on the object is an
+// *at() call relative to that fd: no path string is ever resolved through the
+// backing tree.
+//
+// The fuse_ino_t handed to the kernel is the address of the Inode; FUSE's
+// root id (1) names the root. An Inode stays alive until the kernel forgets
+// its last lookup.
+//
+// Thread-safety: every method is safe to call concurrently. An Inode's fd,
+// ino, dev and type never change after creation; its lookup count is guarded
+// by the table's mutex.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "common/unique_fd.h"
+
+namespace tenantfs {
+
+struct Inode {
+  UniqueFd fd;      // O_PATH|O_NOFOLLOW on the backing object
+  ino_t ino = 0;
+  dev_t dev = 0;
+  mode_t type = 0;  // S_IFMT bits
+  uint64_t nlookup = 0;  // guarded by InodeTable::inodes_mutex_
+};
+
+class InodeTable {
+ public:
+  // `root_fd` is the O_PATH fd of the backing directory, `root_st` its stat.
+  InodeTable(UniqueFd root_fd, const struct stat& root_st);
+  InodeTable(const InodeTable&) = delete;
+  InodeTable& operator=(const InodeTable&) = delete;
+
+  Inode& root() { return *root_; }
+
+  // The Inode for a kernel id. The kernel only sends ids it was given and
+  // has not forgotten, so this never fails.
+  Inode& get(fuse_ino_t id) {
+    return id == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(id);
+  }
+  fuse_ino_t id_of(const Inode& inode) const {
+    return &inode == root_ ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&inode);
+  }
+
+  // Records one kernel lookup of the object `fd` refers to (stat'ed as
+  // `st`) and returns its id. Takes ownership of `fd`; if the object is
+  // already known, the known fd is kept and `fd` is closed.
+  fuse_ino_t add_lookup(UniqueFd fd, const struct stat& st);
+
+  // Drops `n` lookups; the object is closed when none remain.
+  void forget(fuse_ino_t id, uint64_t n);
+
+  // Number of objects currently held (root included), for diagnostics.
+  size_t size();
+
+ private:
+  using Key = std::pair<ino_t, dev_t>;
+
+  std::mutex inodes_mutex_;
+  std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by inodes_mutex_
+  Inode* root_;  // owned by inodes_, never removed
+};
+
+}  // namespace tenantfs

@@ -1,0 +1,409 @@
+// run_mapper: the life of one mapper process.
+//
+//   root:   validate, open the backing directory, raise RLIMIT_NOFILE,
+//           rehearse the privilege drop in a child, mount /dev/fuse
+//   drop:   become the tenant (privileges.h), the last step that can fail
+//   tenant: report "ready", serve until unmounted or signalled
+//
+// Everything that can fail for a reason other than a kernel refusal happens
+// before the mount, and the drop itself fails only while still root, so a
+// failed start can always unmount what it mounted.
+//
+// Shutdown: once the process is the tenant it can no longer unmount (that
+// needs CAP_SYS_ADMIN, and no_new_privs disables the setuid fusermount3
+// fallback; a privileged helper process is exactly what the drop is meant to
+// rule out). So an external umount/fusermount3 -u ends the loop and the mapper
+// exits 0; on SIGTERM/SIGINT it stops serving, closes the FUSE connection and
+// exits 0, and the supervisor (root) removes the then-dead mount. Before the
+// drop a signal makes the mapper unmount itself.
+#include "mapper/mapper.h"
+
+#define FUSE_USE_VERSION 312
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "mapper/identity_fs.h"
+#include "mapper/privileges.h"
+
+namespace tenantfs {
+namespace {
+
+std::shared_ptr<spdlog::logger> mapper_log() {
+  static std::shared_ptr<spdlog::logger> log = [] {
+    if (auto existing = spdlog::get("mapper")) return existing;
+    return spdlog::stderr_color_mt("mapper");
+  }();
+  return log;
+}
+
+// libfuse reports its own failures (mount errors above all) through its log
+// hook; keep the last error so the readiness report can say why.
+std::mutex fuse_error_mutex;
+std::string last_fuse_error;  // guarded by fuse_error_mutex
+
+void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string msg(buf);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  if (level <= FUSE_LOG_ERR) {
+    {
+      std::lock_guard<std::mutex> lock(fuse_error_mutex);
+      last_fuse_error = msg;
+    }
+    mapper_log()->error("libfuse: {}", msg);
+  } else if (level <= FUSE_LOG_NOTICE) {
+    mapper_log()->info("libfuse: {}", msg);
+  } else {
+    mapper_log()->debug("libfuse: {}", msg);
+  }
+}
+
+std::string take_fuse_error() {
+  std::lock_guard<std::mutex> lock(fuse_error_mutex);
+  return std::exchange(last_fuse_error, std::string());
+}
+
+// Signal state. The handler may only touch lock-free atomics.
+std::atomic<fuse_session*> g_session{nullptr};
+volatile sig_atomic_t g_signalled = 0;
+
+void on_stop_signal(int sig) {
+  g_signalled = sig;
+  if (fuse_session* se = g_session.load()) fuse_session_exit(se);
+}
+
+Status install_signal_handlers() {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  // No SA_RESTART: the loop's main thread must wake from sem_wait to notice.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    if (::sigaction(sig, &sa, nullptr) != 0) return PosixError("sigaction", errno);
+  }
+  struct sigaction ignore{};
+  ignore.sa_handler = SIG_IGN;
+  if (::sigaction(SIGPIPE, &ignore, nullptr) != 0) return PosixError("sigaction", errno);
+  return Status::Ok();
+}
+
+// Writes the one readiness line, then closes the fd so the reader sees EOF.
+void report_ready(int fd, const std::string& line) {
+  if (fd < 0) return;
+  size_t off = 0;
+  while (off < line.size()) {
+    const ssize_t n = ::write(fd, line.data() + off, line.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  ::close(fd);
+}
+
+int fail(const MapperConfig& cfg, const Status& st) {
+  mapper_log()->error("volume {}: {}", cfg.name, st.message());
+  report_ready(cfg.ready_fd, "error: " + st.message() + "\n");
+  return 1;
+}
+
+// Docker volume names are [A-Za-z0-9][A-Za-z0-9_.-]*; anything else could
+// inject mount options through fsname=.
+bool valid_volume_name(const std::string& name) {
+  if (name.empty() || name.size() > 200) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status validate(const MapperConfig& cfg) {
+  if (cfg.backing.empty()) return Status::InvalidArgument("--backing is required");
+  if (cfg.mountpoint.empty()) return Status::InvalidArgument("--mountpoint is required");
+  if (!valid_volume_name(cfg.name)) {
+    return Status::InvalidArgument("volume name \"" + cfg.name +
+                                   "\" must match [A-Za-z0-9][A-Za-z0-9_.-]*");
+  }
+  if (cfg.uid == 0) {
+    return Status::InvalidArgument("tenant uid 0 is root; a volume must act as a non-root tenant");
+  }
+  if (::geteuid() != 0) {
+    return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
+  }
+  return Status::Ok();
+}
+
+Status count_threads(int* threads) {
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return PosixError("opendir /proc/self/task", errno);
+  int n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  *threads = n;
+  return Status::Ok();
+}
+
+// Open files are the mapper's working set (one O_PATH fd per object the
+// kernel caches, plus one per open file): take all the kernel allows.
+Status raise_nofile_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return PosixError("getrlimit(RLIMIT_NOFILE)", errno);
+  rlim_t want = lim.rlim_max;
+  if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "re")) {
+    unsigned long nr_open = 0;
+    if (std::fscanf(f, "%lu", &nr_open) == 1 && nr_open > want) want = nr_open;
+    std::fclose(f);
+  }
+  rlimit raised{want, want};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return Status::Ok();
+  // Without CAP_SYS_RESOURCE (some containers) the hard limit is the ceiling.
+  raised = rlimit{lim.rlim_max, lim.rlim_max};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    return PosixError("setrlimit(RLIMIT_NOFILE, " + std::to_string(lim.rlim_max) + ")", errno);
+  }
+  return Status::Ok();
+}
+
+// Rehearses the drop in a short-lived child, before anything is mounted:
+// proves the tenant's ids are acceptable and that the tenant can enter the
+// backing directory. The child exits at once; it is no helper.
+Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string& backing) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
+  UniqueFd rd(pipefd[0]);
+  UniqueFd wr(pipefd[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return PosixError("fork", errno);
+  if (pid == 0) {
+    rd.reset();
+    std::string msg;
+    Status st = drop_privileges_to(id);
+    if (!st.ok()) {
+      msg = "cannot drop privileges to uid " + std::to_string(id.uid) + ": " + st.message();
+    } else if (::faccessat(backing_fd, "", X_OK, AT_EMPTY_PATH) != 0) {
+      msg = PosixError("tenant uid " + std::to_string(id.uid) + " gid " + std::to_string(id.gid) +
+                           " cannot enter backing directory " + backing,
+                       errno)
+                .message();
+    }
+    if (!msg.empty()) {
+      const ssize_t unused = ::write(wr.get(), msg.data(), msg.size());
+      (void)unused;
+    }
+    ::_exit(msg.empty() ? 0 : 1);
+  }
+  wr.reset();
+  std::string msg;
+  char buf[256];
+  for (;;) {
+    const ssize_t n = ::read(rd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+  }
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) return PosixError("waitpid", errno);
+  }
+  if (!msg.empty()) return Status::FailedPrecondition(msg);
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return Status::Internal("privilege drop rehearsal died");
+  }
+  return Status::Ok();
+}
+
+// Kernel cache policy per mode.
+//
+// strict: the backing store may change behind our back (other hosts, the
+// admin), so the kernel may trust a name or an attribute for 1 s only and
+// drops a file's page cache on every open. 1 s keeps `ls -l` + `rm -r` of
+// a 10,000-file tree within budget (each entry is revalidated at most once
+// per second, not per access); 0 s doubled the lookups there.
+//
+// exclusive: only this mount writes the backing store, so the mapper's own
+// replies are the only changes and the kernel can keep names, attributes,
+// negative lookups and file pages for an hour, buffer writes (writeback
+// cache) and cache directory listings.
+IdentityFsOptions fs_options_for(const MapperConfig& cfg) {
+  IdentityFsOptions o;
+  o.name = cfg.name;
+  o.tenant_uid = cfg.uid;
+  o.tenant_gid = cfg.gid;
+  o.present_uid = cfg.present_uid;
+  o.present_gid = cfg.present_gid;
+  o.readonly = cfg.readonly;
+  if (cfg.cache == CacheMode::kExclusive) {
+    o.entry_timeout = 3600;
+    o.attr_timeout = 3600;
+    o.negative_timeout = 3600;
+    o.writeback_cache = !cfg.readonly;
+    o.keep_cache = true;
+  } else {
+    o.entry_timeout = 1.0;
+    o.attr_timeout = 1.0;
+    o.negative_timeout = 0;
+  }
+  return o;
+}
+
+// fuse_session with the unmount-on-error guard the start sequence needs.
+class FuseSession {
+ public:
+  explicit FuseSession(fuse_session* se) : se_(se) {}
+  FuseSession(const FuseSession&) = delete;
+  FuseSession& operator=(const FuseSession&) = delete;
+  ~FuseSession() {
+    g_session.store(nullptr);
+    if (mounted_ && unmount_on_destroy_) fuse_session_unmount(se_);
+    fuse_session_destroy(se_);
+  }
+
+  fuse_session* get() const { return se_; }
+  void set_mounted() { mounted_ = true; }
+  // Called once the drop succeeded: from then on only root (the supervisor)
+  // can unmount, and trying would just spawn a doomed fusermount3.
+  void keep_mount_on_destroy() { unmount_on_destroy_ = false; }
+
+ private:
+  fuse_session* se_;
+  bool mounted_ = false;
+  bool unmount_on_destroy_ = true;
+};
+
+const char* cache_mode_name(CacheMode m) {
+  return m == CacheMode::kExclusive ? "exclusive" : "strict";
+}
+
+}  // namespace
+
+int run_mapper(const MapperConfig& cfg_in) {
+  MapperConfig cfg = cfg_in;
+  fuse_set_log_func(fuse_log_to_spdlog);
+  // The kernel already applied the caller's umask to every mode it sends.
+  ::umask(0);
+
+  if (Status st = validate(cfg); !st.ok()) return fail(cfg, st);
+  if (Status st = install_signal_handlers(); !st.ok()) return fail(cfg, st);
+
+  const TenantIdentity tenant{cfg.uid, cfg.gid, cfg.groups};
+  std::string groups_text;
+  for (gid_t g : cfg.groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
+  mapper_log()->info(
+      "volume {}: starting: backing {} mountpoint {} tenant uid {} gid {} groups [{}] presented "
+      "as {}:{} cache {}{}",
+      cfg.name, cfg.backing, cfg.mountpoint, cfg.uid, cfg.gid, groups_text, cfg.present_uid,
+      cfg.present_gid, cache_mode_name(cfg.cache), cfg.readonly ? " read-only" : "");
+
+  UniqueFd backing(::open(cfg.backing.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!backing) return fail(cfg, PosixError("cannot open backing directory " + cfg.backing, errno));
+  struct stat backing_st;
+  if (::fstat(backing.get(), &backing_st) != 0) {
+    return fail(cfg, PosixError("cannot stat backing directory " + cfg.backing, errno));
+  }
+  struct stat mp_st;
+  if (::stat(cfg.mountpoint.c_str(), &mp_st) != 0) {
+    return fail(cfg, PosixError("cannot use mountpoint " + cfg.mountpoint, errno));
+  }
+  if (!S_ISDIR(mp_st.st_mode)) {
+    return fail(cfg, Status::InvalidArgument("mountpoint " + cfg.mountpoint +
+                                             " is not a directory"));
+  }
+  if (Status st = raise_nofile_limit(); !st.ok()) return fail(cfg, st);
+  if (Status st = rehearse_drop(tenant, backing.get(), cfg.backing); !st.ok()) {
+    return fail(cfg, st);
+  }
+
+  IdentityFs fs(fs_options_for(cfg), std::move(backing), backing_st);
+
+  std::string opts = "allow_other,fsname=tenantfs:" + cfg.name + ",subtype=tenantfs";
+  if (cfg.readonly) opts += ",ro";
+  std::vector<std::string> argv_s = {"tenantfs-mapper", "-o", opts};
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* raw = fuse_session_new(&args, &IdentityFs::operations(),
+                                       sizeof(fuse_lowlevel_ops), &fs);
+  if (raw == nullptr) {
+    return fail(cfg, Status::Internal("cannot create FUSE session: " + take_fuse_error()));
+  }
+  FuseSession session(raw);
+  g_session.store(raw);
+
+  if (fuse_session_mount(raw, cfg.mountpoint.c_str()) != 0) {
+    std::string why = take_fuse_error();
+    return fail(cfg, Status::IOError("cannot mount " + cfg.mountpoint +
+                                     (why.empty() ? std::string() : ": " + why)));
+  }
+  session.set_mounted();
+
+  if (g_signalled != 0) {
+    mapper_log()->info("volume {}: signal {} before serving; unmounted", cfg.name,
+                       static_cast<int>(g_signalled));
+    report_ready(cfg.ready_fd, "error: stopped by a signal before serving\n");
+    return 0;
+  }
+  int threads = 0;
+  if (Status st = count_threads(&threads); !st.ok()) return fail(cfg, st);
+  if (threads != 1) {
+    // setgroups/setresuid reach every thread through glibc, capabilities do
+    // not: a second thread could keep root's.
+    return fail(cfg, Status::Internal("refusing to drop privileges with " +
+                                      std::to_string(threads) + " threads running"));
+  }
+  if (Status st = drop_privileges_to(tenant); !st.ok()) {
+    // Still root here (see privileges.h), so the guard can unmount.
+    return fail(cfg, Status::Internal("cannot drop privileges to uid " + std::to_string(cfg.uid) +
+                                      ": " + st.message()));
+  }
+  session.keep_mount_on_destroy();
+
+  mapper_log()->info("volume {}: serving {} as uid {} gid {}", cfg.name, cfg.mountpoint, cfg.uid,
+                     cfg.gid);
+  report_ready(cfg.ready_fd, "ready\n");
+
+  fuse_loop_config* loop_cfg = fuse_loop_cfg_create();
+  // clone_fd reopens /dev/fuse in each worker, which the tenant cannot do
+  // (0600 root): libfuse would warn and share the one fd anyway.
+  fuse_loop_cfg_set_clone_fd(loop_cfg, 0);
+  fuse_loop_cfg_set_max_threads(loop_cfg, 16);
+  fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
+  const int rc = fuse_session_loop_mt(raw, loop_cfg);
+  fuse_loop_cfg_destroy(loop_cfg);
+
+  if (g_signalled != 0) {
+    mapper_log()->info(
+        "volume {}: stopped by signal {}; the FUSE connection is closed, root must unmount {}",
+        cfg.name, static_cast<int>(g_signalled), cfg.mountpoint);
+    return 0;
+  }
+  if (rc != 0) {
+    mapper_log()->error("volume {}: FUSE loop failed: {}", cfg.name, std::strerror(rc < 0 ? -rc : rc));
+    return 1;
+  }
+  mapper_log()->info("volume {}: unmounted, exiting", cfg.name);
+  return 0;
+}
+
+}  // namespace tenantfs

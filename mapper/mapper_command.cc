@@ -1,0 +1,64 @@
+#include "mapper/mapper_command.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "mapper/mapper.h"
+
+namespace tenantfs {
+namespace {
+
+// Flag values as parsed; optional ids default to the tenant's own.
+struct MapperFlags {
+  MapperConfig cfg;
+  std::string cache = "strict";
+  long long present_uid = -1;
+  long long present_gid = -1;
+};
+
+std::string default_name(const std::string& backing) {
+  std::string b = backing;
+  while (b.size() > 1 && b.back() == '/') b.pop_back();
+  const auto slash = b.rfind('/');
+  std::string base = slash == std::string::npos ? b : b.substr(slash + 1);
+  return base.empty() || base == "/" ? std::string("volume") : base;
+}
+
+}  // namespace
+
+void register_mapper_command(CLI::App& app) {
+  auto flags = std::make_shared<MapperFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "mapper", "serve one backing directory at a mountpoint as a tenant (started by serve)");
+  MapperConfig& c = flags->cfg;
+  cmd->add_option("--backing", c.backing, "directory to serve")->required();
+  cmd->add_option("--mountpoint", c.mountpoint, "where to mount it")->required();
+  cmd->add_option("--uid", c.uid, "tenant uid (not 0)")->required();
+  cmd->add_option("--gid", c.gid, "tenant primary gid")->required();
+  cmd->add_option("--groups", c.groups, "tenant supplementary gids, comma-separated")
+      ->delimiter(',');
+  cmd->add_option("--present-uid", flags->present_uid,
+                  "uid shown for tenant-owned files (default: --uid)")
+      ->check(CLI::Range(0LL, 4294967294LL));
+  cmd->add_option("--present-gid", flags->present_gid,
+                  "gid shown for tenant-owned files (default: --gid)")
+      ->check(CLI::Range(0LL, 4294967294LL));
+  cmd->add_option("--cache", flags->cache, "kernel cache policy")
+      ->check(CLI::IsMember({"strict", "exclusive"}));
+  cmd->add_flag("--readonly", c.readonly, "refuse every modification with EROFS");
+  cmd->add_option("--name", c.name, "volume name (mount source tenantfs:NAME)");
+  cmd->add_option("--ready-fd", c.ready_fd, "fd that receives \"ready\" or \"error: ...\"");
+  cmd->callback([flags] {
+    MapperConfig cfg = flags->cfg;
+    cfg.present_uid =
+        flags->present_uid >= 0 ? static_cast<uid_t>(flags->present_uid) : cfg.uid;
+    cfg.present_gid =
+        flags->present_gid >= 0 ? static_cast<gid_t>(flags->present_gid) : cfg.gid;
+    cfg.cache = flags->cache == "exclusive" ? CacheMode::kExclusive : CacheMode::kStrict;
+    if (cfg.name.empty()) cfg.name = default_name(cfg.backing);
+    std::exit(run_mapper(cfg));
+  });
+}
+
+}  // namespace tenantfs

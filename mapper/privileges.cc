@@ -1,0 +1,127 @@
+#include "mapper/privileges.h"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+
+namespace tenantfs {
+namespace {
+
+// Raw capset/capget: libcap would add a shared library to the plugin image
+// for two system calls.
+int raw_capset(const __user_cap_data_struct (&data)[_LINUX_CAPABILITY_U32S_3]) {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  return static_cast<int>(::syscall(SYS_capset, &header, data));
+}
+
+int raw_capget(__user_cap_data_struct (&data)[_LINUX_CAPABILITY_U32S_3]) {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  return static_cast<int>(::syscall(SYS_capget, &header, data));
+}
+
+// The highest capability number this kernel knows; the bounding set may hold
+// capabilities newer than the headers we were built with.
+int last_capability() {
+  int last = CAP_LAST_CAP;
+  if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
+    int v = 0;
+    if (std::fscanf(f, "%d", &v) == 1 && v > 0) last = v;
+    std::fclose(f);
+  }
+  return last;
+}
+
+}  // namespace
+
+Status drop_privileges_to(const TenantIdentity& id) {
+  if (id.uid == 0) {
+    return Status::InvalidArgument("tenant uid 0 is root; refusing to serve as root");
+  }
+  if (::setgroups(id.groups.size(), id.groups.data()) != 0) {
+    return PosixError("setgroups(" + std::to_string(id.groups.size()) + " groups)", errno);
+  }
+  if (::setresgid(id.gid, id.gid, id.gid) != 0) {
+    return PosixError("setresgid(" + std::to_string(id.gid) + ")", errno);
+  }
+  // The bounding set can only shrink while CAP_SETPCAP is held, i.e. before
+  // the uid change below clears the permitted set.
+  const int last = last_capability();
+  for (int cap = 0; cap <= last; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      return PosixError("prctl(PR_CAPBSET_DROP, " + std::to_string(cap) + ")", errno);
+    }
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    return PosixError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return PosixError("prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  }
+  // Last fallible step. With all three uids non-zero and no KEEP_CAPS, the
+  // kernel clears the permitted and effective sets as part of this call.
+  if (::setresuid(id.uid, id.uid, id.uid) != 0) {
+    return PosixError("setresuid(" + std::to_string(id.uid) + ")", errno);
+  }
+  // Inheritable capabilities survive a uid change; clear them explicitly.
+  // Lowering capabilities never needs privilege, so this cannot fail for
+  // want of it.
+  __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
+  if (raw_capset(none) != 0) return PosixError("capset(no capabilities)", errno);
+  return verify_privileges_are(id);
+}
+
+Status verify_privileges_are(const TenantIdentity& id) {
+  uid_t ru = 0, eu = 0, su = 0;
+  gid_t rg = 0, eg = 0, sg = 0;
+  if (::getresuid(&ru, &eu, &su) != 0) return PosixError("getresuid", errno);
+  if (::getresgid(&rg, &eg, &sg) != 0) return PosixError("getresgid", errno);
+  if (ru != id.uid || eu != id.uid || su != id.uid) {
+    return Status::Internal("uid is " + std::to_string(eu) + ", expected " +
+                            std::to_string(id.uid));
+  }
+  if (rg != id.gid || eg != id.gid || sg != id.gid) {
+    return Status::Internal("gid is " + std::to_string(eg) + ", expected " +
+                            std::to_string(id.gid));
+  }
+  const int n = ::getgroups(0, nullptr);
+  if (n < 0) return PosixError("getgroups", errno);
+  std::vector<gid_t> have(static_cast<size_t>(n));
+  if (::getgroups(n, have.data()) != n) return PosixError("getgroups", errno);
+  std::vector<gid_t> want = id.groups;
+  std::sort(have.begin(), have.end());
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  have.erase(std::unique(have.begin(), have.end()), have.end());
+  if (have != want) return Status::Internal("supplementary groups differ from the tenant's");
+
+  __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {};
+  if (raw_capget(caps) != 0) return PosixError("capget", errno);
+  for (const auto& c : caps) {
+    if (c.effective != 0 || c.permitted != 0 || c.inheritable != 0) {
+      return Status::Internal("capabilities remain after the drop");
+    }
+  }
+  const int last = last_capability();
+  for (int cap = 0; cap <= last; ++cap) {
+    if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) {
+      return Status::Internal("capability " + std::to_string(cap) + " remains in the bounding set");
+    }
+  }
+  if (::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
+    return Status::Internal("no_new_privs is not set");
+  }
+  return Status::Ok();
+}
+
+}  // namespace tenantfs
