@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "mapper/mapper_command.h"
 #include "plugin/admin_cli.h"
 
 int main(int argc, char** argv) {
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
 
   // Each component registers its own subcommands here.
   tenantfs::register_admin_commands(app);
+  tenantfs::register_mapper_command(app);
 
   CLI11_PARSE(app, argc, argv);
   return EXIT_SUCCESS;
