@@ -8,6 +8,7 @@
 
 #include "mapper/mapper_command.h"
 #include "plugin/admin_cli.h"
+#include "plugin/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tenantfs: Docker volumes that act as their tenant", "tenantfs"};
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   // Each component registers its own subcommands here.
   tenantfs::register_admin_commands(app);
   tenantfs::register_mapper_command(app);
+  tenantfs::register_serve_command(app);
 
   CLI11_PARSE(app, argc, argv);
   return EXIT_SUCCESS;

@@ -1,0 +1,175 @@
+#include "plugin/mapper_launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "common/unique_fd.h"
+#include "plugin/child_reaper.h"
+#include "plugin/mount_table.h"
+
+namespace tenantfs {
+namespace {
+
+// The fd number the mapper gets for --ready-fd.
+constexpr int kReadyFd = 3;
+// A readiness report is one short line; more is a broken mapper.
+constexpr size_t kMaxReadyLine = 4096;
+constexpr auto kStopTimeout = std::chrono::seconds(10);
+
+std::string join_gids(const std::vector<gid_t>& gids) {
+  std::string s;
+  for (gid_t g : gids) s += (s.empty() ? "" : ",") + std::to_string(g);
+  return s;
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  return "ended";
+}
+
+}  // namespace
+
+ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,
+                                             std::chrono::milliseconds ready_timeout)
+    : exe_(std::move(exe)), ready_timeout_(ready_timeout) {}
+
+Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::string& mountpoint) {
+  std::vector<std::string> args = {exe_,
+                                   "mapper",
+                                   "--backing",
+                                   b.backing_path,
+                                   "--mountpoint",
+                                   mountpoint,
+                                   "--name",
+                                   b.name,
+                                   "--uid",
+                                   std::to_string(b.uid),
+                                   "--gid",
+                                   std::to_string(b.gid),
+                                   "--present-uid",
+                                   std::to_string(b.present_uid),
+                                   "--present-gid",
+                                   std::to_string(b.present_gid),
+                                   "--cache",
+                                   b.cache,
+                                   "--ready-fd",
+                                   std::to_string(kReadyFd)};
+  if (!b.groups.empty()) {
+    args.push_back("--groups");
+    args.push_back(join_gids(b.groups));
+  }
+  if (b.readonly) args.push_back("--readonly");
+  // Built before fork: the child may not allocate.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return PosixError("pipe", errno);
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+
+  const int write_fd = write_end.get();
+  auto pid = ChildReaper::instance().spawn([&]() -> int {
+    // Own session: a crash of serve (or a signal to its process group) must
+    // not take the mount down under running containers.
+    ::setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // serve blocks signals for its signal thread
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
+    if (write_fd == kReadyFd) {
+      ::fcntl(kReadyFd, F_SETFD, 0);
+    } else if (::dup2(write_fd, kReadyFd) != kReadyFd) {
+      return 120;
+    }
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0 && devnull != 0) {
+      ::dup2(devnull, 0);
+      if (devnull != kReadyFd) ::close(devnull);
+    }
+    ::dup2(2, 1);  // the mapper's output belongs in serve's log
+    // Client sockets accepted by the HTTP server are not close-on-exec.
+    ::close_range(kReadyFd + 1, ~0U, 0);
+    ::execv(argv[0], argv.data());
+    return 127;
+  });
+  if (!pid.ok()) return pid.status();
+  write_end.reset();  // EOF on read_end once the mapper exits
+
+  std::string line;
+  auto deadline = std::chrono::steady_clock::now() + ready_timeout_;
+  bool timed_out = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd p {read_end.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) {
+      timed_out = true;
+      break;
+    }
+    char buf[256];
+    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+    if (line.find('\n') != std::string::npos || line.size() > kMaxReadyLine) break;
+  }
+  if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
+
+  if (!timed_out && line == "ready") return *pid;
+
+  // Failed: make sure nothing is left running or mounted.
+  if (timed_out) ::kill(*pid, SIGKILL);
+  auto status = ChildReaper::instance().wait(*pid, kStopTimeout);
+  if (!status) {
+    ::kill(*pid, SIGKILL);
+    status = ChildReaper::instance().wait(*pid);
+  }
+  Status cleanup = unmount_lazily(mountpoint);
+  if (!cleanup.ok()) spdlog::warn("volume \"{}\": {}", b.name, cleanup.message());
+  if (timed_out) {
+    return Status::IOError("the mapper did not report readiness within " +
+                           std::to_string(ready_timeout_.count() / 1000) + " s and was killed");
+  }
+  if (line.rfind("error: ", 0) == 0) return Status::IOError("mapper " + line);
+  std::string why = "the mapper " + (status ? describe_exit(*status) : std::string("ended")) +
+                    " before reporting readiness";
+  if (status && WIFEXITED(*status) && WEXITSTATUS(*status) == 127) {
+    why += " (could not run " + exe_ + ")";
+  }
+  return Status::IOError(why);
+}
+
+Status ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
+  Status st = unmount(mountpoint);
+  if (pid <= 0) return st;
+  // Unmounting ends the mapper's FUSE session; it exits on its own.
+  auto status = ChildReaper::instance().wait(pid, kStopTimeout);
+  if (!status) {
+    spdlog::warn("mapper pid {} for {} did not exit after the unmount; killing it", pid,
+                 mountpoint);
+    ::kill(pid, SIGKILL);
+    ChildReaper::instance().wait(pid, kStopTimeout);
+  }
+  return st;
+}
+
+}  // namespace tenantfs

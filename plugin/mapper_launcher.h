@@ -1,0 +1,55 @@
+// MapperLauncher: starts and stops the `tenantfs mapper` process of a volume.
+//
+// The driver talks to this interface so that unit tests can count launches
+// without FUSE; `serve` uses ProcessMapperLauncher, which runs the real
+// mapper binary.
+//
+// Thread-safety: implementations must allow concurrent calls for different
+// volumes; the driver never calls concurrently for one volume.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "common/status.h"
+#include "store/store.h"
+
+namespace tenantfs {
+
+class MapperLauncher {
+ public:
+  virtual ~MapperLauncher() = default;
+
+  // Starts a mapper serving binding.backing_path at `mountpoint` as the
+  // binding's identity and returns its pid once the mapper reported
+  // "ready". On failure nothing is left mounted or running, and the Status
+  // message carries the mapper's own error line.
+  virtual Result<pid_t> start(const VolumeBinding& binding, const std::string& mountpoint) = 0;
+
+  // Takes the mount at `mountpoint` down (as root: the mapper dropped the
+  // privileges it would need) and waits for mapper `pid` to exit, killing it
+  // when it does not. pid 0 means a mapper this process did not start (an
+  // adopted mount): only the mount is taken down.
+  virtual Status stop(pid_t pid, const std::string& mountpoint) = 0;
+};
+
+// Runs `<exe> mapper ...` as a child in its own session (setsid), so that it
+// outlives a crash of serve, with stderr shared with serve.
+class ProcessMapperLauncher final : public MapperLauncher {
+ public:
+  // `exe`: the tenantfs binary ("/proc/self/exe" inside serve).
+  // `ready_timeout`: how long a mapper may take to report readiness; Docker
+  // gives Mount 2 minutes in all.
+  ProcessMapperLauncher(std::string exe, std::chrono::milliseconds ready_timeout);
+
+  Result<pid_t> start(const VolumeBinding& binding, const std::string& mountpoint) override;
+  Status stop(pid_t pid, const std::string& mountpoint) override;
+
+ private:
+  const std::string exe_;
+  const std::chrono::milliseconds ready_timeout_;
+};
+
+}  // namespace tenantfs
