@@ -88,8 +88,9 @@ class SqliteStore final : public BindingStore {
   SqliteStore(std::string path, std::unique_ptr<sqlite::Connection> db);
 
   // Caller holds db_mu_. kNotFound (naming the volume) when it does not exist.
-  Result<int64_t> volume_id_locked(const std::string& volume);
-  Result<int64_t> total_refs_locked(int64_t volume_id, const std::string& volume);
+  Status volume_exists_locked(const std::string& volume);
+  // Caller holds db_mu_. The sum of the volume's reference counts.
+  Result<int64_t> total_refs_locked(const std::string& volume);
 
   const std::string path_;
   std::mutex db_mu_;  // guards db_ and statements_ (one connection, one user at a time)
