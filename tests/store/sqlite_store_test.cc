@@ -715,6 +715,26 @@ TEST_P(SqliteStoreCorruptionTest, DamagedStoreGivesAClearError) {
 
 INSTANTIATE_TEST_SUITE_P(Pages, SqliteStoreCorruptionTest, ::testing::Values(0, 1, 2, 3));
 
+TEST_F(SqliteStoreTest, HandEditedRowGivesAClearErrorNotACrash) {
+  ASSERT_TRUE(store_->bind_volume(MakeVolume("data")).ok());
+  ASSERT_TRUE(store_->bind_volume(MakeVolume("good")).ok());
+  ASSERT_TRUE(store_->add_tenant(MakeTenant("alice", 1, 1, {5})).ok());
+  EXPECT_EQ(RawSql(db_path_, "UPDATE volumes SET options = 'not json' WHERE name = 'data'"), "");
+  EXPECT_EQ(RawSql(db_path_, "UPDATE tenants SET groups = '5,x'"), "");
+
+  Result<VolumeBinding> v = store_->get_volume("data");
+  EXPECT_EQ(v.status().code(), Code::kCorruption);
+  EXPECT_THAT(v.status().message(), HasSubstr("store file \"" + db_path_.string() + "\""));
+  EXPECT_THAT(v.status().message(), HasSubstr("unreadable options of volume \"data\""));
+  EXPECT_EQ(store_->list_volumes().status().code(), Code::kCorruption);
+  EXPECT_EQ(store_->bind_volume(MakeVolume("data")).status().code(), Code::kCorruption);
+  EXPECT_TRUE(store_->get_volume("good").ok()) << "other rows stay readable";
+
+  Result<Tenant> t = store_->get_tenant("alice");
+  EXPECT_EQ(t.status().code(), Code::kCorruption);
+  EXPECT_THAT(t.status().message(), HasSubstr("unreadable groups of tenant \"alice\""));
+}
+
 // ---- files and permissions ------------------------------------------------------
 
 TEST(SqliteStoreFilesTest, CreatesA0700DirectoryAnd0600FilesWhateverTheUmask) {
