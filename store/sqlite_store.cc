@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -171,7 +171,8 @@ Status CheckBinding(const VolumeBinding& b) {
                                    " would make the volume world-writable, which tenantfs never "
                                    "does; give a mode such as 0700 or 0750");
   }
-  TENANTFS_RETURN_IF_ERROR(CheckText("the backing path of " + owner, b.backing_path, kMaxPathBytes));
+  TENANTFS_RETURN_IF_ERROR(
+      CheckText("the backing path of " + owner, b.backing_path, kMaxPathBytes));
   if (b.backing_path.front() != '/') {
     return Status::InvalidArgument("the backing path " + Quote(b.backing_path) + " of " + owner +
                                    " is not absolute; give an absolute path");
@@ -237,12 +238,14 @@ Result<std::map<std::string, std::string>> OptionsFromJson(const std::string& pa
                                                            const std::string& text) {
   constexpr const char* kind = "volume";
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return sqlite::CorruptionError(path, "unreadable options of " + RowName(kind, name));
+  if (!j.is_object())
+    return sqlite::CorruptionError(path, "unreadable options of " + RowName(kind, name));
   std::map<std::string, std::string> options;
   // The JSON object is already a sorted map: append each entry at the end
   // and move its string out instead of copying.
   for (auto& [key, value] : j.get_ref<nlohmann::json::object_t&>()) {
-    if (!value.is_string()) return sqlite::CorruptionError(path, "unreadable options of " + RowName(kind, name));
+    if (!value.is_string())
+      return sqlite::CorruptionError(path, "unreadable options of " + RowName(kind, name));
     options.emplace_hint(options.end(), key, std::move(value.get_ref<std::string&>()));
   }
   return options;
@@ -250,8 +253,8 @@ Result<std::map<std::string, std::string>> OptionsFromJson(const std::string& pa
 
 // An id column read back; values outside uid_t's range mean the file was
 // edited by something other than tenantfs.
-Result<uint32_t> IdColumn(const Statement& st, int col, const std::string& path,
-                          const char* kind, const std::string& name) {
+Result<uint32_t> IdColumn(const Statement& st, int col, const std::string& path, const char* kind,
+                          const std::string& name) {
   const int64_t v = st.column_int64(col);
   if (v < 0 || v >= static_cast<int64_t>(kInvalidId)) {
     return sqlite::CorruptionError(path, "an id of " + RowName(kind, name) + " is out of range");
@@ -374,7 +377,8 @@ Status MakeDirectories(const std::filesystem::path& dir) {
 Status PreparePrivateDirectory(const std::filesystem::path& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) return PosixError("checking the store directory " + Quote(dir.string()), errno);
+    if (errno != ENOENT)
+      return PosixError("checking the store directory " + Quote(dir.string()), errno);
     TENANTFS_RETURN_IF_ERROR(MakeDirectories(dir));
     if (::stat(dir.c_str(), &st) != 0) {
       return PosixError("checking the store directory " + Quote(dir.string()), errno);
@@ -386,11 +390,11 @@ Status PreparePrivateDirectory(const std::filesystem::path& dir) {
                                       " is not a directory; give a store path inside a directory");
   }
   if (st.st_uid != ::geteuid()) {
-    return Status::FailedPrecondition(
-        "the store directory " + q + " is owned by uid " + std::to_string(st.st_uid) +
-        ", not by this process (uid " + std::to_string(::geteuid()) + "); run \"chown " +
-        std::to_string(::geteuid()) + " " + dir.string() +
-        "\" or keep the store in a directory of its own");
+    return Status::FailedPrecondition("the store directory " + q + " is owned by uid " +
+                                      std::to_string(st.st_uid) + ", not by this process (uid " +
+                                      std::to_string(::geteuid()) + "); run \"chown " +
+                                      std::to_string(::geteuid()) + " " + dir.string() +
+                                      "\" or keep the store in a directory of its own");
   }
   if ((st.st_mode & 077) != 0) {
     return Status::FailedPrecondition(
@@ -417,7 +421,8 @@ Status SecureFile(const std::string& path, bool create) {
     return PosixError("opening the store file " + Quote(path), err);
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return PosixError("checking the store file " + Quote(path), errno);
+  if (::fstat(fd.get(), &st) != 0)
+    return PosixError("checking the store file " + Quote(path), errno);
   if (!S_ISREG(st.st_mode)) {
     return Status::FailedPrecondition("the store file " + Quote(path) +
                                       " is not a regular file; move it away or give another path");
@@ -465,14 +470,15 @@ Status Migrate(sqlite3* db, const std::string& path) {
                       std::to_string(*objects) + " tables or indexes and no tenantfs schema");
       }
     } else if (*app != SqliteStore::kApplicationId) {
-      return sqlite::CorruptionError(path, "it is an SQLite database of another application "
-                                           "(application_id " + std::to_string(*app) + ")");
+      return sqlite::CorruptionError(path,
+                                     "it is an SQLite database of another application "
+                                     "(application_id " +
+                                         std::to_string(*app) + ")");
     }
     if (*version > SqliteStore::kSchemaVersion) {
       return Status::FailedPrecondition(
           "the store file " + Quote(path) + " has schema version " + std::to_string(*version) +
-          ", newer than this tenantfs understands (" +
-          std::to_string(SqliteStore::kSchemaVersion) +
+          ", newer than this tenantfs understands (" + std::to_string(SqliteStore::kSchemaVersion) +
           "); upgrade tenantfs, or restore a store written by this version");
     }
     if (*version < 0) {
@@ -510,10 +516,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
 
   sqlite3* raw = nullptr;
   // NOMUTEX: db_mu_ already serialises every use of the connection.
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-                                     SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+      nullptr);
   // Even a failed open allocates a handle that must be closed.
   auto db = std::make_unique<sqlite::Connection>(raw);
   if (rc != SQLITE_OK) return sqlite::Error(raw, rc, "opening the store");
@@ -528,8 +534,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     if (!row.ok()) return row.status();
     const std::string mode = *row ? wal->column_text(0) : "";
     if (mode != "wal") {
-      return Status::IOError("the store file " + Quote(path) + " could not be put in WAL mode (got " +
-                             Quote(mode) + "); check that its filesystem supports shared memory");
+      return Status::IOError("the store file " + Quote(path) +
+                             " could not be put in WAL mode (got " + Quote(mode) +
+                             "); check that its filesystem supports shared memory");
     }
   }
   // A damaged page may go unnoticed until some later request reads it; find
@@ -573,7 +580,8 @@ Status SqliteStore::add_tenant(const Tenant& tenant) {
   if (sqlite3_changes64(db_->get()) == 0) {
     return Status::AlreadyExists("tenant " + Quote(tenant.name) +
                                  " already exists; choose another name, or remove it first with "
-                                 "\"tenantfs tenant rm " + tenant.name + "\"");
+                                 "\"tenantfs tenant rm " +
+                                 tenant.name + "\"");
   }
   return Status::Ok();
 }
@@ -581,8 +589,8 @@ Status SqliteStore::add_tenant(const Tenant& tenant) {
 Result<Tenant> SqliteStore::get_tenant(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(name));
   std::lock_guard<std::mutex> lock(db_mu_);
-  Result<StatementLease> st = statements_->lease(
-      "SELECT name, uid, gid, groups, created_at FROM tenants WHERE name = ?");
+  Result<StatementLease> st =
+      statements_->lease("SELECT name, uid, gid, groups, created_at FROM tenants WHERE name = ?");
   if (!st.ok()) return st.status();
   (*st)->bind(1, name);
   Result<bool> row = (*st)->step("reading tenant " + Quote(name));
@@ -593,8 +601,8 @@ Result<Tenant> SqliteStore::get_tenant(const std::string& name) {
 
 Result<std::vector<Tenant>> SqliteStore::list_tenants() {
   std::lock_guard<std::mutex> lock(db_mu_);
-  Result<StatementLease> st = statements_->lease(
-      "SELECT name, uid, gid, groups, created_at FROM tenants ORDER BY name");
+  Result<StatementLease> st =
+      statements_->lease("SELECT name, uid, gid, groups, created_at FROM tenants ORDER BY name");
   if (!st.ok()) return st.status();
   std::vector<Tenant> tenants;
   for (;;) {

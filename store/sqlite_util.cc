@@ -14,10 +14,10 @@ std::string DatabasePath(sqlite3* db) {
 }  // namespace
 
 Status CorruptionError(const std::string& path, std::string_view detail) {
-  return Status::Corruption("store file \"" + path + "\" is damaged or is not a tenantfs store (" +
-                            std::string(detail) +
-                            "); stop tenantfs, move the file aside and restore it from a backup, "
-                            "or start with an empty store (existing volume bindings are then lost)");
+  return Status::Corruption(
+      "store file \"" + path + "\" is damaged or is not a tenantfs store (" + std::string(detail) +
+      "); stop tenantfs, move the file aside and restore it from a backup, "
+      "or start with an empty store (existing volume bindings are then lost)");
 }
 
 Status Error(sqlite3* db, int rc, std::string_view what) {
@@ -127,9 +127,7 @@ Result<StatementLease> StatementCache::lease(const char* sql) {
   if (it == statements_.end()) {
     Result<Statement> prepared = Statement::Prepare(db_, sql);
     if (!prepared.ok()) return prepared.status();
-    it = statements_
-             .emplace(sql, std::make_unique<Statement>(std::move(prepared).value()))
-             .first;
+    it = statements_.emplace(sql, std::make_unique<Statement>(std::move(prepared).value())).first;
   }
   return StatementLease(it->second.get());
 }

@@ -177,7 +177,8 @@ TEST_F(SqliteStoreTest, TenantRemovalIsRefusedWhileAVolumeIsBound) {
   ASSERT_TRUE(store_->bind_volume(MakeVolume("logs", "alice")).ok());
   Status st = store_->remove_tenant("alice");
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
-  EXPECT_THAT(st.message(), HasSubstr("tenant \"alice\" still has 2 volumes bound to it (data, logs)"));
+  EXPECT_THAT(st.message(),
+              HasSubstr("tenant \"alice\" still has 2 volumes bound to it (data, logs)"));
   EXPECT_THAT(st.message(), HasSubstr("docker volume rm"));
   EXPECT_TRUE(store_->get_tenant("alice").ok());
 
@@ -338,7 +339,8 @@ TEST_F(SqliteStoreTest, RebindNamesTheFirstDifferingOptionInNameOrder) {
   v.options = {{"cache", "strict"}, {"mode", "0750"}, {"tenant", "bob"}};
   Result<BindOutcome> r = store_->bind_volume(v);
   EXPECT_EQ(r.status().code(), Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("with mode=0700; it cannot be re-created with mode=0750"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("with mode=0700; it cannot be re-created with mode=0750"));
 }
 
 TEST_F(SqliteStoreTest, InvalidUtf8OptionIsRefused) {
@@ -350,7 +352,8 @@ TEST_F(SqliteStoreTest, InvalidUtf8OptionIsRefused) {
 }
 
 TEST_F(SqliteStoreTest, VolumesListInNameOrder) {
-  for (const char* n : {"zeta", "alpha", "mid"}) ASSERT_TRUE(store_->bind_volume(MakeVolume(n)).ok());
+  for (const char* n : {"zeta", "alpha", "mid"})
+    ASSERT_TRUE(store_->bind_volume(MakeVolume(n)).ok());
   Result<std::vector<VolumeBinding>> list = store_->list_volumes();
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   ASSERT_EQ(list->size(), 3u);
@@ -606,8 +609,9 @@ TEST(SqliteStoreSchemaTest, MigratesAnEmptyFileAndSetsTheVersion) {
   EXPECT_EQ(RawSql(db, "PRAGMA user_version"), std::to_string(SqliteStore::kSchemaVersion));
   EXPECT_EQ(RawSql(db, "PRAGMA application_id"), std::to_string(SqliteStore::kApplicationId));
   EXPECT_EQ(RawSql(db, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(RawSql(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema "
-                       "WHERE type = 'table' ORDER BY name)"),
+  EXPECT_EQ(RawSql(db,
+                   "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema "
+                   "WHERE type = 'table' ORDER BY name)"),
             "mount_refs,tenants,volumes");
   EXPECT_EQ(RawSql(db, "SELECT name FROM tenants"), "alice");
 }
@@ -774,9 +778,8 @@ TEST(SqliteStoreFilesTest, GroupOrWorldAccessibleDirectoryIsRefused) {
   const fs::path db = dir.path() / "store.db";
   Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(db.string());
   EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
-  EXPECT_THAT(s.status().message(),
-              HasSubstr("the store directory \"" + dir.path().string() +
-                        "\" can be accessed by group or others (mode 0755)"));
+  EXPECT_THAT(s.status().message(), HasSubstr("the store directory \"" + dir.path().string() +
+                                              "\" can be accessed by group or others (mode 0755)"));
   EXPECT_THAT(s.status().message(), HasSubstr("chmod 700 " + dir.path().string()));
   EXPECT_FALSE(fs::exists(db)) << "nothing is created in a refused directory";
   EXPECT_EQ(ModeOf(dir.path()), 0755u) << "the directory is left as it was";
