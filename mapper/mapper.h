@@ -6,11 +6,23 @@
 //                   [--groups G1,G2,...] [--present-uid U] [--present-gid G]
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
 //                   [--ready-fd N]
+// --present-uid/--present-gid default to --uid/--gid; --name defaults to the
+// backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
+// --uid 0 is refused.
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
 // privilege to the tenant and only then writes exactly one line to the ready
 // fd: "ready\n" on success, or "error: <what failed and why>\n" followed by a
-// non-zero exit that leaves no mount behind. It exits 0 once unmounted; on
-// SIGTERM or SIGINT it unmounts itself first.
+// non-zero exit that leaves no mount behind. It exits 0 once unmounted
+// (umount, umount -l, fusermount3 -u).
+//
+// SIGTERM/SIGINT: before "ready" the mapper is still root, unmounts what it
+// mounted and exits 0. After "ready" it is the tenant, without capabilities
+// and with no_new_privs, so it CANNOT unmount (umount2 needs CAP_SYS_ADMIN;
+// the setuid fusermount3 fallback is disabled by no_new_privs and refuses
+// mounts made by root anyway). It then stops serving, closes the FUSE
+// connection and exits 0; the mount stays listed and answers ENOTCONN until
+// the supervisor (root) removes it with umount2(MNT_DETACH). A privileged
+// helper that outlives the drop would defeat the drop, so there is none.
 #pragma once
 
 #include <sys/types.h>
