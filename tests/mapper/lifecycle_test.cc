@@ -144,22 +144,53 @@ TEST_F(MapperLifecycleTest, FusermountUnmountMakesMapperExitZero) {
   vol.drop_mapper();
 }
 
-// mapper.h: "on SIGTERM or SIGINT it unmounts itself first" and "exits 0
-// once unmounted".
-void expect_signal_unmounts_and_exits_zero(int sig) {
+// mapper.h: after "ready" the mapper has no privilege left to unmount with;
+// on SIGTERM/SIGINT it closes the FUSE connection and exits 0, and the mount
+// answers ENOTCONN until the supervisor detaches it.
+void expect_signal_after_ready_exits_zero_leaving_dead_mount(int sig) {
   MountedVolume vol;
   ASSERT_EQ(vol.start(), "ready");
   vol.mapper()->signal(sig);
   std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
   EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
-  EXPECT_FALSE(find_mount(vol.mountpoint())) << "mapper exited on signal " << sig
-                                             << " but left its mount";
   vol.drop_mapper();
+  ASSERT_TRUE(find_mount(vol.mountpoint())) << "the contract says the mount stays for root to remove";
+  struct stat st {};
+  EXPECT_EQ(::stat(vol.mountpoint().c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOTCONN) << errno_name(errno);
+  EXPECT_EQ(::umount2(vol.mountpoint().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
 }
 
-TEST_F(MapperLifecycleTest, SigtermUnmountsAndExitsZero) { expect_signal_unmounts_and_exits_zero(SIGTERM); }
+TEST_F(MapperLifecycleTest, SigtermAfterReadyExitsZeroAndLeavesDeadMountForSupervisor) {
+  expect_signal_after_ready_exits_zero_leaving_dead_mount(SIGTERM);
+}
 
-TEST_F(MapperLifecycleTest, SigintUnmountsAndExitsZero) { expect_signal_unmounts_and_exits_zero(SIGINT); }
+TEST_F(MapperLifecycleTest, SigintAfterReadyExitsZeroAndLeavesDeadMountForSupervisor) {
+  expect_signal_after_ready_exits_zero_leaving_dead_mount(SIGINT);
+}
+
+// Starts the mapper with one option replaced and expects a refusal before
+// anything is mounted.
+void expect_refused_with(const std::string& flag, const std::string& value) {
+  MountedVolume vol;
+  std::vector<std::string> args = vol.mapper_args();
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == flag) args[i + 1] = value;
+  MapperProcess mapper(args, vol.log_path());
+  std::string line = mapper.wait_ready_line(seconds(10));
+  std::optional<int> status = mapper.wait_exit(seconds(10));
+  ASSERT_TRUE(status) << "mapper still running with " << flag << " " << value;
+  EXPECT_FALSE(exited_with(status, 0)) << describe_status(status);
+  // Argument errors may be reported before the ready fd is used; either
+  // way there must be no "ready" and no mount.
+  EXPECT_NE(line, "ready");
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
+}
+
+TEST_F(MapperLifecycleTest, TenantUidZeroIsRefused) { expect_refused_with("--uid", "0"); }
+
+TEST_F(MapperLifecycleTest, VolumeNameWithSlashIsRefused) { expect_refused_with("--name", "../evil"); }
 
 TEST_F(MapperLifecycleTest, KilledMapperLeavesMountThatReportsNotConnected) {
   MountedVolume vol;
