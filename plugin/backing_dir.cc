@@ -226,7 +226,9 @@ Result<UniqueFd> open_external_dir(const std::string& volume, const std::string&
     UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root_fd) return PosixError(pre + "allowed root " + root, errno);
     struct open_how how {};
-    how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    // RESOLVE_NO_SYMLINKS covers the last component too (ELOOP); O_NOFOLLOW
+    // would turn that case into an ENOTDIR that reads as "not a directory".
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     long fd = ::syscall(SYS_openat2, root_fd.get(), rel.c_str(), &how, sizeof how);
     if (fd < 0) {
