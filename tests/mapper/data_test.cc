@@ -25,11 +25,15 @@ constexpr size_t KiB = 1024, MiB = 1024 * 1024;
 // wrong answer.
 bool is_unsupported(int err) { return err == ENOSYS || err == EOPNOTSUPP; }
 
-class DataTest : public ::testing::Test {
+// Every data test runs under both cache policies: the kernel's page cache
+// and writeback buffering (exclusive) must not change a single byte.
+class DataTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
-    vol_ = std::make_unique<MountedVolume>();
+    VolumeOptions opts;
+    opts.cache = GetParam();
+    vol_ = std::make_unique<MountedVolume>(opts);
     ASSERT_EQ(vol_->start(), "ready");
   }
   void TearDown() override { vol_.reset(); }
@@ -77,7 +81,7 @@ std::string pread_exact(int fd, size_t len, off_t offset) {
                                        << ", first difference at byte " << i;
 }
 
-TEST_F(DataTest, RandomDataOfManySizesReadsBackIdenticallyOnMountAndBacking) {
+TEST_P(DataTest, RandomDataOfManySizesReadsBackIdenticallyOnMountAndBacking) {
   const size_t sizes[] = {0,       1,           4095,     4096,          4097,      65535,
                           65536,   128 * KiB + 1, 1 * MiB, 3 * MiB + 17, 5 * MiB - 1};
   unsigned seed = 1;
@@ -92,7 +96,7 @@ TEST_F(DataTest, RandomDataOfManySizesReadsBackIdenticallyOnMountAndBacking) {
   }
 }
 
-TEST_F(DataTest, WritesInOddChunksReadBackIdentically) {
+TEST_P(DataTest, WritesInOddChunksReadBackIdentically) {
   std::string data = random_bytes(2 * MiB + 333, 42);
   UniqueFd fd = open_in_mount("chunks", O_WRONLY | O_CREAT | O_TRUNC);
   ASSERT_TRUE(fd);
@@ -107,7 +111,7 @@ TEST_F(DataTest, WritesInOddChunksReadBackIdentically) {
   EXPECT_TRUE(same_bytes(read_file(m("chunks")), data));
 }
 
-TEST_F(DataTest, RandomOffsetWritesAndReadsMatchAModel) {
+TEST_P(DataTest, RandomOffsetWritesAndReadsMatchAModel) {
   std::string model;
   std::mt19937 gen(2024);
   UniqueFd fd = open_in_mount("random", O_RDWR | O_CREAT | O_TRUNC);
@@ -132,7 +136,7 @@ TEST_F(DataTest, RandomOffsetWritesAndReadsMatchAModel) {
   EXPECT_TRUE(same_bytes(read_file(m("random")), model)) << "through the mount";
 }
 
-TEST_F(DataTest, SparseWriteLeavesHoleOnBackingThatReadsAsZeros) {
+TEST_P(DataTest, SparseWriteLeavesHoleOnBackingThatReadsAsZeros) {
   std::string head = random_bytes(4096, 1), tail = random_bytes(4096, 2);
   UniqueFd fd = open_in_mount("sparse", O_RDWR | O_CREAT | O_TRUNC);
   ASSERT_TRUE(fd);
@@ -149,7 +153,7 @@ TEST_F(DataTest, SparseWriteLeavesHoleOnBackingThatReadsAsZeros) {
   EXPECT_EQ(pread_exact(rd.get(), 4096, 64 * MiB), tail);
 }
 
-TEST_F(DataTest, SeekDataAndSeekHoleNeverGiveAWrongAnswer) {
+TEST_P(DataTest, SeekDataAndSeekHoleNeverGiveAWrongAnswer) {
   // data [0, 64K), hole, data [1M, 1M+64K), hole up to the 2M end.
   std::string model(2 * MiB, '\0');
   std::string d1 = random_bytes(64 * KiB, 3), d2 = random_bytes(64 * KiB, 4);
@@ -202,7 +206,7 @@ TEST_F(DataTest, SeekDataAndSeekHoleNeverGiveAWrongAnswer) {
   }
 }
 
-TEST_F(DataTest, FallocateExtendsFileWithZerosOrIsUnsupported) {
+TEST_P(DataTest, FallocateExtendsFileWithZerosOrIsUnsupported) {
   UniqueFd fd = open_in_mount("alloc", O_RDWR | O_CREAT | O_TRUNC);
   ASSERT_TRUE(fd);
   if (::fallocate(fd.get(), 0, 0, 1 * MiB) != 0) {
@@ -216,7 +220,7 @@ TEST_F(DataTest, FallocateExtendsFileWithZerosOrIsUnsupported) {
   EXPECT_EQ(read_file(m("alloc")), std::string(1 * MiB, '\0'));
 }
 
-TEST_F(DataTest, PunchHoleZeroesRangeOrIsUnsupported) {
+TEST_P(DataTest, PunchHoleZeroesRangeOrIsUnsupported) {
   std::string model = random_bytes(256 * KiB, 9);
   ASSERT_TRUE(write_file(m("punch"), model));
   UniqueFd fd = open_in_mount("punch", O_RDWR);
@@ -231,7 +235,7 @@ TEST_F(DataTest, PunchHoleZeroesRangeOrIsUnsupported) {
   EXPECT_TRUE(same_bytes(read_file(m("punch")), model)) << "through the mount";
 }
 
-TEST_F(DataTest, CopyFileRangeCopiesExactBytesOrIsUnsupported) {
+TEST_P(DataTest, CopyFileRangeCopiesExactBytesOrIsUnsupported) {
   std::string data = random_bytes(1 * MiB + 3, 11);
   ASSERT_TRUE(write_file(m("src"), data));
   UniqueFd src = open_in_mount("src", O_RDONLY);
@@ -253,7 +257,7 @@ TEST_F(DataTest, CopyFileRangeCopiesExactBytesOrIsUnsupported) {
   EXPECT_TRUE(same_bytes(read_file(m("dst")), data)) << "through the mount";
 }
 
-TEST_F(DataTest, FlockExcludesSecondOpenFileUntilReleased) {
+TEST_P(DataTest, FlockExcludesSecondOpenFileUntilReleased) {
   ASSERT_TRUE(write_file(m("lock"), "x"));
   UniqueFd a = open_in_mount("lock", O_RDWR), c = open_in_mount("lock", O_RDWR);
   ASSERT_TRUE(a && c);
@@ -267,7 +271,7 @@ TEST_F(DataTest, FlockExcludesSecondOpenFileUntilReleased) {
   EXPECT_EQ(::flock(c.get(), LOCK_EX | LOCK_NB), 0) << std::strerror(errno);
 }
 
-TEST_F(DataTest, PosixRecordLockConflictsAcrossProcesses) {
+TEST_P(DataTest, PosixRecordLockConflictsAcrossProcesses) {
   ASSERT_TRUE(write_file(m("plock"), "0123456789"));
   UniqueFd fd = open_in_mount("plock", O_RDWR);
   ASSERT_TRUE(fd);
@@ -295,7 +299,7 @@ TEST_F(DataTest, PosixRecordLockConflictsAcrossProcesses) {
   EXPECT_TRUE(o.err == EAGAIN || o.err == EACCES) << describe(o);
 }
 
-TEST_F(DataTest, FsyncAndFdatasyncSucceed) {
+TEST_P(DataTest, FsyncAndFdatasyncSucceed) {
   UniqueFd fd = open_in_mount("sync", O_WRONLY | O_CREAT | O_TRUNC);
   ASSERT_TRUE(fd);
   ASSERT_EQ(::write(fd.get(), "durable", 7), 7);
@@ -307,7 +311,7 @@ TEST_F(DataTest, FsyncAndFdatasyncSucceed) {
   EXPECT_EQ(read_file(b("sync")), "durable");
 }
 
-TEST_F(DataTest, SharedMmapWritesReachBacking) {
+TEST_P(DataTest, SharedMmapWritesReachBacking) {
   std::string data = random_bytes(3 * 4096 + 100, 13);
   ASSERT_TRUE(write_file(m("mapped"), std::string(data.size(), 'z')));
   UniqueFd fd = open_in_mount("mapped", O_RDWR);
@@ -321,7 +325,7 @@ TEST_F(DataTest, SharedMmapWritesReachBacking) {
   EXPECT_TRUE(same_bytes(read_file(b("mapped")), data));
 }
 
-TEST_F(DataTest, ReaddirListsEveryEntryOnce) {
+TEST_P(DataTest, ReaddirListsEveryEntryOnce) {
   // Enough entries to need several readdir replies.
   std::vector<std::string> names;
   for (int i = 0; i < 600; ++i) names.push_back("entry-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'n'));
@@ -338,6 +342,79 @@ TEST_F(DataTest, ReaddirListsEveryEntryOnce) {
   std::sort(seen.begin(), seen.end());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(seen, names);
+}
+
+TEST_P(DataTest, UnlinkedOpenFileStaysReadableAndWritable) {
+  std::string data = random_bytes(100 * KiB, 21);
+  UniqueFd fd = open_in_mount("doomed", O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(fd);
+  ASSERT_TRUE(pwrite_all(fd.get(), data, 0));
+  ASSERT_EQ(::unlink(m("doomed").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(::access(b("doomed").c_str(), F_OK), -1) << "still on the storage after unlink";
+  std::string more = random_bytes(5000, 22);
+  ASSERT_TRUE(pwrite_all(fd.get(), more, static_cast<off_t>(data.size())));
+  EXPECT_TRUE(same_bytes(pread_exact(fd.get(), data.size() + more.size(), 0), data + more));
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd.get(), &st), 0) << std::strerror(errno);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(data.size() + more.size()));
+}
+
+TEST_P(DataTest, ConcurrentWritersOfSeparateFilesAllLandIntact) {
+  constexpr int kWriters = 4;
+  constexpr size_t kSize = 3 * MiB + 123;
+  std::vector<pid_t> children;
+  for (int w = 0; w < kWriters; ++w) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0) << std::strerror(errno);
+    if (pid == 0) {
+      // Child: write in 64 KiB + w pieces, read back, exit 0 only if equal.
+      std::string data = random_bytes(kSize, 100 + static_cast<unsigned>(w));
+      int fd = ::open(m("w" + std::to_string(w)).c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) ::_exit(2);
+      size_t piece = 64 * KiB + static_cast<size_t>(w);
+      for (size_t at = 0; at < kSize; at += piece) {
+        size_t len = std::min(piece, kSize - at);
+        if (::pwrite(fd, data.data() + at, len, static_cast<off_t>(at)) != static_cast<ssize_t>(len)) ::_exit(3);
+      }
+      bool same = pread_exact(fd, kSize, 0) == data;
+      ::close(fd);
+      ::_exit(same ? 0 : 4);
+    }
+    children.push_back(pid);
+  }
+  for (int w = 0; w < kWriters; ++w) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(children[static_cast<size_t>(w)], &status, 0), children[static_cast<size_t>(w)]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "writer " << w << " status " << status << " (2 open, 3 write, 4 read-back mismatch)";
+  }
+  for (int w = 0; w < kWriters; ++w) {
+    EXPECT_TRUE(same_bytes(read_file(b("w" + std::to_string(w))), random_bytes(kSize, 100 + static_cast<unsigned>(w))))
+        << "writer " << w << " on the backing store";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cache, DataTest, ::testing::Values("strict", "exclusive"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// Strict mode promises no stale data: the page cache is dropped when a file
+// is opened, so a change made on the storage behind the mapper's back shows
+// on the next open.
+TEST(StrictCacheTest, ChangeOnBackingIsSeenOnNextOpen) {
+  SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
+  VolumeOptions opts;
+  opts.cache = "strict";
+  MountedVolume vol(opts);
+  ASSERT_EQ(vol.start(), "ready");
+  ASSERT_TRUE(write_file(vol.path("f"), "version one"));
+  EXPECT_EQ(read_file(vol.path("f")), "version one");
+  {
+    // Same size, so only the content (not cached attributes) can be stale.
+    UniqueFd fd(::open(vol.backing_path("f").c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(::pwrite(fd.get(), "version two", 11, 0), 11);
+  }
+  EXPECT_EQ(read_file(vol.path("f")), "version two");
 }
 
 }  // namespace

@@ -320,6 +320,7 @@ std::vector<std::string> MountedVolume::mapper_args() const {
   if (opts_.present_uid) a.insert(a.end(), {"--present-uid", std::to_string(*opts_.present_uid)});
   if (opts_.present_gid) a.insert(a.end(), {"--present-gid", std::to_string(*opts_.present_gid)});
   if (opts_.readonly) a.push_back("--readonly");
+  if (!opts_.cache.empty()) a.insert(a.end(), {"--cache", opts_.cache});
   return a;
 }
 

@@ -79,6 +79,7 @@ struct VolumeOptions {
   std::optional<uid_t> present_uid;
   std::optional<gid_t> present_gid;
   bool readonly = false;
+  std::string cache;  // --cache value; empty: the mapper's default
   std::string name = "testvol";
 };
 
