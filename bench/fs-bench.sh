@@ -11,7 +11,7 @@
 # Environment (defaults in brackets; BENCH_QUICK=1 shrinks everything):
 #   BENCH_RUNS [3 | quick 1]          runs per target; the median is reported
 #   BENCH_SIZE [1g | quick 128m]      fio file size
-#   BENCH_RUNTIME [15 | quick 3]      seconds of each 4 KiB random job
+#   BENCH_RUNTIME [10 | quick 3]      seconds of each 4 KiB random job
 #   BENCH_FILES [10000 | quick 1000]  small files for create/stat/ls -l/unlink
 #   BENCH_TREE_FILES [5000 | quick 500]  files of the generated source tree
 #   BENCH_TARGETS [native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt]
@@ -28,7 +28,7 @@ if [[ "$QUICK" == 1 ]]; then
   RUNS=${BENCH_RUNS:-1} SIZE=${BENCH_SIZE:-128m} RUNTIME=${BENCH_RUNTIME:-3}
   NFILES=${BENCH_FILES:-1000} NTREE=${BENCH_TREE_FILES:-500}
 else
-  RUNS=${BENCH_RUNS:-3} SIZE=${BENCH_SIZE:-1g} RUNTIME=${BENCH_RUNTIME:-15}
+  RUNS=${BENCH_RUNS:-3} SIZE=${BENCH_SIZE:-1g} RUNTIME=${BENCH_RUNTIME:-10}
   NFILES=${BENCH_FILES:-10000} NTREE=${BENCH_TREE_FILES:-5000}
 fi
 TARGETS=(${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt})
