@@ -1,0 +1,566 @@
+// `tenantfs serve` as Docker sees it: the real binary on a temp unix socket,
+// the real mapper mounting FUSE, HTTP requests over the socket. Needs root
+// and /dev/fuse; skips itself otherwise.
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/mount_table.h"
+#include "plugin/unix_http_client.h"
+#include "store/sqlite_store.h"
+
+#ifndef TENANTFS_BINARY
+#error "TENANTFS_BINARY must name the tenantfs binary under test"
+#endif
+
+namespace tenantfs {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr uid_t kTenantUid = 2001;
+constexpr gid_t kTenantGid = 2001;
+constexpr uid_t kContainerUid = 3000;  // whoever runs inside the container
+
+struct Reply {
+  int status = 0;
+  std::string content_type;
+  json body;
+  std::string err() const { return body.is_object() ? body.value("Err", std::string()) : ""; }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `fn` in a child as uid:gid (no supplementary groups), like a process
+// in a container. Returns 0 on success or the errno the child saw.
+int as_user(uid_t uid, gid_t gid, const std::function<int()>& fn) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0) {
+      _exit(250);
+    }
+    _exit(fn());
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+// Writes `name` inside the directory `dir` as uid (gid = uid). The directory
+// is opened as root first, as Docker's bind mount would hand it to a
+// container: MOUNT_ROOT itself is root-only.
+int write_file_as(uid_t uid, const std::string& dir, const std::string& name,
+                  const std::string& text) {
+  int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return errno;
+  int rc = as_user(uid, uid, [&]() -> int {
+    int fd = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return errno;
+    ssize_t n = ::write(fd, text.data(), text.size());
+    int err = n == static_cast<ssize_t>(text.size()) ? 0 : (n < 0 ? errno : EIO);
+    ::close(fd);
+    return err;
+  });
+  ::close(dir_fd);
+  return rc;
+}
+
+// Pids of mapper processes serving `mountpoint`, found by command line: the
+// mappers are serve's children, not ours.
+std::vector<pid_t> mapper_pids(const std::string& mountpoint) {
+  std::vector<pid_t> pids;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return pids;
+  while (struct dirent* d = ::readdir(proc)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(d->d_name));
+    if (pid <= 0) continue;
+    std::string cmdline = read_file("/proc/" + std::string(d->d_name) + "/cmdline");
+    std::vector<std::string> args;
+    std::string cur;
+    for (char c : cmdline) {
+      if (c == '\0') {
+        args.push_back(cur);
+        cur.clear();
+      } else {
+        cur += c;
+      }
+    }
+    bool is_mapper = args.size() > 1 && args[1] == "mapper";
+    for (size_t i = 0; is_mapper && i + 1 < args.size(); ++i) {
+      if (args[i] == "--mountpoint" && args[i + 1] == mountpoint) pids.push_back(pid);
+    }
+  }
+  ::closedir(proc);
+  return pids;
+}
+
+bool mounted(const std::string& path) {
+  auto table = read_mount_table();
+  return table.ok() && is_mount_point(*table, path);
+}
+
+// Waits for `cond` with a generous bound; the bound only stops a broken
+// test from hanging, no assertion depends on how long it took.
+bool eventually(const std::function<bool()>& cond, std::chrono::seconds bound = 30s) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return cond();
+}
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0) {
+      GTEST_SKIP() << "needs root and /dev/fuse";
+    }
+    char tmpl[] = "/tmp/tenantfs-serve-it.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    socket_ = root_ + "/run/tenantfs.sock";
+    ASSERT_EQ(::mkdir((root_ + "/allowed").c_str(), 0755), 0);
+    StartServe();
+    AddTenant("alice", kTenantUid, kTenantGid, {2100});
+  }
+
+  void TearDown() override {
+    if (root_.empty()) return;
+    StopServe(SIGTERM);
+    // Mappers outlive serve by design: take their mounts down; each mapper
+    // then exits on its own.
+    const std::string mnt = root_ + "/mnt";
+    if (auto table = read_mount_table(); table.ok()) {
+      for (const auto& name : tenantfs_mounts_under(*table, mnt)) {
+        ::umount2((mnt + "/" + name).c_str(), MNT_DETACH);
+      }
+    }
+    if (::testing::Test::HasFailure()) {
+      std::cerr << "---- serve log ----\n" << read_file(root_ + "/serve.log") << "----\n";
+    }
+    if (auto table = read_mount_table(); table.ok() && tenantfs_mounts_under(*table, mnt).empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(root_, ec);
+    }
+  }
+
+  std::vector<std::string> ServeArgs() {
+    return {TENANTFS_BINARY,  "serve",          "--socket",    socket_,
+            "--state-dir",    root_ + "/state", "--data-dir",  root_ + "/data",
+            "--mount-root",   root_ + "/mnt",   "--allowed-roots", root_ + "/allowed",
+            "--log-level",    "debug"};
+  }
+
+  // Starts serve and waits until it answers Activate.
+  void StartServe(std::vector<std::string> args = {},
+                  std::vector<std::string> env = {}, const std::string& socket = "") {
+    if (args.empty()) args = ServeArgs();
+    const std::string sock = socket.empty() ? socket_ : socket;
+    const std::string log = root_ + "/serve.log";
+    serve_pid_ = ::fork();
+    if (serve_pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      ::dup2(fd, 2);
+      for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+    ASSERT_GT(serve_pid_, 0);
+    UnixHttpClient client(sock, UnixHttpOptions{1000ms, 5000ms});
+    bool up = eventually([&] {
+      auto r = client.post("/Plugin.Activate", "");
+      return r.ok() && r->status == 200;
+    });
+    ASSERT_TRUE(up) << read_file(log);
+  }
+
+  // Sends `sig` to serve and reaps it; returns its wait status.
+  int StopServe(int sig) {
+    if (serve_pid_ <= 0) return 0;
+    ::kill(serve_pid_, sig);
+    int status = 0;
+    ::waitpid(serve_pid_, &status, 0);
+    serve_pid_ = -1;
+    return status;
+  }
+
+  Reply Post(const std::string& endpoint, const std::string& body) {
+    UnixHttpClient client(socket_);
+    auto r = client.post(endpoint, body, "application/vnd.docker.plugins.v1+json");
+    Reply reply;
+    if (!r.ok()) {
+      ADD_FAILURE() << endpoint << ": " << r.status().message();
+      return reply;
+    }
+    reply.status = r->status;
+    reply.content_type = r->headers["content-type"];
+    reply.body = json::parse(r->body, nullptr, false);
+    return reply;
+  }
+  Reply Call(const std::string& op, const json& body) {
+    return Post("/VolumeDriver." + op, body.dump());
+  }
+
+  void AddTenant(const std::string& name, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
+    Reply r = Post("/tenantfs/v1/tenants/add",
+                   json{{"name", name}, {"uid", uid}, {"gid", gid}, {"groups", groups}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+
+  void CreateVolume(const std::string& name, json opts = {{"tenant", "alice"}}) {
+    Reply r = Call("Create", json{{"Name", name}, {"Opts", opts}});
+    ASSERT_EQ(r.err(), "") << r.body;
+  }
+  std::string MountVolume(const std::string& name, const std::string& id) {
+    Reply r = Call("Mount", json{{"Name", name}, {"ID", id}});
+    EXPECT_EQ(r.err(), "") << r.body;
+    return r.body.value("Mountpoint", std::string());
+  }
+  int64_t Mounts(const std::string& name) {
+    Reply r = Call("Get", json{{"Name", name}});
+    EXPECT_EQ(r.err(), "") << r.body;
+    return r.body["Volume"]["Status"].value("mounts", int64_t{-1});
+  }
+  std::string mp(const std::string& name) { return root_ + "/mnt/" + name; }
+  std::string backing(const std::string& name) { return root_ + "/data/" + name; }
+
+  std::string root_;
+  std::string socket_;
+  pid_t serve_pid_ = -1;
+};
+
+TEST_F(ServeTest, EveryEndpointWithTheRealMapper) {
+  Reply act = Post("/Plugin.Activate", "");
+  EXPECT_EQ(act.status, 200);
+  EXPECT_EQ(act.content_type, "application/vnd.docker.plugins.v1+json");
+  EXPECT_EQ(act.body, json::parse(R"({"Implements":["VolumeDriver"]})"));
+  EXPECT_EQ(Call("Capabilities", json::object()).body,
+            json::parse(R"({"Capabilities":{"Scope":"local"}})"));
+
+  EXPECT_NE(Call("Get", json{{"Name", "data"}}).err(), "");  // before Create, as Docker asks
+  CreateVolume("data", {{"tenant", "alice"}, {"mode", "0750"}});
+  struct stat st {};
+  ASSERT_EQ(::stat(backing("data").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(Call("List", json::object()).body, json::parse(R"({"Volumes":[{"Name":"data"}]})"));
+  EXPECT_EQ(Call("Path", json{{"Name", "data"}}).body, json::parse(R"({"Mountpoint":""})"));
+
+  const std::string mountpoint = MountVolume("data", "container-1");
+  EXPECT_EQ(mountpoint, mp("data"));
+  ASSERT_TRUE(mounted(mountpoint));
+  // A container process of any uid writes; the storage sees the tenant.
+  EXPECT_EQ(write_file_as(kContainerUid, mountpoint, "hello.txt", "hi"), 0);
+  ASSERT_EQ(::stat((backing("data") + "/hello.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_gid, kTenantGid);
+
+  Reply get = Call("Get", json{{"Name", "data"}});
+  EXPECT_EQ(get.body["Volume"]["Mountpoint"], mountpoint);
+  EXPECT_EQ(get.body["Volume"]["Status"]["tenant"], "alice");
+  EXPECT_EQ(get.body["Volume"]["Status"]["groups"], json::array({2100}));
+  EXPECT_EQ(get.body["Volume"]["Status"]["mode"], "0750");
+  EXPECT_EQ(get.body["Volume"]["Status"]["mounts"], 1);
+  EXPECT_EQ(Call("Path", json{{"Name", "data"}}).body["Mountpoint"], mountpoint);
+  EXPECT_EQ(Call("List", json::object()).body["Volumes"][0]["Mountpoint"], mountpoint);
+
+  EXPECT_EQ(Call("Unmount", json{{"Name", "data"}, {"ID", "container-1"}}).body, json::object());
+  EXPECT_FALSE(mounted(mountpoint));
+  EXPECT_TRUE(eventually([&] { return mapper_pids(mountpoint).empty(); }));
+  EXPECT_EQ(Call("Remove", json{{"Name", "data"}}).body, json::object());
+  EXPECT_NE(::access(backing("data").c_str(), F_OK), 0);
+  EXPECT_EQ(Call("List", json::object()).body, json::parse(R"({"Volumes":[]})"));
+}
+
+TEST_F(ServeTest, SocketIsPrivate) {
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((root_ + "/run").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const char* d : {"/data", "/mnt", "/state"}) {
+    ASSERT_EQ(::stat((root_ + d).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << d;
+  }
+}
+
+TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
+  Reply big = Post("/VolumeDriver.Create", std::string(70 * 1024, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.err().find("too large"), std::string::npos) << big.body;
+  Reply unknown = Post("/VolumeDriver.Nope", "{}");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.err().find("unknown endpoint"), std::string::npos);
+  Reply other = Post("/elsewhere", "{}");
+  EXPECT_EQ(other.status, 404);
+  EXPECT_NE(other.err(), "");
+  EXPECT_EQ(Post("/VolumeDriver.Create", "{\"Name\":").err(),
+            "tenantfs: the request body is not valid JSON");
+  EXPECT_EQ(Call("Create", json{{"Name", "x"}, {"Opts", {{"tenant", "bob"}}}}).err(),
+            "tenantfs: volume \"x\": unknown tenant \"bob\"; add it with \"tenantfs tenant add "
+            "bob --uid UID --gid GID\" or use an existing tenant");
+  EXPECT_NE(Call("Create", json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"mode", "0777"}}}})
+                .err()
+                .find("world-writable"),
+            std::string::npos);
+  EXPECT_NE(Call("Create", json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", "/etc"}}}})
+                .err()
+                .find("outside the allowed roots"),
+            std::string::npos);
+  EXPECT_NE(Call("Create", json{{"Name", "../x"}, {"Opts", {{"tenant", "alice"}}}}).err(), "");
+  EXPECT_NE(Call("Remove", json{{"Name", "x"}}).err().find("no such volume"), std::string::npos);
+
+  CreateVolume("v");
+  MountVolume("v", "c1");
+  EXPECT_NE(Call("Remove", json{{"Name", "v"}}).err().find("is in use"), std::string::npos);
+  EXPECT_TRUE(mounted(mp("v")));
+  EXPECT_EQ(Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}}}}).err(), "");
+  EXPECT_NE(Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}, {"cache", "exclusive"}}}})
+                .err()
+                .find("already exists with different options"),
+            std::string::npos);
+  EXPECT_EQ(Call("Unmount", json{{"Name", "v"}, {"ID", "c1"}}).err(), "");
+}
+
+TEST_F(ServeTest, FailedMapperStartKeepsNoReferenceAndCarriesTheMapperError) {
+  CreateVolume("broken");
+  // A file where the mountpoint directory should be: the mapper's mount fails.
+  ASSERT_EQ(::mkdir((root_ + "/mnt").c_str(), 0700) == 0 || errno == EEXIST, true);
+  { std::ofstream(mp("broken")) << "not a directory"; }
+  Reply r = Call("Mount", json{{"Name", "broken"}, {"ID", "c1"}});
+  EXPECT_NE(r.err().find("tenantfs: volume \"broken\": mount failed: mapper error: "),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(Mounts("broken"), 0);
+  EXPECT_FALSE(mounted(mp("broken")));
+  ASSERT_EQ(::unlink(mp("broken").c_str()), 0);
+  EXPECT_EQ(MountVolume("broken", "c1"), mp("broken"));
+  EXPECT_EQ(Mounts("broken"), 1);
+  EXPECT_EQ(Call("Unmount", json{{"Name", "broken"}, {"ID", "c1"}}).err(), "");
+}
+
+TEST_F(ServeTest, StalledClientsDoNotBlockOthers) {
+  // More idle connections than worker threads: each is dropped after the
+  // read timeout, so a well-behaved request still gets its answer.
+  std::vector<int> stalled;
+  for (int i = 0; i < 40; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const char partial[] = "POST /VolumeDriver.List HTTP/1.1\r\nContent-Length: 100\r\n\r\n{";
+    ASSERT_GT(::write(fd, partial, sizeof partial - 1), 0);
+    stalled.push_back(fd);
+  }
+  Reply r = Call("List", json::object());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, json::parse(R"({"Volumes":[]})"));
+  for (int fd : stalled) ::close(fd);
+}
+
+TEST_F(ServeTest, ConcurrentMountsAndUnmountsLeaveExactCounts) {
+  CreateVolume("busy");
+  auto run_concurrently = [&](const std::vector<std::pair<std::string, std::string>>& calls) {
+    std::vector<std::thread> threads;
+    std::atomic<int> errors{0};
+    for (const auto& [op, id] : calls) {
+      threads.emplace_back([&, op, id] {
+        Reply r = Call(op, json{{"Name", "busy"}, {"ID", id}});
+        if (r.status != 200 || !r.err().empty()) ++errors;
+      });
+    }
+    for (auto& t : threads) t.join();
+    return errors.load();
+  };
+  // 150 Mounts over 5 repeated IDs, with 50 Unmounts of IDs never mounted.
+  std::vector<std::pair<std::string, std::string>> phase1;
+  for (int i = 0; i < 200; ++i) {
+    if (i % 4 == 3) {
+      phase1.emplace_back("Unmount", "ghost-" + std::to_string(i));
+    } else {
+      phase1.emplace_back("Mount", "ctr-" + std::to_string(i % 5));
+    }
+  }
+  EXPECT_EQ(run_concurrently(phase1), 0);
+  EXPECT_EQ(Mounts("busy"), 150);
+  EXPECT_EQ(mapper_pids(mp("busy")).size(), 1u);
+  // 100 Unmounts of mounted IDs (20 each) with 100 of unknown IDs.
+  std::vector<std::pair<std::string, std::string>> phase2;
+  for (int i = 0; i < 200; ++i) {
+    phase2.emplace_back("Unmount", i % 2 ? "ctr-" + std::to_string(i % 5) : "ghost");
+  }
+  EXPECT_EQ(run_concurrently(phase2), 0);
+  EXPECT_EQ(Mounts("busy"), 50);
+  EXPECT_TRUE(mounted(mp("busy")));
+  EXPECT_EQ(write_file_as(kContainerUid, mp("busy"), "f", "x"), 0);
+  // The rest, plus extra Unmounts: the count stops at zero and the mount goes.
+  std::vector<std::pair<std::string, std::string>> phase3;
+  for (int i = 0; i < 60; ++i) phase3.emplace_back("Unmount", "ctr-" + std::to_string(i % 5));
+  EXPECT_EQ(run_concurrently(phase3), 0);
+  EXPECT_EQ(Mounts("busy"), 0);
+  EXPECT_FALSE(mounted(mp("busy")));
+}
+
+TEST_F(ServeTest, KillNineOfServeThenRestartAdoptsLiveMountsAndKeepsCounts) {
+  CreateVolume("a");
+  CreateVolume("b");
+  MountVolume("a", "c1");
+  MountVolume("a", "c1");
+  MountVolume("a", "c2");
+  MountVolume("b", "c3");
+  StopServe(SIGKILL);
+  // The mappers outlive serve: containers keep their I/O.
+  EXPECT_EQ(write_file_as(kContainerUid, mp("a"), "during-outage", "x"), 0);
+
+  StartServe();
+  EXPECT_EQ(Mounts("a"), 3);
+  EXPECT_EQ(Mounts("b"), 1);
+  EXPECT_EQ(Call("Get", json{{"Name", "a"}}).body["Volume"]["Mountpoint"], mp("a"));
+  EXPECT_EQ(write_file_as(kContainerUid, mp("b"), "after-restart", "x"), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((backing("b") + "/after-restart").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(mapper_pids(mp("a")).size(), 1u);  // adopted, not doubled
+
+  // Releasing the adopted mounts takes them down.
+  for (const char* id : {"c1", "c1", "c2"}) {
+    EXPECT_EQ(Call("Unmount", json{{"Name", "a"}, {"ID", id}}).err(), "");
+  }
+  EXPECT_FALSE(mounted(mp("a")));
+  EXPECT_TRUE(eventually([&] { return mapper_pids(mp("a")).empty(); }));
+  EXPECT_TRUE(mounted(mp("b")));
+}
+
+TEST_F(ServeTest, KillNineOfServeAndMapperThenRestartRemounts) {
+  CreateVolume("a");
+  MountVolume("a", "c1");
+  MountVolume("a", "c2");
+  StopServe(SIGKILL);
+  for (pid_t pid : mapper_pids(mp("a"))) ::kill(pid, SIGKILL);
+  ASSERT_TRUE(eventually([&] { return mapper_pids(mp("a")).empty(); }));
+  ASSERT_TRUE(is_dead_fuse_mount(mp("a")));
+
+  StartServe();
+  EXPECT_EQ(Mounts("a"), 2);
+  EXPECT_FALSE(is_dead_fuse_mount(mp("a")));
+  EXPECT_EQ(write_file_as(kContainerUid, mp("a"), "f", "remounted"), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((backing("a") + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  auto table = read_mount_table();
+  ASSERT_TRUE(table.ok());
+  int stacked = 0;
+  for (const auto& e : *table) stacked += e.mount_point == mp("a");
+  EXPECT_EQ(stacked, 1);  // the dead mount was removed, not buried
+}
+
+TEST_F(ServeTest, LiveMountWithoutReferencesIsUnmountedAtStart) {
+  CreateVolume("a");
+  MountVolume("a", "c1");
+  StopServe(SIGKILL);
+  {
+    auto store = SqliteStore::Open(root_ + "/state/tenantfs.db");
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->clear_refs("a").ok());
+  }
+  StartServe();
+  EXPECT_FALSE(mounted(mp("a")));
+  EXPECT_EQ(Mounts("a"), 0);
+  EXPECT_EQ(Call("Remove", json{{"Name", "a"}}).err(), "");
+}
+
+TEST_F(ServeTest, KillNineOfMapperThenNextMountWorks) {
+  CreateVolume("a");
+  MountVolume("a", "c1");
+  auto pids = mapper_pids(mp("a"));
+  ASSERT_EQ(pids.size(), 1u);
+  ::kill(pids[0], SIGKILL);
+  // The supervisor notices, logs it with volume and tenant, and cleans the
+  // dead mount.
+  EXPECT_TRUE(eventually([&] {
+    std::string log = read_file(root_ + "/serve.log");
+    return log.find("volume \"a\" (tenant \"alice\"): mapper pid " + std::to_string(pids[0])) !=
+           std::string::npos;
+  }));
+  EXPECT_TRUE(eventually([&] { return !mounted(mp("a")); }));
+
+  EXPECT_EQ(MountVolume("a", "c2"), mp("a"));
+  EXPECT_EQ(Mounts("a"), 2);
+  EXPECT_EQ(write_file_as(kContainerUid, mp("a"), "f", "x"), 0);
+  auto fresh = mapper_pids(mp("a"));
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_NE(fresh[0], pids[0]);
+}
+
+TEST_F(ServeTest, SigtermStopsServeCleanlyAndLeavesMountsServing) {
+  CreateVolume("a");
+  MountVolume("a", "c1");
+  int status = StopServe(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_NE(::access(socket_.c_str(), F_OK), 0);  // no stale socket for Docker
+  EXPECT_EQ(write_file_as(kContainerUid, mp("a"), "f", "x"), 0);
+  StartServe();
+  EXPECT_EQ(Mounts("a"), 1);
+  EXPECT_EQ(Call("Unmount", json{{"Name", "a"}, {"ID", "c1"}}).err(), "");
+  EXPECT_FALSE(mounted(mp("a")));
+}
+
+TEST_F(ServeTest, SettingsComeFromFlagsOrEnvironmentWithFlagsWinning) {
+  StopServe(SIGTERM);
+  const std::string env_sock = root_ + "/run/env.sock";
+  const std::string flag_sock = root_ + "/run/flag.sock";
+  std::vector<std::string> base = {TENANTFS_BINARY, "serve"};
+  std::vector<std::string> env = {"SOCKET=" + env_sock,          "STATE_DIR=" + root_ + "/state",
+                                  "DATA_DIR=" + root_ + "/data", "MOUNT_ROOT=" + root_ + "/mnt",
+                                  "LOG_LEVEL=",                  "DEFAULT_TENANT=alice"};
+  StartServe(base, env, env_sock);
+  EXPECT_EQ(::access(env_sock.c_str(), F_OK), 0);
+  socket_ = env_sock;
+  // DEFAULT_TENANT from the environment; an empty LOG_LEVEL counted as unset.
+  EXPECT_EQ(Call("Create", json{{"Name", "d"}, {"Opts", nullptr}}).err(), "");
+  EXPECT_EQ(Call("Get", json{{"Name", "d"}}).body["Volume"]["Status"]["tenant"], "alice");
+  StopServe(SIGTERM);
+
+  std::vector<std::string> with_flag = base;
+  with_flag.insert(with_flag.end(), {"--socket", flag_sock});
+  StartServe(with_flag, env, flag_sock);
+  EXPECT_EQ(::access(flag_sock.c_str(), F_OK), 0);
+  EXPECT_NE(::access(env_sock.c_str(), F_OK), 0);
+  socket_ = flag_sock;
+  EXPECT_EQ(Call("List", json::object()).body, json::parse(R"({"Volumes":[{"Name":"d"}]})"));
+}
+
+}  // namespace
+}  // namespace tenantfs
