@@ -194,7 +194,7 @@ pids_of_run() {
   local dir="$1" p
   for p in /proc/[0-9]*; do
     [[ "${p#/proc/}" == "$$" ]] && continue
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+    if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$dir/"; then
       echo "${p#/proc/}"
     fi
   done
