@@ -2,6 +2,7 @@
 // decide; root in the caller's seat gains nothing, device nodes cannot be
 // made, symlinks and foreign mounts inside the volume never make the mapper
 // serve files from outside it.
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <sched.h>
@@ -278,6 +279,90 @@ TEST_F(AccessTest, LookupIntoFilesystemMountedInsideBackingIsRefused) {
   });
   EXPECT_EQ(create.ret, -1) << "created a file on the foreign filesystem";
   EXPECT_EQ(::access(vol.backing_path("sub/planted").c_str(), F_OK), -1);
+}
+
+TEST_F(AccessTest, RootCannotListAnotherUsersPrivateDirectory) {
+  MountedVolume vol;
+  ASSERT_EQ(::mkdir(vol.backing_path("theirs").c_str(), 0700), 0);
+  ASSERT_EQ(::chown(vol.backing_path("theirs").c_str(), kOtherUid, kOtherGid), 0);
+  put_on_backing(vol.backing_path("theirs/inside"), "x", kOtherUid, kOtherGid, 0644);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome list = run_as(kRoot, [&] {
+    DIR* d = ::opendir(vol.path("theirs").c_str());
+    if (!d) return sys(-1);
+    ::closedir(d);
+    return Outcome{};
+  });
+  EXPECT_EQ(list.ret, -1);
+  EXPECT_EQ(list.err, EACCES) << describe(list);
+  Outcome enter = run_as(kRoot, [&] { return read_whole(vol.path("theirs/inside")); });
+  EXPECT_EQ(enter.ret, -1);
+  EXPECT_EQ(enter.err, EACCES) << describe(enter);
+}
+
+TEST_F(AccessTest, StickyDirectoryProtectsOtherUsersFilesEvenFromRoot) {
+  MountedVolume vol;
+  ASSERT_EQ(::mkdir(vol.backing_path("shared-tmp").c_str(), 0777), 0);
+  ASSERT_EQ(::chown(vol.backing_path("shared-tmp").c_str(), kOtherUid, kOtherGid), 0);
+  ASSERT_EQ(::chmod(vol.backing_path("shared-tmp").c_str(), 01777), 0);
+  put_on_backing(vol.backing_path("shared-tmp/theirs"), "keep", kOtherUid, kOtherGid, 0666);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome del = run_as(kRoot, [&] { return sys(::unlink(vol.path("shared-tmp/theirs").c_str())); });
+  EXPECT_EQ(del.ret, -1);
+  EXPECT_EQ(del.err, EPERM) << describe(del);
+  EXPECT_EQ(read_file(vol.backing_path("shared-tmp/theirs")), "keep");
+  // The tenant's own file in the same directory can be removed.
+  Outcome own = run_as(kRoot, [&] {
+    UniqueFd fd(::open(vol.path("shared-tmp/mine").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) return sys(-1);
+    return sys(::unlink(vol.path("shared-tmp/mine").c_str()));
+  });
+  EXPECT_EQ(own.ret, 0) << describe(own);
+}
+
+TEST_F(AccessTest, HardLinkToAnotherUsersUnreadableFileIsRefused) {
+  if (read_file("/proc/sys/fs/protected_hardlinks") != "1\n")
+    GTEST_SKIP() << "fs.protected_hardlinks is off on this host";
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("private"), "secret of 7002", kOtherUid, kOtherGid, 0600);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] {
+    return sys(::link(vol.path("private").c_str(), vol.path("grab").c_str()));
+  });
+  EXPECT_EQ(o.ret, -1);
+  EXPECT_EQ(o.err, EPERM) << describe(o);
+  EXPECT_EQ(::access(vol.backing_path("grab").c_str(), F_OK), -1);
+}
+
+TEST_F(AccessTest, SetgidDirectoryGivesNewFilesItsGroupOnBacking) {
+  VolumeOptions opts;
+  opts.groups = {kSharedGid};
+  MountedVolume vol(opts);
+  ASSERT_EQ(::mkdir(vol.backing_path("project").c_str(), 0770), 0);
+  ASSERT_EQ(::chown(vol.backing_path("project").c_str(), kOtherUid, kSharedGid), 0);
+  ASSERT_EQ(::chmod(vol.backing_path("project").c_str(), 02770), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kUser1000, [&] {
+    UniqueFd fd(::open(vol.path("project/report").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));
+    return sys(fd ? 0 : -1);
+  });
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  struct stat st = lstat_path(vol.backing_path("project/report"));
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_gid, kSharedGid) << "the setgid directory's group must be inherited";
+}
+
+TEST_F(AccessTest, FilesystemMountedInsideBackingAfterStartIsRefused) {
+  MountedVolume vol;
+  ASSERT_EQ(::mkdir(vol.backing_path("sub").c_str(), 0700), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  ScopedTmpfs tmpfs(vol.backing_path("sub"));
+  ASSERT_TRUE(tmpfs.mounted());
+  ASSERT_EQ(::chown(vol.backing_path("sub").c_str(), kTenantUid, kTenantGid), 0);
+  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid, 0644);
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("sub/secret")); });
+  EXPECT_EQ(o.ret, -1) << "served from the foreign filesystem: \"" << o.data << "\"";
+  EXPECT_EQ(o.data.find("another filesystem"), std::string::npos);
 }
 
 }  // namespace

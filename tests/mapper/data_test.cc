@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iostream>
 #include <random>
+#include <thread>
 
 #include "tests/mapper/mapper_fixture.h"
 
@@ -415,6 +417,59 @@ TEST(StrictCacheTest, ChangeOnBackingIsSeenOnNextOpen) {
     ASSERT_EQ(::pwrite(fd.get(), "version two", 11, 0), 11);
   }
   EXPECT_EQ(read_file(vol.path("f")), "version two");
+}
+
+size_t open_fds_of(pid_t pid) {
+  size_t n = 0;
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (!d) return 0;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n;
+}
+
+// When the kernel evicts inodes it sends FORGET; the mapper must release what
+// it held for them and still serve every file when asked again.
+TEST(InodeLifetimeTest, FilesAreServedAgainAfterKernelForgetsInodes) {
+  SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  constexpr int kDirs = 10, kFilesPerDir = 150;
+  for (int d = 0; d < kDirs; ++d) {
+    std::string dir = vol.path("d" + std::to_string(d));
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << std::strerror(errno);
+    for (int f = 0; f < kFilesPerDir; ++f)
+      ASSERT_TRUE(write_file(dir + "/f" + std::to_string(f), "content " + std::to_string(d * 1000 + f)));
+  }
+  const size_t fds_while_cached = open_fds_of(vol.mapper()->pid());
+
+  // Drops unused dentries and inodes machine-wide; only costs cache warmth.
+  {
+    UniqueFd drop(::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(drop) << std::strerror(errno);
+    ASSERT_EQ(::write(drop.get(), "2", 1), 1) << std::strerror(errno);
+  }
+  // FORGETs are processed asynchronously: wait (bounded) for the mapper to
+  // let go of most of what it held.
+  size_t fds_after = fds_while_cached;
+  for (int i = 0; i < 100 && fds_after > fds_while_cached / 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    fds_after = open_fds_of(vol.mapper()->pid());
+  }
+  std::cout << "mapper fds: " << fds_while_cached << " with inodes cached, " << fds_after
+            << " after the kernel forgot them\n";
+  if (fds_while_cached > static_cast<size_t>(kDirs * kFilesPerDir)) {
+    EXPECT_LE(fds_after, fds_while_cached / 2)
+        << "the mapper held " << fds_while_cached << " fds and still holds " << fds_after
+        << " after the kernel forgot the inodes";
+  }
+  for (int d = 0; d < kDirs; ++d)
+    for (int f = 0; f < kFilesPerDir; f += 7)
+      EXPECT_EQ(read_file(vol.path("d" + std::to_string(d) + "/f" + std::to_string(f))),
+                "content " + std::to_string(d * 1000 + f));
+  ASSERT_EQ(::rename(vol.path("d3/f10").c_str(), vol.path("d4/moved").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(read_file(vol.backing_path("d4/moved")), "content 3010");
 }
 
 }  // namespace

@@ -222,5 +222,36 @@ TEST_F(MapperLifecycleTest, StaleMountCanBeLazilyUnmountedAndMountedAgain) {
   EXPECT_EQ(m->fstype, "fuse.tenantfs");
 }
 
+TEST_F(MapperLifecycleTest, UmountCommandMakesMapperExitZero) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  int rc = run_command({"umount", vol.mountpoint()});
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << "umount: status " << rc;
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
+  vol.drop_mapper();
+}
+
+TEST_F(MapperLifecycleTest, LazyUmountMakesMapperExitZero) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  int rc = run_command({"umount", "-l", vol.mountpoint()});
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << "umount -l: status " << rc;
+  std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint()));
+  vol.drop_mapper();
+}
+
+TEST_F(MapperLifecycleTest, ReadyFdCarriesExactlyOneLine) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  ASSERT_TRUE(vol.mapper()->wait_exit(seconds(10)));
+  EXPECT_EQ(vol.mapper()->read_rest_of_ready_pipe(), "") << "more than one line on the ready fd";
+  vol.drop_mapper();
+}
+
 }  // namespace
 }  // namespace tenantfs::testing

@@ -266,6 +266,12 @@ std::string MapperProcess::wait_ready_line(milliseconds timeout) {
   }
 }
 
+std::string MapperProcess::read_rest_of_ready_pipe() {
+  std::string rest;
+  if (ready_) read_all_until(ready_.get(), &rest, steady_clock::now() + milliseconds(1000));
+  return rest;
+}
+
 std::optional<int> MapperProcess::wait_exit(milliseconds timeout) {
   if (pid_ <= 0) return std::nullopt;
   std::optional<int> status = wait_pid_for(pid_, timeout);

@@ -99,6 +99,9 @@ class MapperProcess {
   // The readiness line without its newline; "" if the pipe closed without
   // one; "<timeout>" if nothing came within `timeout`.
   std::string wait_ready_line(std::chrono::milliseconds timeout);
+  // What the ready pipe holds after the readiness line, once the writer is
+  // gone (call after wait_exit).
+  std::string read_rest_of_ready_pipe();
   // The wait status once the process has exited, or nullopt after `timeout`.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   void signal(int sig) const;
