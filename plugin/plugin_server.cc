@@ -79,7 +79,9 @@ void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
     auto start = std::chrono::steady_clock::now();
     DriverReply reply = driver.handle(req.path, req.body);
     res.status = reply.http_status;
-    res.set_content(reply.body.dump(), kPluginContentType);
+    // Names echoed into an Err may hold invalid UTF-8: replace, never throw.
+    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    kPluginContentType);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();

@@ -328,6 +328,9 @@ Result<json> VolumeDriver::remove(const std::string& name) {
     if (st.code() == Code::kNotFound) return no_such_volume(name);
     return volume_error(name, st);
   }
+  // The empty mountpoint directory goes with the volume; failing to remove
+  // it only leaves an empty root-only directory behind.
+  ::rmdir(mp.c_str());
   if (!b->external) {
     Status del = delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b->uid, b->gid, b->groups});
     if (!del.ok()) {
@@ -552,8 +555,14 @@ Status VolumeDriver::recover() {
                    st.ok() ? "lazily unmounted" : "could not be unmounted: " + st.message());
       continue;
     }
+    bool ours = false;  // the topmost mount there is this volume's mapper
+    for (const MountEntry& e : *table) {
+      if (e.mount_point == mp) {
+        ours = e.fstype == kMapperFsType && e.source == kMapperSourcePrefix + name;
+      }
+    }
     auto b = by_name.find(name);
-    if (b != by_name.end() && refs.count(name) != 0) {
+    if (ours && b != by_name.end() && refs.count(name) != 0) {
       std::lock_guard<std::mutex> lock(mounts_mu_);
       mounts_[name] = ActiveMount{0, b->second.tenant, nullptr};
       spdlog::info("recovery: volume \"{}\" (tenant \"{}\"): adopted the live mount with {} "

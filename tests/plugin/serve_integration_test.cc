@@ -340,6 +340,10 @@ TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
             std::string::npos);
   EXPECT_NE(Call("Create", json{{"Name", "../x"}, {"Opts", {{"tenant", "alice"}}}}).err(), "");
   EXPECT_NE(Call("Remove", json{{"Name", "x"}}).err().find("no such volume"), std::string::npos);
+  // Invalid UTF-8 is not JSON: refused with an Err like any other bad body.
+  Reply utf8 = Post("/VolumeDriver.Create", "{\"Name\":\"x\",\"Opts\":{\"tenant\":\"\xff\xfe\"}}");
+  EXPECT_EQ(utf8.status, 200);
+  EXPECT_EQ(utf8.err(), "tenantfs: the request body is not valid JSON");
 
   CreateVolume("v");
   MountVolume("v", "c1");

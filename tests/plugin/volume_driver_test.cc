@@ -438,6 +438,54 @@ TEST_F(VolumeDriverTest, CreateRefusesAnUnboundLeftoverDirectoryAndBindsNothing)
   EXPECT_EQ(entries, 1);
 }
 
+// The real store with one fault switched on: bind_volume fails, as it would
+// on a full disk or a locked database.
+class FailingBindStore : public BindingStore {
+ public:
+  explicit FailingBindStore(BindingStore& real) : real_(real) {}
+  Status add_tenant(const Tenant& t) override { return real_.add_tenant(t); }
+  Result<Tenant> get_tenant(const std::string& n) override { return real_.get_tenant(n); }
+  Result<std::vector<Tenant>> list_tenants() override { return real_.list_tenants(); }
+  Status remove_tenant(const std::string& n) override { return real_.remove_tenant(n); }
+  Result<BindOutcome> bind_volume(const VolumeBinding&) override {
+    return Status::IOError("database is locked");
+  }
+  Result<VolumeBinding> get_volume(const std::string& n) override { return real_.get_volume(n); }
+  Result<std::vector<VolumeBinding>> list_volumes() override { return real_.list_volumes(); }
+  Status remove_volume(const std::string& n) override { return real_.remove_volume(n); }
+  Result<int64_t> add_ref(const std::string& v, const std::string& id) override {
+    return real_.add_ref(v, id);
+  }
+  Result<int64_t> release_ref(const std::string& v, const std::string& id) override {
+    return real_.release_ref(v, id);
+  }
+  Result<VolumeRefs> refs(const std::string& v) override { return real_.refs(v); }
+  Result<int64_t> clear_refs(const std::string& v) override { return real_.clear_refs(v); }
+  Result<std::vector<VolumeRefs>> referenced_volumes() override {
+    return real_.referenced_volumes();
+  }
+
+ private:
+  BindingStore& real_;
+};
+
+TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
+  driver_.reset();
+  FailingBindStore failing(*store_);
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, ""};
+  auto d = VolumeDriver::Open(failing, *tenants_, launcher_, cfg);
+  ASSERT_TRUE(d.ok());
+  DriverReply r = (*d)->handle("/VolumeDriver.Create",
+                               json{{"Name", "data"}, {"Opts", {{"tenant", "alice"}}}}.dump());
+  EXPECT_EQ(r.error, "tenantfs: volume \"data\": database is locked");
+  EXPECT_FALSE(exists(data("data")));
+  for (const auto& e : std::filesystem::directory_iterator(tmp_.sub("data"))) {
+    EXPECT_EQ(e.path().filename(), ".trash");  // only the (empty) trash may exist
+    EXPECT_EQ(::rmdir(e.path().c_str()), 0) << "not empty: " << e.path();
+  }
+  EXPECT_FALSE(store_->get_volume("data").ok());
+}
+
 TEST_F(VolumeDriverTest, RecoveryCleansLeftoversAndRemountsReferencedVolumes) {
   ASSERT_EQ(Create("kept", {{"tenant", "alice"}}), json::object());
   ASSERT_EQ(Create("idle", {{"tenant", "alice"}}), json::object());
