@@ -6,13 +6,16 @@
 #include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -394,6 +397,85 @@ TEST_P(DataTest, ConcurrentWritersOfSeparateFilesAllLandIntact) {
     EXPECT_TRUE(same_bytes(read_file(b("w" + std::to_string(w))), random_bytes(kSize, 100 + static_cast<unsigned>(w))))
         << "writer " << w << " on the backing store";
   }
+}
+
+TEST_P(DataTest, StatfsReportsTheBackingFilesystem) {
+  struct statvfs in_mount {}, backing {};
+  ASSERT_EQ(::statvfs(vol_->mountpoint().c_str(), &in_mount), 0) << std::strerror(errno);
+  ASSERT_EQ(::statvfs(vol_->backing().c_str(), &backing), 0) << std::strerror(errno);
+  EXPECT_EQ(in_mount.f_blocks * in_mount.f_frsize, backing.f_blocks * backing.f_frsize) << "total size";
+  EXPECT_EQ(in_mount.f_files, backing.f_files) << "total inodes";
+  EXPECT_EQ(in_mount.f_namemax, backing.f_namemax);
+}
+
+TEST_P(DataTest, TmpfileCanBeLinkedInOrIsUnsupported) {
+  UniqueFd fd(::open(vol_->mountpoint().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0640));
+  if (!fd) {
+    EXPECT_TRUE(is_unsupported(errno)) << errno_name(errno);
+    return;
+  }
+  ASSERT_EQ(::write(fd.get(), "anonymous", 9), 9);
+  std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+  ASSERT_EQ(::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, m("named").c_str(), AT_SYMLINK_FOLLOW), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(read_file(b("named")), "anonymous");
+  EXPECT_EQ(lstat_path(b("named")).st_uid, kTenantUid);
+}
+
+TEST_P(DataTest, DirectIoRoundTripsOrIsRefusedAtOpen) {
+  UniqueFd fd(::open(m("direct").c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644));
+  if (!fd) {
+    EXPECT_EQ(errno, EINVAL) << errno_name(errno);
+    return;
+  }
+  constexpr size_t kLen = 64 * KiB;
+  void* buf = nullptr;
+  ASSERT_EQ(::posix_memalign(&buf, 4096, kLen), 0);
+  std::unique_ptr<void, decltype(&::free)> owned(buf, &::free);
+  std::string data = random_bytes(kLen, 31);
+  std::memcpy(buf, data.data(), kLen);
+  ASSERT_EQ(::pwrite(fd.get(), buf, kLen, 0), static_cast<ssize_t>(kLen)) << std::strerror(errno);
+  std::memset(buf, 0, kLen);
+  ASSERT_EQ(::pread(fd.get(), buf, kLen, 0), static_cast<ssize_t>(kLen)) << std::strerror(errno);
+  EXPECT_EQ(std::memcmp(buf, data.data(), kLen), 0);
+  EXPECT_TRUE(same_bytes(read_file(b("direct")), data));
+}
+
+int remove_one(const char* path, const struct stat*, int type, FTW*) {
+  return type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+}
+
+TEST_P(DataTest, RecursiveRemovalThroughMountEmptiesTheTree) {
+  // rm -rf: readdir offsets must stay valid while entries disappear.
+  for (int d = 0; d < 5; ++d) {
+    std::string dir = m("tree/d" + std::to_string(d));
+    ASSERT_EQ(::mkdir(m("tree").c_str(), 0755) == 0 || errno == EEXIST, true);
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << std::strerror(errno);
+    for (int f = 0; f < 120; ++f) ASSERT_TRUE(write_file(dir + "/file-" + std::to_string(f), "x"));
+    ASSERT_EQ(::symlink("file-0", (dir + "/link").c_str()), 0);
+  }
+  ASSERT_EQ(::nftw(m("tree").c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS), 0) << std::strerror(errno);
+  EXPECT_EQ(::access(b("tree").c_str(), F_OK), -1) << "the tree is still on the storage";
+}
+
+TEST_P(DataTest, NamesWithUnusualBytesRoundTrip) {
+  const std::vector<std::string> names = {"with space", "tab\there", "new\nline", "caf\xc3\xa9",
+                                          "\xff\xfe-not-utf8", "-leading-dash", "...dots",
+                                          std::string(255, 'n')};
+  for (const std::string& n : names) {
+    ASSERT_TRUE(write_file(m(n), "named " + n)) << n;
+    EXPECT_EQ(read_file(b(n)), "named " + n);
+  }
+  std::vector<std::string> listed;
+  DIR* d = ::opendir(vol_->mountpoint().c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d))
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") listed.push_back(e->d_name);
+  ::closedir(d);
+  std::vector<std::string> want = names;
+  std::sort(want.begin(), want.end());
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, want);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cache, DataTest, ::testing::Values("strict", "exclusive"),

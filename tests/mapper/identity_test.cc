@@ -1,6 +1,7 @@
 // Whoever the caller is (root, uid 1000, uid 2000), what it does through the
 // mount reaches the storage as the tenant, and the mount presents the tenant's
 // objects with the configured ids.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -184,6 +185,7 @@ TEST_P(CallerIdentityTest, HardLinkSharesTheInodeOnBacking) {
   EXPECT_EQ(sa.st_ino, sb.st_ino);
   EXPECT_EQ(sb.st_nlink, 2u);
   EXPECT_EQ(lstat_path(m("b")).st_nlink, 2u) << "link count seen through the mount";
+  EXPECT_EQ(lstat_path(m("a")).st_ino, lstat_path(m("b")).st_ino) << "one inode, seen through the mount";
   EXPECT_EQ(read_file(m("b")), "linked");
 }
 
@@ -265,6 +267,26 @@ TEST_P(CallerIdentityTest, UtimensSetsTimesOnBacking) {
   EXPECT_EQ(st.st_mtim.tv_sec, 1'200'000'000);
   EXPECT_EQ(st.st_mtim.tv_nsec, 456'789);
   EXPECT_EQ(lstat_path(m("f")).st_mtim.tv_sec, 1'200'000'000) << "mtime seen through the mount";
+}
+
+TEST_P(CallerIdentityTest, CallersUmaskAloneDecidesModeOnBacking) {
+  // The mapper's own umask must not be applied on top of the caller's.
+  Outcome o = as_caller([&] {
+    ::umask(0);
+    UniqueFd open_fd(::open(m("open0").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
+    if (!open_fd || ::mkdir(m("dir0").c_str(), 0777) != 0 || ::mkfifo(m("fifo0").c_str(), 0666) != 0)
+      return sys(-1);
+    ::umask(077);
+    UniqueFd strict_fd(::open(m("open077").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
+    if (!strict_fd || ::mkdir(m("dir077").c_str(), 0777) != 0) return sys(-1);
+    return Outcome{};
+  });
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  EXPECT_EQ(lstat_path(b("open0")).st_mode & 07777, 0666u);
+  EXPECT_EQ(lstat_path(b("dir0")).st_mode & 07777, 0777u);
+  EXPECT_EQ(lstat_path(b("fifo0")).st_mode & 07777, 0666u);
+  EXPECT_EQ(lstat_path(b("open077")).st_mode & 07777, 0600u);
+  EXPECT_EQ(lstat_path(b("dir077")).st_mode & 07777, 0700u);
 }
 
 TEST_P(CallerIdentityTest, UnlinkAndRmdirRemoveFromBacking) {
@@ -402,6 +424,33 @@ TEST_P(PresentationTest, CreatedFileShowsPresentedIdsButIsTenantOwnedOnBacking) 
   struct stat on_backing = lstat_path(vol_->backing_path("new"));
   EXPECT_EQ(on_backing.st_uid, kTenantUid);
   EXPECT_EQ(on_backing.st_gid, kTenantGid);
+}
+
+TEST_P(PresentationTest, DirectoryListingShowsPresentedIds) {
+  // Entries never looked up before: their attributes come from the listing
+  // itself (readdirplus), which must map ids exactly like a lookup does.
+  ASSERT_EQ(::mkdir(vol_->backing_path("fresh").c_str(), 0755), 0);
+  ASSERT_EQ(::chown(vol_->backing_path("fresh").c_str(), kTenantUid, kTenantGid), 0);
+  for (const char* name : {"one", "two", "three"}) {
+    std::string p = vol_->backing_path(std::string("fresh/") + name);
+    ASSERT_TRUE(write_file(p, name));
+    ASSERT_EQ(::chown(p.c_str(), kTenantUid, kTenantGid), 0);
+  }
+  UniqueFd dir(::open(vol_->path("fresh").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dir) << std::strerror(errno);
+  DIR* d = ::fdopendir(::dup(dir.get()));
+  ASSERT_NE(d, nullptr);
+  int seen = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st {};
+    ASSERT_EQ(::fstatat(dir.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW), 0) << e->d_name;
+    EXPECT_EQ(st.st_uid, GetParam().shown_uid) << e->d_name;
+    EXPECT_EQ(st.st_gid, GetParam().shown_gid) << e->d_name;
+    ++seen;
+  }
+  ::closedir(d);
+  EXPECT_EQ(seen, 3);
 }
 
 TEST_P(PresentationTest, OtherOwnersAppearAsTheyAre) {
