@@ -309,7 +309,10 @@ int run_mapper(const MapperConfig& cfg_in) {
 
   const TenantIdentity tenant{cfg.uid, cfg.gid, cfg.groups};
   std::string groups_text;
-  for (gid_t g : cfg.groups) groups_text += (groups_text.empty() ? "" : ",") + std::to_string(g);
+  for (gid_t g : cfg.groups) {
+    if (!groups_text.empty()) groups_text.push_back(',');
+    groups_text.append(std::to_string(g));
+  }
   mapper_log()->info(
       "volume {}: starting: backing {} mountpoint {} tenant uid {} gid {} groups [{}] presented "
       "as {}:{} cache {}{}",
