@@ -26,7 +26,9 @@ require_docker
 if plugin_exists "$name"; then
   refuse_if_in_use "$name" "uninstall the $name plugin"
   state="$(docker plugin inspect --format '{{range .Settings.Mounts}}{{if eq .Name "state"}}{{.Source}}{{end}}{{end}}' "$name")"
-  volumes="$(docker volume ls -q --filter "driver=$name" 2>/dev/null | wc -l)"
+  # Docker records a managed plugin's volumes under its full name (name:tag).
+  ref="$(docker plugin inspect --format '{{.Name}}' "$name")"
+  volumes="$(docker volume ls -q --filter "driver=$ref" 2>/dev/null | wc -l)"
   docker plugin disable -f "$name" >/dev/null 2>&1 || true
   docker plugin rm -f "$name" >/dev/null
   say "plugin $name removed"

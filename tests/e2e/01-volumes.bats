@@ -26,7 +26,7 @@ teardown() { e2e_teardown; }
   [ "$(volume_status v-bind tenant)" = alice ]
   [ "$(volume_status v-bind uid)" = 7001 ]
   [ "$(volume_status v-bind gid)" = 7001 ]
-  run -0 docker volume ls --filter driver=tenantfs --format '{{.Name}}'
+  run -0 docker volume ls --filter driver=tenantfs:latest --format '{{.Name}}'
   [[ "$output" == *v-bind* ]]
 }
 
@@ -103,12 +103,12 @@ teardown() { e2e_teardown; }
 
 @test "docker run --rm removes an anonymous tenantfs volume and keeps a named one" {
   local before after
-  before="$(docker volume ls -q --filter driver=tenantfs | sort)"
+  before="$(docker volume ls -q --filter driver=tenantfs:latest | sort)"
   run -0 bb --mount type=volume,target=/anon,volume-driver=tenantfs,volume-opt=tenant=bob \
     --mount type=volume,source=v-rm-named,target=/named,volume-driver=tenantfs,volume-opt=tenant=bob \
     busybox sh -c 'touch /anon/f /named/f && stat -c %u:%g /anon/f'
   [ "$output" = 7002:7002 ]
-  after="$(docker volume ls -q --filter driver=tenantfs | sort)"
+  after="$(docker volume ls -q --filter driver=tenantfs:latest | sort)"
   # Exactly one new volume, the named one: the anonymous one is gone.
   [ "$(comm -13 <(echo "$before") <(echo "$after"))" = v-rm-named ]
   [ -e "$(backing_dir v-rm-named)/f" ]

@@ -49,7 +49,7 @@ teardown() { e2e_teardown; }
   stop_private_dockerd
   start_private_dockerd "$TFS_D"
   [ "$(docker plugin inspect --format '{{.Enabled}} {{.Id}}' tenantfs)" = "true $old_id" ]
-  run -0 docker volume ls -q --filter driver=tenantfs
+  run -0 docker volume ls -q --filter driver=tenantfs:latest
   [[ "$output" == *kept* ]]
   [ "$(volume_status kept tenant)" = alice ]
   run -0 bb --user 2000:2000 -v kept:/data busybox sh -c 'cat /data/before; echo x > /data/after-restart; stat -c %u:%g /data/after-restart'

@@ -29,7 +29,9 @@
 #   teardown_private_dockerd
 #
 # Every function returns non-zero with a message on stderr when it fails; none
-# relies on `set -e`, so they behave the same under bats and in plain scripts.
+# relies on `set -e`, and a failure they expect (cleaning what is already
+# gone) never trips it, so they behave the same under bats (errexit on) and
+# in plain scripts.
 
 # Longest wait for the daemon to answer or to exit, in seconds.
 : "${TFS_DOCKERD_TIMEOUT:=60}"
@@ -101,11 +103,11 @@ stop_private_dockerd() {
   done
   if tfs_alive "$pid"; then
     tfs_log "dockerd $pid ignored SIGTERM for ${TFS_DOCKERD_TIMEOUT}s; killing it"
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
     sleep 1
   fi
   # `wait` reaps it when this shell started it; otherwise it is not our child.
-  wait "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
   rm -f "$TFS_D/dockerd.pid"
   return 0
 }
@@ -158,6 +160,10 @@ install_plugin() {
   # Remembered on disk too, so teardown finds /run/docker/plugins/<id> even
   # from a shell that did not run install_plugin.
   echo "$TFS_PLUGIN_ID" >>"$TFS_D/plugin-ids"
+  # Docker unpacks a plugin's rootfs into a directory of mode 0700, so the
+  # mappers, which drop root, could not resolve any absolute path (/proc
+  # included) inside the plugin. Same fix as scripts/install-plugin.sh.
+  chmod 0755 "$TFS_D/data/plugins/$TFS_PLUGIN_ID/rootfs" || return 1
   # shellcheck disable=SC2086  # settings are words on purpose
   docker plugin set "$name" state.source="$TFS_STATE" roots.source="$TFS_ROOTS" \
     LOG_LEVEL="${TFS_LOG_LEVEL:-debug}" ${TFS_PLUGIN_SETTINGS:-} || return 1
@@ -212,45 +218,45 @@ teardown_private_dockerd() {
     local ids
     ids="$(docker ps -aq 2>/dev/null)"
     # shellcheck disable=SC2086
-    [[ -z "$ids" ]] || docker rm -f $ids >/dev/null 2>&1
+    [[ -z "$ids" ]] || docker rm -f $ids >/dev/null 2>&1 || true
     local p
     for p in $(docker plugin ls --format '{{.Name}}' 2>/dev/null); do
       if [[ "$(docker plugin inspect --format '{{.Enabled}}' "$p" 2>/dev/null)" == false ]]; then
-        docker plugin enable "$p" >/dev/null 2>&1
+        docker plugin enable "$p" >/dev/null 2>&1 || true
       fi
     done
     ids="$(docker volume ls -q 2>/dev/null)"
     # shellcheck disable=SC2086
-    [[ -z "$ids" ]] || docker volume rm -f $ids >/dev/null 2>&1
+    [[ -z "$ids" ]] || docker volume rm -f $ids >/dev/null 2>&1 || true
     for p in $(docker plugin ls --format '{{.Name}}' 2>/dev/null); do
-      docker plugin disable -f "$p" >/dev/null 2>&1
-      docker plugin rm -f "$p" >/dev/null 2>&1
+      docker plugin disable -f "$p" >/dev/null 2>&1 || true
+      docker plugin rm -f "$p" >/dev/null 2>&1 || true
     done
   fi
   stop_private_dockerd
   # A containerd or shim the daemon started and did not stop.
   local pid
   for pid in $(pids_of_run "$d"); do
-    kill -TERM "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null || true
   done
   sleep 0.5
   for pid in $(pids_of_run "$d"); do
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
   done
   local m
   while read -r m; do
     [[ -n "$m" ]] || continue
     m="$(printf '%b' "$m")"
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done < <(mounts_under "$d")
   if [[ -n "${TFS_KEEP_LOGS:-}" ]]; then
-    mkdir -p "$TFS_KEEP_LOGS" && cp -f "$d/dockerd.log" "$TFS_KEEP_LOGS/dockerd-$(basename "$d").log" 2>/dev/null
+    mkdir -p "$TFS_KEEP_LOGS" && cp -f "$d/dockerd.log" "$TFS_KEEP_LOGS/dockerd-$(basename "$d").log" 2>/dev/null || true
   fi
   local id
   for id in $(cat "$d/plugin-ids" 2>/dev/null); do
     [[ "$id" =~ ^[0-9a-f]{64}$ ]] || continue
     if [[ -z "$(mounts_under "/run/docker/plugins/$id")" ]]; then
-      rm -rf "/run/docker/plugins/$id"
+      rm -rf "/run/docker/plugins/$id" || rc=1
     else
       tfs_log "mounts remain under /run/docker/plugins/$id; left in place"
       rc=1
@@ -300,9 +306,9 @@ bb() { docker run --rm --network none "$@"; }
 host_owner() { stat -c %u:%g "$1"; }
 
 # volume_status VOLUME KEY: one field of the volume's Status as `docker volume
-# inspect` shows it (empty when absent).
+# inspect` shows it ("<no value>" when absent).
 volume_status() {
-  docker volume inspect --format "{{with index .Status \"$2\"}}{{.}}{{end}}" "$1"
+  docker volume inspect --format "{{index .Status \"$2\"}}" "$1"
 }
 
 # e2e_teardown: per-test teardown; after a failed test, shows the plugin's
