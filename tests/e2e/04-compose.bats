@@ -16,7 +16,8 @@ teardown() { e2e_teardown; }
 
 @test "compose up creates the tenantfs volume and the service writes as the tenant" {
   run -0 docker-compose up --no-color --abort-on-container-exit
-  [[ "$output" == *"1000:1000"* ]]
+  # The service runs as 1000:1000; it sees its file as the tenant's.
+  [[ "$output" == *"writer_1  | 7001:7001"* ]]
   [ "$(docker volume inspect --format '{{.Driver}}' tfs_data)" = tenantfs:latest ]
   [ "$(volume_status tfs_data tenant)" = alice ]
   [ "$(host_owner "$(backing_dir tfs_data)/started")" = 7001:7001 ]
