@@ -253,5 +253,71 @@ TEST_F(MapperLifecycleTest, ReadyFdCarriesExactlyOneLine) {
   vol.drop_mapper();
 }
 
+// Kills and reaps an adopted mapper if a test ends before it exited.
+struct AdoptedProcess {
+  pid_t pid = -1;
+  ~AdoptedProcess() {
+    if (pid > 0 && !wait_for_exit(pid, milliseconds(0))) {
+      ::kill(pid, SIGKILL);
+      wait_for_exit(pid, seconds(10));
+    }
+  }
+};
+
+// DESIGN: a mapper outlives a crash of `serve`. Here the process that started
+// it (and held the read end of its ready pipe) exits right after "ready".
+TEST_F(MapperLifecycleTest, MapperKeepsServingAfterItsStarterExits) {
+  // Orphans are re-parented to this process, so the mapper can be reaped.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0) << std::strerror(errno);
+  MountedVolume vol;
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  UniqueFd report_rd(fds[0]), report_wr(fds[1]);
+  pid_t starter = ::fork();
+  ASSERT_GE(starter, 0);
+  if (starter == 0) {
+    // Leaked on purpose: its destructor would kill the mapper.
+    auto* mapper = new MapperProcess(vol.mapper_args(), vol.log_path());
+    bool ready = mapper->wait_ready_line(seconds(10)) == "ready";
+    pid_t pid = mapper->pid();
+    if (::write(report_wr.get(), &pid, sizeof pid) != sizeof pid) ::_exit(2);
+    ::_exit(ready ? 0 : 1);
+  }
+  report_wr.reset();
+  AdoptedProcess mapper;
+  ASSERT_EQ(::read(report_rd.get(), &mapper.pid, sizeof mapper.pid), static_cast<ssize_t>(sizeof mapper.pid));
+  std::optional<int> starter_status = wait_for_exit(starter, seconds(10));
+  ASSERT_TRUE(exited_with(starter_status, 0)) << "starter: " << describe_status(starter_status);
+
+  ASSERT_TRUE(write_file(vol.path("after-starter"), "still served"));
+  EXPECT_EQ(read_file(vol.path("after-starter")), "still served");
+  EXPECT_EQ(lstat_path(vol.backing_path("after-starter")).st_uid, kTenantUid);
+
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  std::optional<int> status = wait_for_exit(mapper.pid, seconds(10));
+  EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
+  if (status) mapper.pid = -1;
+}
+
+TEST_F(MapperLifecycleTest, NameDefaultsToBackingDirectoryName) {
+  MountedVolume vol;
+  std::vector<std::string> args;
+  for (const std::string& a : vol.mapper_args()) {
+    if (!args.empty() && args.back() == "--name") {
+      args.pop_back();
+      continue;
+    }
+    args.push_back(a);
+  }
+  MapperProcess mapper(args, vol.log_path());
+  ASSERT_EQ(mapper.wait_ready_line(seconds(10)), "ready");
+  std::optional<MountEntry> m = find_mount(vol.mountpoint());
+  ASSERT_TRUE(m);
+  std::string base = vol.backing().substr(vol.backing().rfind('/') + 1);
+  EXPECT_EQ(m->source, "tenantfs:" + base);
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+}
+
 }  // namespace
 }  // namespace tenantfs::testing

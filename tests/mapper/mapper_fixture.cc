@@ -376,6 +376,8 @@ std::optional<MountEntry> find_mount(const std::string& path) {
 
 const char* tenantfs_binary() { return TENANTFS_BINARY; }
 
+std::optional<int> wait_for_exit(pid_t pid, milliseconds timeout) { return wait_pid_for(pid, timeout); }
+
 int run_command(const std::vector<std::string>& args) {
   std::vector<std::string> copy = args;
   std::vector<char*> argv;

@@ -188,6 +188,10 @@ std::optional<MountEntry> find_mount(const std::string& path);
 // Path of the tenantfs binary under test.
 const char* tenantfs_binary();
 
+// Waits up to `timeout` for a child (or adopted orphan) to exit; its wait
+// status, or nullopt if it is still running.
+std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout);
+
 // Runs argv[0] (PATH lookup) with argv and returns its wait status.
 int run_command(const std::vector<std::string>& argv);
 
