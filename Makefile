@@ -8,6 +8,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 CTEST_ARGS ?=
+PLUGIN_SETTINGS ?=
 
 .PHONY: all deps build-deps test plugin install uninstall bench clean
 
@@ -32,10 +33,12 @@ plugin: build-deps
 
 # Enables the plugin in the local Docker (DOCKER_HOST respected), replacing an
 # older one when none of its volumes is in use, and installs the tenantfs CLI.
+# PLUGIN_SETTINGS="state.source=/srv/x LOG_LEVEL=debug" sets plugin settings.
 install:
 	@scripts/install-plugin.sh --check
 	@$(MAKE) plugin
-	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/plugin/tenantfs --prefix $(PREFIX)
+	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/plugin/tenantfs \
+	  --prefix $(PREFIX) $(foreach s,$(PLUGIN_SETTINGS),--set $(s))
 
 uninstall:
 	@scripts/uninstall-plugin.sh --prefix $(PREFIX)

@@ -4,11 +4,14 @@
 # admin CLI.
 #
 #   scripts/install-plugin.sh [--plugin-dir DIR] [--cli BINARY] [--prefix P] [--name N]
+#                             [--set KEY=VALUE]...
 #     --plugin-dir  made by scripts/build-plugin.sh (default: build/plugin-pkg)
 #     --cli         the tenantfs binary to install as P/bin/tenantfs
 #                   (default: DIR/rootfs/tenantfs)
 #     --prefix      default /usr/local
 #     --name        plugin name (default: tenantfs)
+#     --set         a plugin setting (docker plugin set), e.g.
+#                   state.source=/data/tenantfs or LOG_LEVEL=debug; repeatable
 #     --check       only check that a Docker daemon answers
 #
 # An existing plugin of that name is replaced only when no running container
@@ -24,14 +27,16 @@ plugin_dir="$repo/build/plugin-pkg"
 cli=""
 prefix=/usr/local
 name=tenantfs
+settings=()
 while (($#)); do
   case "$1" in
     --plugin-dir) plugin_dir="$2"; shift 2 ;;
     --cli) cli="$2"; shift 2 ;;
     --prefix) prefix="$2"; shift 2 ;;
     --name) name="$2"; shift 2 ;;
+    --set) settings+=("$2"); shift 2 ;;
     --check) require_docker; exit 0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -64,6 +69,9 @@ if ((${#old_settings[@]})); then
     docker plugin set "$name" "$s" >/dev/null 2>&1 || true
   done
 fi
+for s in ${settings[@]+"${settings[@]}"}; do
+  docker plugin set "$name" "$s" || die "cannot apply the setting '$s' (see docker plugin inspect $name for the settable ones)"
+done
 
 # Bind mount sources must exist before the plugin starts. The state directory
 # holds the store and every volume's data: root only.

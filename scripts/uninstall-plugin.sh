@@ -33,7 +33,7 @@ if plugin_exists "$name"; then
   docker plugin rm -f "$name" >/dev/null
   say "plugin $name removed"
   if ((volumes > 0)); then
-    say "$volumes volume(s) of driver $name remain known to Docker; their data is kept in ${state:-the plugin's state directory}"
+    say "$volumes volume(s) of driver $name remain known to Docker; their data is kept in ${state:-the state directory of the plugin}"
     say "reinstall (make install) to use or remove them"
   fi
 else
