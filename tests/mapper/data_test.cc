@@ -478,6 +478,45 @@ TEST_P(DataTest, NamesWithUnusualBytesRoundTrip) {
   EXPECT_EQ(listed, want);
 }
 
+TEST_P(DataTest, PartialOverwriteOfWriteOnlyFileLandsOnBacking) {
+  // Mode 0200: the tenant may write but not read, so a cache that needs to
+  // read around a partial page cannot do it with the tenant's rights.
+  std::string b_path = b("wo");
+  ASSERT_TRUE(write_file(b_path, "0123456789"));
+  ASSERT_EQ(::chown(b_path.c_str(), kTenantUid, kTenantGid), 0);
+  ASSERT_EQ(::chmod(b_path.c_str(), 0200), 0);
+  Outcome o = run_as(Caller{1000, 1000, {1000}}, [&] {
+    auto failed = [](const char* step) {
+      Outcome r = sys(-1);
+      r.data = step;
+      return r;
+    };
+    UniqueFd fd(::open(m("wo").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) return failed("open");
+    if (::pwrite(fd.get(), "AB", 2, 3) != 2) return failed("pwrite");
+    if (::close(fd.release()) != 0) return failed("close");
+    return Outcome{};
+  });
+  ASSERT_EQ(o.ret, 0) << o.data << ": " << describe(o);
+  EXPECT_EQ(read_file(b_path), "012AB56789");
+}
+
+TEST_P(DataTest, AppendsFromTwoDescriptorsNeverOverwriteEachOther) {
+  ASSERT_TRUE(write_file(m("log"), "start\n"));
+  UniqueFd a = open_in_mount("log", O_WRONLY | O_APPEND), c = open_in_mount("log", O_WRONLY | O_APPEND);
+  ASSERT_TRUE(a && c);
+  std::string want = "start\n";
+  for (int i = 0; i < 50; ++i) {
+    std::string line = std::string(i % 2 ? "c" : "a") + std::to_string(i) + "\n";
+    ASSERT_EQ(::write((i % 2 ? c : a).get(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    want += line;
+  }
+  a.reset();
+  c.reset();
+  EXPECT_EQ(read_file(b("log")), want);
+  EXPECT_EQ(read_file(m("log")), want);
+}
+
 INSTANTIATE_TEST_SUITE_P(Cache, DataTest, ::testing::Values("strict", "exclusive"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
