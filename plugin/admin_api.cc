@@ -19,11 +19,15 @@ constexpr const char* kEndpoints = "tenants/add, tenants/list, tenants/remove, v
 
 int http_status_for(const Status& st) {
   switch (st.code()) {
-    case Code::kInvalidArgument: return 400;
-    case Code::kNotFound: return 404;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kNotFound:
+      return 404;
     case Code::kAlreadyExists:
-    case Code::kFailedPrecondition: return 409;
-    default: return 500;
+    case Code::kFailedPrecondition:
+      return 409;
+    default:
+      return 500;
   }
 }
 
@@ -35,9 +39,8 @@ AdminReply error(const Status& st) { return error(http_status_for(st), st.messag
 
 // Parses a request body into a JSON object; empty means {}.
 Result<json> parse_object(std::string_view body) {
-  if (std::all_of(body.begin(), body.end(), [](char c) {
-        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-      })) {
+  if (std::all_of(body.begin(), body.end(),
+                  [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; })) {
     return json::object();
   }
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
@@ -93,8 +96,8 @@ Result<uint32_t> required_id(const json& j, const char* field) {
 }
 
 json tenant_json(const Tenant& t, const std::string& source) {
-  return json{{"name", t.name},     {"uid", t.uid},          {"gid", t.gid},
-              {"groups", t.groups}, {"source", source},      {"created_at", t.created_at}};
+  return json{{"name", t.name},     {"uid", t.uid},     {"gid", t.gid},
+              {"groups", t.groups}, {"source", source}, {"created_at", t.created_at}};
 }
 
 std::string octal_mode(uint32_t mode) {
@@ -120,9 +123,8 @@ AdminReply add_tenant(const AdminDeps& deps, const json& req) {
   if (auto it = req.find("groups"); it != req.end() && !it->is_null()) {
     if (!it->is_array()) return error(400, "field \"groups\" must be an array of gids");
     if (it->size() > kMaxTenantGroups) {
-      return error(400, "field \"groups\" holds " + std::to_string(it->size()) +
-                            " gids, at most " + std::to_string(kMaxTenantGroups) +
-                            " are allowed");
+      return error(400, "field \"groups\" holds " + std::to_string(it->size()) + " gids, at most " +
+                            std::to_string(kMaxTenantGroups) + " are allowed");
     }
     std::set<gid_t> groups;
     for (const auto& g : *it) {
@@ -139,9 +141,11 @@ AdminReply add_tenant(const AdminDeps& deps, const json& req) {
 
   st = deps.store->add_tenant(t);
   if (st.code() == Code::kAlreadyExists) {
-    return error(409, "tenant \"" + t.name + "\" already exists; a tenant's identity never "
-                      "changes: pick another name, or remove it first with `tenantfs tenant "
-                      "rm " + t.name + "` (possible only while no volume is bound to it)");
+    return error(409, "tenant \"" + t.name +
+                          "\" already exists; a tenant's identity never "
+                          "changes: pick another name, or remove it first with `tenantfs tenant "
+                          "rm " +
+                          t.name + "` (possible only while no volume is bound to it)");
   }
   if (!st.ok()) return error(st);
   auto stored = deps.store->get_tenant(t.name);
@@ -278,16 +282,15 @@ AdminReply handle_admin_request(const AdminDeps& deps, std::string_view endpoint
   } catch (const std::exception& e) {
     // nlohmann throws on invalid UTF-8 when serialising, std::bad_alloc, ...
     spdlog::error("admin: {} failed: {}", endpoint, e.what());
-    return error(500, std::string("internal error handling ") + std::string(endpoint) + ": " +
-                          e.what());
+    return error(500,
+                 std::string("internal error handling ") + std::string(endpoint) + ": " + e.what());
   }
 }
 
 void register_admin_routes(httplib::Server& server, AdminDeps deps) {
   auto serve = [deps](const httplib::Request& req, httplib::Response& res) {
     std::string_view path = req.path;
-    std::string_view endpoint =
-        path.substr(std::min(path.size(), kAdminPrefix.size()));
+    std::string_view endpoint = path.substr(std::min(path.size(), kAdminPrefix.size()));
     AdminReply reply = handle_admin_request(deps, endpoint, req.body);
     if (reply.status >= 400) {
       spdlog::warn("admin: {} -> {}: {}", req.path, reply.status,

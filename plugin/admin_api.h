@@ -25,10 +25,9 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "plugin/tenant_directory.h"
 #include "store/store.h"

@@ -14,9 +14,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -174,8 +173,10 @@ struct CommandBase {
       const Status& st = res.status();
       std::string msg = "cannot reach tenantfs: " + st.message();
       if (st.code() == Code::kNotFound) {
-        msg += "\nis the tenantfs plugin enabled? run `sudo make install`, or pass --socket / "
-               "set " + std::string(kSocketEnvVar);
+        msg +=
+            "\nis the tenantfs plugin enabled? run `sudo make install`, or pass --socket / "
+            "set " +
+            std::string(kSocketEnvVar);
       } else if (st.message().find("Permission denied") != std::string::npos) {
         msg += "\nthe socket is root's: run the command with sudo";
       }
@@ -187,7 +188,8 @@ struct CommandBase {
         fail(body["Err"].get<std::string>());
       }
       if (res->status == 404) {
-        fail("tenantfs at " + path + " does not serve the admin API (HTTP 404): is it older "
+        fail("tenantfs at " + path +
+             " does not serve the admin API (HTTP 404): is it older "
              "than this CLI, or another service?");
       }
       fail("tenantfs at " + path + " answered HTTP " + std::to_string(res->status) + " " +
@@ -214,8 +216,8 @@ struct TenantAdd : CommandBase {
     if (json_output) return print_json(body);
     const json& t = body.value("tenant", json::object());
     *ctx->out << "tenant " << field_text(t, "name") << " added: uid " << field_text(t, "uid")
-              << ", gid " << field_text(t, "gid") << ", groups " << join_ids(t.value("groups", json()))
-              << std::endl;
+              << ", gid " << field_text(t, "gid") << ", groups "
+              << join_ids(t.value("groups", json())) << std::endl;
   }
 };
 
@@ -257,8 +259,7 @@ struct VolumeList : CommandBase {
   }
 };
 
-const CLI::Validator kNumericId(
-    [](std::string& v) { return check_id(v); }, "ID");
+const CLI::Validator kNumericId([](std::string& v) { return check_id(v); }, "ID");
 
 }  // namespace
 

@@ -16,14 +16,13 @@
 // Thread-safety: commands run on the calling thread; nothing is shared.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <CLI/CLI.hpp>
 
 namespace tenantfs {
 

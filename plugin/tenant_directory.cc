@@ -134,12 +134,14 @@ Status validate_tenant(const Tenant& tenant) {
   TENANTFS_RETURN_IF_ERROR(validate_tenant_name(tenant.name));
   const std::string who = "tenant " + quoted(tenant.name);
   if (tenant.uid == 0) {
-    return Status::InvalidArgument(who + ": uid 0 is root; a tenant must never be root, "
-                                         "pick the uid that should own the tenant's files");
+    return Status::InvalidArgument(who +
+                                   ": uid 0 is root; a tenant must never be root, "
+                                   "pick the uid that should own the tenant's files");
   }
   if (tenant.gid == 0) {
-    return Status::InvalidArgument(who + ": gid 0 is root's group; a tenant must never be "
-                                         "root, pick another primary gid");
+    return Status::InvalidArgument(who +
+                                   ": gid 0 is root's group; a tenant must never be "
+                                   "root, pick another primary gid");
   }
   if (static_cast<uint64_t>(tenant.uid) > kMaxId) {
     return Status::InvalidArgument(who + ": uid " + std::to_string(tenant.uid) +
@@ -156,8 +158,9 @@ Status validate_tenant(const Tenant& tenant) {
   }
   for (gid_t g : tenant.groups) {
     if (g == 0) {
-      return Status::InvalidArgument(who + ": supplementary group 0 is root's group; a tenant "
-                                           "must never be root, remove 0 from --groups");
+      return Status::InvalidArgument(who +
+                                     ": supplementary group 0 is root's group; a tenant "
+                                     "must never be root, remove 0 from --groups");
     }
     if (static_cast<uint64_t>(g) > kMaxId) {
       return Status::InvalidArgument(who + ": supplementary gid " + std::to_string(g) +
@@ -299,7 +302,7 @@ FileStamp stamp_of(const struct stat& st) {
 }
 
 FileStamp stat_path(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     FileStamp s;
     s.err = errno;
@@ -319,7 +322,7 @@ std::string read_identity_file(const std::string& path, FileStamp* stamp) {
                  path, PosixError("open", stamp->err).message());
     return {};
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     *stamp = FileStamp{};
     stamp->err = errno;

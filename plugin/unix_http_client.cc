@@ -197,9 +197,9 @@ Status read_chunked(Reader& in, size_t limit, std::string* body) {
     if (!size_line.ok()) return size_line.status();
     // Chunk extensions after ';' carry nothing we use.
     std::string hex = trim(size_line->substr(0, size_line->find(';')));
-    if (hex.empty() || hex.size() > 15 ||
-        !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(
-                                                      static_cast<unsigned char>(c)); })) {
+    if (hex.empty() || hex.size() > 15 || !std::all_of(hex.begin(), hex.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c));
+        })) {
       return Status::IOError("malformed chunk size \"" + trim(*size_line) + "\" in reply");
     }
     size_t n = std::stoull(hex, nullptr, 16);
@@ -285,9 +285,9 @@ Result<HttpResponse> UnixHttpClient::request(const std::string& method, const st
     if (!st.ok()) return Status::IOError(what + ": " + st.message());
   } else if (cl != res.headers.end()) {
     const std::string& v = cl->second;
-    if (v.empty() || v.size() > 18 ||
-        !std::all_of(v.begin(), v.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c));
+        })) {
       return Status::IOError(what + ": malformed Content-Length \"" + v + "\"");
     }
     size_t n = std::stoull(v);

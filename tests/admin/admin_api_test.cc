@@ -49,7 +49,8 @@ class AdminApiTest : public ::testing::Test {
 };
 
 TEST_F(AdminApiTest, AddStoresTheTenantWithSortedGroups) {
-  auto r = call("tenants/add", R"({"name":"alice","uid":1000,"gid":1000,"groups":[3001,3000,1000,3001]})");
+  auto r = call("tenants/add",
+                R"({"name":"alice","uid":1000,"gid":1000,"groups":[3001,3000,1000,3001]})");
   ASSERT_EQ(r.status, 200) << r.body.dump();
   EXPECT_EQ(r.body["tenant"]["name"], "alice");
   EXPECT_EQ(r.body["tenant"]["source"], "registry");

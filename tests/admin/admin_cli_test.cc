@@ -47,7 +47,7 @@ TEST(PluginSocketFromDockerLsTest, PicksTheEnabledTenantfsPlugin) {
             "/run/docker/plugins/" + kId + "/tenantfs.sock");
 
   std::string other(64, 'b');
-  std::string output = other + " tenantfs:old false\n" +      // disabled
+  std::string output = other + " tenantfs:old false\n" +       // disabled
                        other + " vieux/sshfs:latest true\n" +  // another plugin
                        kId + " tenantfs:latest true\n";
   EXPECT_EQ(plugin_socket_from_docker_ls(output), "/run/docker/plugins/" + kId + "/tenantfs.sock");
@@ -127,7 +127,8 @@ TEST_F(DockerLookupTest, AsksDockerWithTheCallersEnvironment) {
   fake_docker(
       "[ \"$*\" = 'plugin ls --no-trunc --format {{.ID}} {{.Name}} {{.Enabled}}' ] || exit 3\n"
       "[ \"$DOCKER_HOST\" = unix:///tmp/private.sock ] || exit 4\n"
-      "echo '" + kId + " tenantfs:latest true'\n");
+      "echo '" +
+      kId + " tenantfs:latest true'\n");
   ::setenv("DOCKER_HOST", "unix:///tmp/private.sock", 1);
   auto ctx = AdminCliContext::Default();
   ctx->getenv = [](const std::string&) { return std::nullopt; };
@@ -197,8 +198,8 @@ class AdminCliTest : public ::testing::Test {
 };
 
 TEST_F(AdminCliTest, TenantAddStoresAndConfirms) {
-  ASSERT_EQ(run(with_socket({"tenant", "add", "alice", "--uid", "1000", "--gid", "1000",
-                             "--groups", "3001,3000"})),
+  ASSERT_EQ(run(with_socket({"tenant", "add", "alice", "--uid", "1000", "--gid", "1000", "--groups",
+                             "3001,3000"})),
             0)
       << err_.str();
   EXPECT_EQ(out_.str(), "tenant alice added: uid 1000, gid 1000, groups 3000,3001\n");
@@ -223,9 +224,9 @@ TEST_F(AdminCliTest, ArgumentErrorsAreReportedBeforeAnyRequest) {
   EXPECT_NE(run(with_socket({"tenant", "add", "alice", "--uid", "5"})), 0);
   EXPECT_TRUE(contains(err_.str(), "--gid is required")) << err_.str();
 
-  EXPECT_NE(run(with_socket({"tenant", "add", "alice", "--uid", "5", "--gid", "5", "--groups",
-                             "7,x"})),
-            0);
+  EXPECT_NE(
+      run(with_socket({"tenant", "add", "alice", "--uid", "5", "--gid", "5", "--groups", "7,x"})),
+      0);
   EXPECT_TRUE(contains(err_.str(), "\"x\" is not a numeric id")) << err_.str();
 
   EXPECT_NE(run({"tenant"}), 0);
@@ -322,8 +323,8 @@ TEST_F(AdminCliTest, SocketFromTheEnvironment) {
 TEST_F(AdminCliTest, MissingSocketSaysWhatToDo) {
   EXPECT_EQ(run({"tenant", "ls", "--socket", dir_.file("absent.sock")}), 1);
   EXPECT_EQ(out_.str(), "");
-  EXPECT_TRUE(contains(err_.str(), "tenantfs: cannot reach tenantfs: connect to " +
-                                       dir_.file("absent.sock")))
+  EXPECT_TRUE(contains(err_.str(),
+                       "tenantfs: cannot reach tenantfs: connect to " + dir_.file("absent.sock")))
       << err_.str();
   EXPECT_TRUE(contains(err_.str(),
                        "is the tenantfs plugin enabled? run `sudo make install`, or pass "

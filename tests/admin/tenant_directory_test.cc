@@ -41,16 +41,16 @@ TEST(ParsePasswdTest, ReadsWellFormedLinesAndSkipsCommentsAndBlanks) {
 TEST(ParsePasswdTest, SkipsMalformedLinesWithOneWarningEach) {
   std::vector<std::string> warnings;
   auto users = parse_passwd(
-      "short:x:1000\n"                          // 3 fields
-      "neg:x:-1:100::/:/bin/sh\n"               // negative uid
-      "big:x:4294967295:100::/:/bin/sh\n"       // (uid_t)-1
-      "huge:x:99999999999:100::/:/bin/sh\n"     // overflows 32 bits
-      "word:x:abc:100::/:/bin/sh\n"             // not a number
-      "gid:x:1002:1x::/:/bin/sh\n"              // bad gid
-      ":x:1003:100::/:/bin/sh\n"                // empty name
-      "+::::::\n"                               // NIS compat line: empty uid
+      "short:x:1000\n"                       // 3 fields
+      "neg:x:-1:100::/:/bin/sh\n"            // negative uid
+      "big:x:4294967295:100::/:/bin/sh\n"    // (uid_t)-1
+      "huge:x:99999999999:100::/:/bin/sh\n"  // overflows 32 bits
+      "word:x:abc:100::/:/bin/sh\n"          // not a number
+      "gid:x:1002:1x::/:/bin/sh\n"           // bad gid
+      ":x:1003:100::/:/bin/sh\n"             // empty name
+      "+::::::\n"                            // NIS compat line: empty uid
       "ok:x:1004:1004::/home/ok:/bin/sh\n"
-      "extra:x:1005:100::/:/bin/sh:more\n",     // 8 fields
+      "extra:x:1005:100::/:/bin/sh:more\n",  // 8 fields
       "/etc/passwd", &warnings);
   ASSERT_EQ(users.size(), 1u);
   EXPECT_EQ(users[0].name, "ok");
@@ -92,14 +92,14 @@ TEST(ParseGroupTest, ReadsMembersAndSkipsMalformedLines) {
 }
 
 TEST(TenantsFromFilesTest, SupplementaryGroupsComeFromMemberLists) {
-  auto users = parse_passwd("alice:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n", "p",
-                            nullptr);
+  auto users =
+      parse_passwd("alice:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n", "p", nullptr);
   auto groups = parse_group(
-      "alice:x:1000:alice\n"   // her primary group listed again: not a supplementary one
+      "alice:x:1000:alice\n"  // her primary group listed again: not a supplementary one
       "video:x:44:bob,alice\n"
-      "root:x:0:alice\n"       // gid 0 is never handed to a tenant
+      "root:x:0:alice\n"  // gid 0 is never handed to a tenant
       "staff:x:50:alice\n"
-      "video2:x:44:alice\n",   // same gid twice: once in the list
+      "video2:x:44:alice\n",  // same gid twice: once in the list
       "g", nullptr);
   auto tenants = tenants_from_files(users, groups, nullptr);
   ASSERT_EQ(tenants.size(), 2u);
@@ -113,11 +113,11 @@ TEST(TenantsFromFilesTest, RootAndInvalidNamesAreNeverTenants) {
   std::vector<std::string> warnings;
   auto users = parse_passwd(
       "root:x:0:0::/root:/bin/sh\n"
-      "toor:x:1000:0::/:/bin/sh\n"        // gid 0
-      "zero:x:0:1000::/:/bin/sh\n"        // uid 0
+      "toor:x:1000:0::/:/bin/sh\n"  // gid 0
+      "zero:x:0:1000::/:/bin/sh\n"  // uid 0
       "Debian-exim:x:101:101::/:/bin/sh\n"
       "alice:x:1001:1001::/:/bin/sh\n"
-      "alice:x:2001:2001::/:/bin/sh\n",   // a repeated name: the first wins
+      "alice:x:2001:2001::/:/bin/sh\n",  // a repeated name: the first wins
       "p", nullptr);
   auto tenants = tenants_from_files(users, {}, &warnings);
   ASSERT_EQ(tenants.size(), 1u);
@@ -128,7 +128,8 @@ TEST(TenantsFromFilesTest, RootAndInvalidNamesAreNeverTenants) {
 }
 
 TEST(ValidateTenantNameTest, AcceptsUserNameLikeNames) {
-  for (const char* name : {"alice", "_svc", "a", "team-7.build_x", "abcdefghijklmnopqrstuvwxyz012345"}) {
+  for (const char* name :
+       {"alice", "_svc", "a", "team-7.build_x", "abcdefghijklmnopqrstuvwxyz012345"}) {
     EXPECT_TRUE(validate_tenant_name(name).ok()) << name;
   }
 }
@@ -212,8 +213,7 @@ TEST_F(TenantDirectoryTest, RootInPasswdIsRefusedWithAReason) {
   auto root = tenants.resolve("root");
   ASSERT_FALSE(root.ok());
   EXPECT_EQ(root.status().code(), Code::kFailedPrecondition);
-  EXPECT_TRUE(contains(root.status().message(), "must never be root"))
-      << root.status().message();
+  EXPECT_TRUE(contains(root.status().message(), "must never be root")) << root.status().message();
 }
 
 TEST_F(TenantDirectoryTest, UnknownNameSaysHowToAddIt) {

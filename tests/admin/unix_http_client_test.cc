@@ -207,8 +207,7 @@ TEST_F(UnixHttpClientTest, OversizedBodyIsRefused) {
   options.max_body_bytes = 1024;
   auto res = UnixHttpClient(sock_, options).post("/x", "{}");
   ASSERT_FALSE(res.ok());
-  EXPECT_TRUE(contains(res.status().message(), "reply body too large"))
-      << res.status().message();
+  EXPECT_TRUE(contains(res.status().message(), "reply body too large")) << res.status().message();
 }
 
 TEST_F(UnixHttpClientTest, SilentServerTimesOut) {
