@@ -365,5 +365,35 @@ TEST_F(AccessTest, FilesystemMountedInsideBackingAfterStartIsRefused) {
   EXPECT_EQ(o.data.find("another filesystem"), std::string::npos);
 }
 
+// Taking search permission away from a directory must hide what is below it
+// at once, as on the storage itself, even for entries the kernel has already
+// looked up (and may hold in its dentry cache).
+class SearchPermissionTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
+};
+
+TEST_P(SearchPermissionTest, RevokedSearchPermissionHidesEntriesAtOnce) {
+  VolumeOptions opts;
+  opts.cache = GetParam();
+  MountedVolume vol(opts);
+  ASSERT_EQ(vol.start(), "ready");
+  ASSERT_EQ(::mkdir(vol.path("x").c_str(), 0700), 0) << std::strerror(errno);
+  ASSERT_TRUE(write_file(vol.path("x/f"), "below x"));
+  EXPECT_EQ(read_file(vol.path("x/f")), "below x");
+  ASSERT_EQ(::chmod(vol.path("x").c_str(), 0600), 0) << std::strerror(errno);
+  Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("x/f")); });
+  EXPECT_EQ(o.ret, -1) << "read \"" << o.data << "\" below a directory the tenant may not search";
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+  Outcome st = run_as(kRoot, [&] {
+    struct stat s {};
+    return sys(::stat(vol.path("x/f").c_str(), &s));
+  });
+  EXPECT_EQ(st.err, EACCES) << "stat: " << describe(st);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cache, SearchPermissionTest, ::testing::Values("strict", "exclusive"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
 }  // namespace
 }  // namespace tenantfs::testing

@@ -212,6 +212,13 @@ const std::vector<Step>& steps() {
          struct timespec t[2] = {{3000, 0}, {4000, 0}};
          return static_cast<long>(::utimensat(AT_FDCWD, (b + "/s").c_str(), t, AT_SYMLINK_NOFOLLOW));
        }},
+      {"mkdir x", [](auto& b) { return static_cast<long>(::mkdir((b + "/x").c_str(), 0700)); }},
+      {"create x/f", [](auto& b) { return open_close(b + "/x/f", O_WRONLY | O_CREAT); }},
+      {"chmod x 0300 (no read)", [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0300)); }},
+      {"list non-readable dir", [](auto& b) { return entries_in(b + "/x"); }},
+      {"chmod x 0700", [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0700)); }},
+      {"access R_OK on 0644 file", [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), R_OK)); }},
+      {"access X_OK on 0644 file", [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), X_OK)); }},
       {"entries in base", [](auto& b) { return entries_in(b); }},
       {"unlink g", [](auto& b) { return static_cast<long>(::unlink((b + "/g").c_str())); }},
       {"link count of f after unlink", [](auto& b) {
