@@ -114,14 +114,16 @@ TEST_F(AccessTest, CallersOwnSupplementaryGroupsGrantNothing) {
   MountedVolume vol;
   put_on_backing(vol.backing_path("shared"), "for group 7100", kOtherUid, kSharedGid, 0640);
   ASSERT_EQ(vol.start(), "ready");
-  Outcome o = run_as(Caller{1000, kSharedGid, {kSharedGid}}, [&] { return read_whole(vol.path("shared")); });
+  Outcome o = run_as(Caller{1000, kSharedGid, {kSharedGid}},
+                     [&] { return read_whole(vol.path("shared")); });
   EXPECT_EQ(o.ret, -1);
   EXPECT_EQ(o.err, EACCES) << describe(o);
 }
 
 TEST_F(AccessTest, StorageAclGrantingTenantMakesOtherUsersFileReadable) {
   MountedVolume vol;
-  if (!supports_posix_acl(vol.backing())) GTEST_SKIP() << "the backing filesystem has no POSIX ACLs";
+  if (!supports_posix_acl(vol.backing()))
+    GTEST_SKIP() << "the backing filesystem has no POSIX ACLs";
   put_on_backing(vol.backing_path("granted"), "acl says yes", kOtherUid, kOtherGid, 0600);
   put_on_backing(vol.backing_path("denied"), "no acl", kOtherUid, kOtherGid, 0600);
   std::string acl = encode_acl({{kAclUserObj, 6, kAclNoId},
@@ -129,7 +131,9 @@ TEST_F(AccessTest, StorageAclGrantingTenantMakesOtherUsersFileReadable) {
                                 {kAclGroupObj, 0, kAclNoId},
                                 {kAclMask, 4, kAclNoId},
                                 {kAclOther, 0, kAclNoId}});
-  ASSERT_EQ(::setxattr(vol.backing_path("granted").c_str(), kAclAccessXattr, acl.data(), acl.size(), 0), 0)
+  ASSERT_EQ(
+      ::setxattr(vol.backing_path("granted").c_str(), kAclAccessXattr, acl.data(), acl.size(), 0),
+      0)
       << std::strerror(errno);
   ASSERT_EQ(vol.start(), "ready");
   Outcome yes = run_as(kUser1000, [&] { return read_whole(vol.path("granted")); });
@@ -142,23 +146,23 @@ TEST_F(AccessTest, StorageAclGrantingTenantMakesOtherUsersFileReadable) {
 TEST_F(AccessTest, CharacterDeviceCannotBeCreated) {
   MountedVolume vol;
   ASSERT_EQ(vol.start(), "ready");
-  Outcome o = run_as(kRoot, [&] {
-    return sys(::mknod(vol.path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)));
-  });
+  Outcome o = run_as(
+      kRoot, [&] { return sys(::mknod(vol.path("null").c_str(), S_IFCHR | 0666, makedev(1, 3))); });
   EXPECT_EQ(o.ret, -1);
   EXPECT_EQ(o.err, EPERM) << describe(o);
-  EXPECT_EQ(::access(vol.backing_path("null").c_str(), F_OK), -1) << "a device node reached the storage";
+  EXPECT_EQ(::access(vol.backing_path("null").c_str(), F_OK), -1)
+      << "a device node reached the storage";
 }
 
 TEST_F(AccessTest, BlockDeviceCannotBeCreated) {
   MountedVolume vol;
   ASSERT_EQ(vol.start(), "ready");
-  Outcome o = run_as(kRoot, [&] {
-    return sys(::mknod(vol.path("disk").c_str(), S_IFBLK | 0660, makedev(8, 0)));
-  });
+  Outcome o = run_as(
+      kRoot, [&] { return sys(::mknod(vol.path("disk").c_str(), S_IFBLK | 0660, makedev(8, 0))); });
   EXPECT_EQ(o.ret, -1);
   EXPECT_EQ(o.err, EPERM) << describe(o);
-  EXPECT_EQ(::access(vol.backing_path("disk").c_str(), F_OK), -1) << "a device node reached the storage";
+  EXPECT_EQ(::access(vol.backing_path("disk").c_str(), F_OK), -1)
+      << "a device node reached the storage";
 }
 
 class SymlinkEscapeTest : public AccessTest {
@@ -243,7 +247,8 @@ TEST_F(SymlinkEscapeTest, DotDotLinkResolvesFromMountpointNotFromBacking) {
   std::string mnt = vol_->mountpoint();
   std::string grandparent = mnt.substr(0, mnt.rfind('/'));
   grandparent = grandparent.substr(0, grandparent.rfind('/'));
-  struct stat expected {}, got {}, backing_side {};
+  struct stat expected {
+  }, got{}, backing_side{};
   ASSERT_EQ(::stat(grandparent.c_str(), &expected), 0);
   ASSERT_EQ(::stat((vol_->backing() + "/../..").c_str(), &backing_side), 0);
   ASSERT_EQ(::stat(vol_->path("up").c_str(), &got), 0) << std::strerror(errno);
@@ -257,13 +262,15 @@ TEST_F(AccessTest, LookupIntoFilesystemMountedInsideBackingIsRefused) {
   // A plain directory, as control: the same content there is served.
   ASSERT_EQ(::mkdir(vol.backing_path("plain").c_str(), 0700), 0);
   ASSERT_EQ(::chown(vol.backing_path("plain").c_str(), kTenantUid, kTenantGid), 0);
-  put_on_backing(vol.backing_path("plain/secret"), "inside the volume", kTenantUid, kTenantGid, 0644);
+  put_on_backing(vol.backing_path("plain/secret"), "inside the volume", kTenantUid, kTenantGid,
+                 0644);
   ASSERT_EQ(::mkdir(vol.backing_path("sub").c_str(), 0700), 0);
   ScopedTmpfs tmpfs(vol.backing_path("sub"));
   ASSERT_TRUE(tmpfs.mounted());
   // Owned by the tenant, so only the mount boundary can stop the mapper.
   ASSERT_EQ(::chown(vol.backing_path("sub").c_str(), kTenantUid, kTenantGid), 0);
-  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid, 0644);
+  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid,
+                 0644);
   ASSERT_EQ(vol.start(), "ready");
 
   Outcome control = run_as(kRoot, [&] { return read_whole(vol.path("plain/secret")); });
@@ -326,9 +333,8 @@ TEST_F(AccessTest, HardLinkToAnotherUsersUnreadableFileIsRefused) {
   MountedVolume vol;
   put_on_backing(vol.backing_path("private"), "secret of 7002", kOtherUid, kOtherGid, 0600);
   ASSERT_EQ(vol.start(), "ready");
-  Outcome o = run_as(kRoot, [&] {
-    return sys(::link(vol.path("private").c_str(), vol.path("grab").c_str()));
-  });
+  Outcome o = run_as(
+      kRoot, [&] { return sys(::link(vol.path("private").c_str(), vol.path("grab").c_str())); });
   EXPECT_EQ(o.ret, -1);
   EXPECT_EQ(o.err, EPERM) << describe(o);
   EXPECT_EQ(::access(vol.backing_path("grab").c_str(), F_OK), -1);
@@ -359,7 +365,8 @@ TEST_F(AccessTest, FilesystemMountedInsideBackingAfterStartIsRefused) {
   ScopedTmpfs tmpfs(vol.backing_path("sub"));
   ASSERT_TRUE(tmpfs.mounted());
   ASSERT_EQ(::chown(vol.backing_path("sub").c_str(), kTenantUid, kTenantGid), 0);
-  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid, 0644);
+  put_on_backing(vol.backing_path("sub/secret"), "another filesystem", kTenantUid, kTenantGid,
+                 0644);
   Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("sub/secret")); });
   EXPECT_EQ(o.ret, -1) << "served from the foreign filesystem: \"" << o.data << "\"";
   EXPECT_EQ(o.data.find("another filesystem"), std::string::npos);

@@ -70,158 +70,263 @@ long entries_in(const std::string& path) {
 const std::vector<Step>& steps() {
   static const std::vector<Step> table = {
       {"mkdir d", [](auto& b) { return static_cast<long>(::mkdir((b + "/d").c_str(), 0755)); }},
-      {"mkdir d again", [](auto& b) { return static_cast<long>(::mkdir((b + "/d").c_str(), 0755)); }},
+      {"mkdir d again",
+       [](auto& b) { return static_cast<long>(::mkdir((b + "/d").c_str(), 0755)); }},
       {"stat d", [](auto& b) { return type_and_mode(b + "/d"); }},
       {"create f exclusively and write",
        [](auto& b) {
-         return with_fd(b + "/f", O_WRONLY | O_CREAT | O_EXCL, [](int fd) { return static_cast<long>(::write(fd, "hello", 5)); });
+         return with_fd(b + "/f", O_WRONLY | O_CREAT | O_EXCL,
+                        [](int fd) { return static_cast<long>(::write(fd, "hello", 5)); });
        }},
-      {"create f exclusively again", [](auto& b) { return open_close(b + "/f", O_WRONLY | O_CREAT | O_EXCL); }},
+      {"create f exclusively again",
+       [](auto& b) { return open_close(b + "/f", O_WRONLY | O_CREAT | O_EXCL); }},
       {"stat f", [](auto& b) { return type_and_mode(b + "/f"); }},
       {"size of f", [](auto& b) { return size_of(b + "/f"); }},
       {"open missing", [](auto& b) { return open_close(b + "/missing", O_RDONLY); }},
       {"open directory for writing", [](auto& b) { return open_close(b + "/d", O_WRONLY); }},
-      {"open file with O_DIRECTORY", [](auto& b) { return open_close(b + "/f", O_RDONLY | O_DIRECTORY); }},
+      {"open file with O_DIRECTORY",
+       [](auto& b) { return open_close(b + "/f", O_RDONLY | O_DIRECTORY); }},
       {"open below a file", [](auto& b) { return open_close(b + "/f/x", O_RDONLY); }},
-      {"create in missing directory", [](auto& b) { return open_close(b + "/missing/x", O_WRONLY | O_CREAT); }},
-      {"create with O_CREAT|O_DIRECTORY", [](auto& b) { return open_close(b + "/cd", O_RDONLY | O_CREAT | O_DIRECTORY); }},
-      {"mkdir below a file", [](auto& b) { return static_cast<long>(::mkdir((b + "/f/x").c_str(), 0755)); }},
+      {"create in missing directory",
+       [](auto& b) { return open_close(b + "/missing/x", O_WRONLY | O_CREAT); }},
+      {"create with O_CREAT|O_DIRECTORY",
+       [](auto& b) { return open_close(b + "/cd", O_RDONLY | O_CREAT | O_DIRECTORY); }},
+      {"mkdir below a file",
+       [](auto& b) { return static_cast<long>(::mkdir((b + "/f/x").c_str(), 0755)); }},
       {"rmdir a file", [](auto& b) { return static_cast<long>(::rmdir((b + "/f").c_str())); }},
-      {"unlink a directory", [](auto& b) { return static_cast<long>(::unlink((b + "/d").c_str())); }},
-      {"unlink missing", [](auto& b) { return static_cast<long>(::unlink((b + "/missing").c_str())); }},
+      {"unlink a directory",
+       [](auto& b) { return static_cast<long>(::unlink((b + "/d").c_str())); }},
+      {"unlink missing",
+       [](auto& b) { return static_cast<long>(::unlink((b + "/missing").c_str())); }},
       {"create d/inner", [](auto& b) { return open_close(b + "/d/inner", O_WRONLY | O_CREAT); }},
       {"rmdir non-empty", [](auto& b) { return static_cast<long>(::rmdir((b + "/d").c_str())); }},
       {"rmdir dot", [](auto& b) { return static_cast<long>(::rmdir((b + "/d/.").c_str())); }},
-      {"rename dir into itself", [](auto& b) { return static_cast<long>(::rename((b + "/d").c_str(), (b + "/d/sub").c_str())); }},
-      {"rename file over dir", [](auto& b) { return static_cast<long>(::rename((b + "/f").c_str(), (b + "/d").c_str())); }},
+      {"rename dir into itself",
+       [](auto& b) {
+         return static_cast<long>(::rename((b + "/d").c_str(), (b + "/d/sub").c_str()));
+       }},
+      {"rename file over dir",
+       [](auto& b) { return static_cast<long>(::rename((b + "/f").c_str(), (b + "/d").c_str())); }},
       {"mkdir e", [](auto& b) { return static_cast<long>(::mkdir((b + "/e").c_str(), 0700)); }},
-      {"rename dir over file", [](auto& b) { return static_cast<long>(::rename((b + "/e").c_str(), (b + "/f").c_str())); }},
-      {"rename dir over non-empty dir", [](auto& b) { return static_cast<long>(::rename((b + "/e").c_str(), (b + "/d").c_str())); }},
-      {"rename missing", [](auto& b) { return static_cast<long>(::rename((b + "/missing").c_str(), (b + "/x").c_str())); }},
+      {"rename dir over file",
+       [](auto& b) { return static_cast<long>(::rename((b + "/e").c_str(), (b + "/f").c_str())); }},
+      {"rename dir over non-empty dir",
+       [](auto& b) { return static_cast<long>(::rename((b + "/e").c_str(), (b + "/d").c_str())); }},
+      {"rename missing",
+       [](auto& b) {
+         return static_cast<long>(::rename((b + "/missing").c_str(), (b + "/x").c_str()));
+       }},
       {"rename noreplace onto existing",
        [](auto& b) {
-         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD, (b + "/e").c_str(), RENAME_NOREPLACE));
+         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD,
+                                              (b + "/e").c_str(), RENAME_NOREPLACE));
        }},
       {"rename exchange with missing",
        [](auto& b) {
-         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD, (b + "/missing").c_str(), RENAME_EXCHANGE));
+         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD,
+                                              (b + "/missing").c_str(), RENAME_EXCHANGE));
        }},
       {"rename with noreplace and exchange",
        [](auto& b) {
-         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD, (b + "/e").c_str(),
+         return static_cast<long>(::renameat2(AT_FDCWD, (b + "/f").c_str(), AT_FDCWD,
+                                              (b + "/e").c_str(),
                                               RENAME_NOREPLACE | RENAME_EXCHANGE));
        }},
-      {"link a directory", [](auto& b) { return static_cast<long>(::link((b + "/d").c_str(), (b + "/dl").c_str())); }},
-      {"link onto existing name", [](auto& b) { return static_cast<long>(::link((b + "/f").c_str(), (b + "/e").c_str())); }},
-      {"link f to g", [](auto& b) { return static_cast<long>(::link((b + "/f").c_str(), (b + "/g").c_str())); }},
-      {"link count of f", [](auto& b) {
+      {"link a directory",
+       [](auto& b) { return static_cast<long>(::link((b + "/d").c_str(), (b + "/dl").c_str())); }},
+      {"link onto existing name",
+       [](auto& b) { return static_cast<long>(::link((b + "/f").c_str(), (b + "/e").c_str())); }},
+      {"link f to g",
+       [](auto& b) { return static_cast<long>(::link((b + "/f").c_str(), (b + "/g").c_str())); }},
+      {"link count of f",
+       [](auto& b) {
          struct stat st {};
          return ::lstat((b + "/f").c_str(), &st) == 0 ? static_cast<long>(st.st_nlink) : -1L;
        }},
-      {"symlink onto existing name", [](auto& b) { return static_cast<long>(::symlink("f", (b + "/f").c_str())); }},
-      {"symlink with empty target", [](auto& b) { return static_cast<long>(::symlink("", (b + "/empty").c_str())); }},
-      {"symlink s -> f", [](auto& b) { return static_cast<long>(::symlink("f", (b + "/s").c_str())); }},
-      {"readlink s", [](auto& b) {
+      {"symlink onto existing name",
+       [](auto& b) { return static_cast<long>(::symlink("f", (b + "/f").c_str())); }},
+      {"symlink with empty target",
+       [](auto& b) { return static_cast<long>(::symlink("", (b + "/empty").c_str())); }},
+      {"symlink s -> f",
+       [](auto& b) { return static_cast<long>(::symlink("f", (b + "/s").c_str())); }},
+      {"readlink s",
+       [](auto& b) {
          char buf[16];
          return static_cast<long>(::readlink((b + "/s").c_str(), buf, sizeof buf));
        }},
-      {"readlink a regular file", [](auto& b) {
+      {"readlink a regular file",
+       [](auto& b) {
          char buf[16];
          return static_cast<long>(::readlink((b + "/f").c_str(), buf, sizeof buf));
        }},
-      {"open symlink with O_NOFOLLOW", [](auto& b) { return open_close(b + "/s", O_RDONLY | O_NOFOLLOW); }},
-      {"truncate a directory", [](auto& b) { return static_cast<long>(::truncate((b + "/d").c_str(), 0)); }},
-      {"truncate to negative size", [](auto& b) { return static_cast<long>(::truncate((b + "/f").c_str(), -1)); }},
-      {"name too long", [](auto& b) { return open_close(b + "/" + std::string(256, 'a'), O_WRONLY | O_CREAT); }},
-      {"longest name", [](auto& b) { return open_close(b + "/" + std::string(255, 'a'), O_WRONLY | O_CREAT); }},
-      {"write to read-only fd", [](auto& b) {
-         return with_fd(b + "/f", O_RDONLY, [](int fd) { return static_cast<long>(::write(fd, "x", 1)); });
+      {"open symlink with O_NOFOLLOW",
+       [](auto& b) { return open_close(b + "/s", O_RDONLY | O_NOFOLLOW); }},
+      {"truncate a directory",
+       [](auto& b) { return static_cast<long>(::truncate((b + "/d").c_str(), 0)); }},
+      {"truncate to negative size",
+       [](auto& b) { return static_cast<long>(::truncate((b + "/f").c_str(), -1)); }},
+      {"name too long",
+       [](auto& b) { return open_close(b + "/" + std::string(256, 'a'), O_WRONLY | O_CREAT); }},
+      {"longest name",
+       [](auto& b) { return open_close(b + "/" + std::string(255, 'a'), O_WRONLY | O_CREAT); }},
+      {"write to read-only fd",
+       [](auto& b) {
+         return with_fd(b + "/f", O_RDONLY,
+                        [](int fd) { return static_cast<long>(::write(fd, "x", 1)); });
        }},
-      {"read from write-only fd", [](auto& b) {
+      {"read from write-only fd",
+       [](auto& b) {
          char c;
-         return with_fd(b + "/f", O_WRONLY, [&](int fd) { return static_cast<long>(::read(fd, &c, 1)); });
+         return with_fd(b + "/f", O_WRONLY,
+                        [&](int fd) { return static_cast<long>(::read(fd, &c, 1)); });
        }},
-      {"read a directory", [](auto& b) {
+      {"read a directory",
+       [](auto& b) {
          char c;
-         return with_fd(b + "/d", O_RDONLY, [&](int fd) { return static_cast<long>(::read(fd, &c, 1)); });
+         return with_fd(b + "/d", O_RDONLY,
+                        [&](int fd) { return static_cast<long>(::read(fd, &c, 1)); });
        }},
-      {"read past end", [](auto& b) {
+      {"read past end",
+       [](auto& b) {
          char c;
-         return with_fd(b + "/f", O_RDONLY, [&](int fd) { return static_cast<long>(::pread(fd, &c, 1, 1000)); });
+         return with_fd(b + "/f", O_RDONLY,
+                        [&](int fd) { return static_cast<long>(::pread(fd, &c, 1, 1000)); });
        }},
-      {"append", [](auto& b) {
-         return with_fd(b + "/f", O_WRONLY | O_APPEND, [](int fd) { return static_cast<long>(::write(fd, "!!", 2)); });
+      {"append",
+       [](auto& b) {
+         return with_fd(b + "/f", O_WRONLY | O_APPEND,
+                        [](int fd) { return static_cast<long>(::write(fd, "!!", 2)); });
        }},
       {"size after append", [](auto& b) { return size_of(b + "/f"); }},
-      {"fallocate on read-only fd", [](auto& b) {
-         return with_fd(b + "/f", O_RDONLY, [](int fd) { return static_cast<long>(::fallocate(fd, 0, 0, 10)); });
+      {"fallocate on read-only fd",
+       [](auto& b) {
+         return with_fd(b + "/f", O_RDONLY,
+                        [](int fd) { return static_cast<long>(::fallocate(fd, 0, 0, 10)); });
        }},
-      {"getxattr missing", [](auto& b) {
+      {"getxattr missing",
+       [](auto& b) {
          char v[8];
          return static_cast<long>(::getxattr((b + "/f").c_str(), "user.missing", v, sizeof v));
        }},
-      {"setxattr create", [](auto& b) { return static_cast<long>(::setxattr((b + "/f").c_str(), "user.a", "1", 1, XATTR_CREATE)); }},
-      {"setxattr create again", [](auto& b) { return static_cast<long>(::setxattr((b + "/f").c_str(), "user.a", "1", 1, XATTR_CREATE)); }},
-      {"setxattr replace missing", [](auto& b) { return static_cast<long>(::setxattr((b + "/f").c_str(), "user.b", "1", 1, XATTR_REPLACE)); }},
-      {"getxattr size query", [](auto& b) { return static_cast<long>(::getxattr((b + "/f").c_str(), "user.a", nullptr, 0)); }},
-      {"getxattr buffer too small", [](auto& b) {
+      {"setxattr create",
+       [](auto& b) {
+         return static_cast<long>(::setxattr((b + "/f").c_str(), "user.a", "1", 1, XATTR_CREATE));
+       }},
+      {"setxattr create again",
+       [](auto& b) {
+         return static_cast<long>(::setxattr((b + "/f").c_str(), "user.a", "1", 1, XATTR_CREATE));
+       }},
+      {"setxattr replace missing",
+       [](auto& b) {
+         return static_cast<long>(::setxattr((b + "/f").c_str(), "user.b", "1", 1, XATTR_REPLACE));
+       }},
+      {"getxattr size query",
+       [](auto& b) {
+         return static_cast<long>(::getxattr((b + "/f").c_str(), "user.a", nullptr, 0));
+       }},
+      {"getxattr buffer too small",
+       [](auto& b) {
          ::setxattr((b + "/f").c_str(), "user.long", "0123456789", 10, 0);
          char v[4];
          return static_cast<long>(::getxattr((b + "/f").c_str(), "user.long", v, sizeof v));
        }},
-      {"listxattr buffer too small", [](auto& b) {
+      {"listxattr buffer too small",
+       [](auto& b) {
          char v[1];
          return static_cast<long>(::listxattr((b + "/f").c_str(), v, sizeof v));
        }},
-      {"removexattr missing", [](auto& b) { return static_cast<long>(::removexattr((b + "/f").c_str(), "user.missing")); }},
-      {"setxattr trusted namespace", [](auto& b) { return static_cast<long>(::setxattr((b + "/f").c_str(), "trusted.t", "1", 1, 0)); }},
-      {"setxattr value too large", [](auto& b) {
-         std::string big(70000, 'v');
-         return static_cast<long>(::setxattr((b + "/f").c_str(), "user.big", big.data(), big.size(), 0));
+      {"removexattr missing",
+       [](auto& b) {
+         return static_cast<long>(::removexattr((b + "/f").c_str(), "user.missing"));
        }},
-      {"setxattr on a symlink", [](auto& b) { return static_cast<long>(::lsetxattr((b + "/s").c_str(), "user.l", "1", 1, 0)); }},
+      {"setxattr trusted namespace",
+       [](auto& b) {
+         return static_cast<long>(::setxattr((b + "/f").c_str(), "trusted.t", "1", 1, 0));
+       }},
+      {"setxattr value too large",
+       [](auto& b) {
+         std::string big(70000, 'v');
+         return static_cast<long>(
+             ::setxattr((b + "/f").c_str(), "user.big", big.data(), big.size(), 0));
+       }},
+      {"setxattr on a symlink",
+       [](auto& b) {
+         return static_cast<long>(::lsetxattr((b + "/s").c_str(), "user.l", "1", 1, 0));
+       }},
       {"chmod f 000", [](auto& b) { return static_cast<long>(::chmod((b + "/f").c_str(), 0)); }},
       {"open mode-000 file", [](auto& b) { return open_close(b + "/f", O_RDONLY); }},
-      {"access W_OK on mode-000 file", [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), W_OK)); }},
-      {"chmod f 0644", [](auto& b) { return static_cast<long>(::chmod((b + "/f").c_str(), 0644)); }},
-      {"chmod d 0500", [](auto& b) { return static_cast<long>(::chmod((b + "/d").c_str(), 0500)); }},
-      {"create in read-only dir", [](auto& b) { return open_close(b + "/d/new", O_WRONLY | O_CREAT); }},
-      {"unlink in read-only dir", [](auto& b) { return static_cast<long>(::unlink((b + "/d/inner").c_str())); }},
-      {"chmod d 0755", [](auto& b) { return static_cast<long>(::chmod((b + "/d").c_str(), 0755)); }},
-      {"setuid bit kept by owner", [](auto& b) {
+      {"access W_OK on mode-000 file",
+       [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), W_OK)); }},
+      {"chmod f 0644",
+       [](auto& b) { return static_cast<long>(::chmod((b + "/f").c_str(), 0644)); }},
+      {"chmod d 0500",
+       [](auto& b) { return static_cast<long>(::chmod((b + "/d").c_str(), 0500)); }},
+      {"create in read-only dir",
+       [](auto& b) { return open_close(b + "/d/new", O_WRONLY | O_CREAT); }},
+      {"unlink in read-only dir",
+       [](auto& b) { return static_cast<long>(::unlink((b + "/d/inner").c_str())); }},
+      {"chmod d 0755",
+       [](auto& b) { return static_cast<long>(::chmod((b + "/d").c_str(), 0755)); }},
+      {"setuid bit kept by owner",
+       [](auto& b) {
          if (::chmod((b + "/g").c_str(), 04755) != 0) return -1L;
          return type_and_mode(b + "/g");
        }},
-      {"mknod char device", [](auto& b) {
+      {"mknod char device",
+       [](auto& b) {
          return static_cast<long>(::mknod((b + "/cdev").c_str(), S_IFCHR | 0600, makedev(1, 3)));
        }},
-      {"mknod fifo", [](auto& b) { return static_cast<long>(::mknod((b + "/fifo").c_str(), S_IFIFO | 0600, 0)); }},
-      {"mknod socket", [](auto& b) { return static_cast<long>(::mknod((b + "/sock").c_str(), S_IFSOCK | 0600, 0)); }},
-      {"chown to own ids", [](auto& b) { return static_cast<long>(::chown((b + "/f").c_str(), kTenantUid, kTenantGid)); }},
-      {"chown to root uid", [](auto& b) { return static_cast<long>(::chown((b + "/f").c_str(), 0, static_cast<gid_t>(-1))); }},
-      {"chown to root gid", [](auto& b) { return static_cast<long>(::chown((b + "/f").c_str(), static_cast<uid_t>(-1), 0)); }},
-      {"utimensat explicit times", [](auto& b) {
+      {"mknod fifo",
+       [](auto& b) {
+         return static_cast<long>(::mknod((b + "/fifo").c_str(), S_IFIFO | 0600, 0));
+       }},
+      {"mknod socket",
+       [](auto& b) {
+         return static_cast<long>(::mknod((b + "/sock").c_str(), S_IFSOCK | 0600, 0));
+       }},
+      {"chown to own ids",
+       [](auto& b) {
+         return static_cast<long>(::chown((b + "/f").c_str(), kTenantUid, kTenantGid));
+       }},
+      {"chown to root uid",
+       [](auto& b) {
+         return static_cast<long>(::chown((b + "/f").c_str(), 0, static_cast<gid_t>(-1)));
+       }},
+      {"chown to root gid",
+       [](auto& b) {
+         return static_cast<long>(::chown((b + "/f").c_str(), static_cast<uid_t>(-1), 0));
+       }},
+      {"utimensat explicit times",
+       [](auto& b) {
          struct timespec t[2] = {{1000, 0}, {2000, 0}};
          return static_cast<long>(::utimensat(AT_FDCWD, (b + "/f").c_str(), t, 0));
        }},
-      {"mtime after utimensat", [](auto& b) {
+      {"mtime after utimensat",
+       [](auto& b) {
          struct stat st {};
          return ::lstat((b + "/f").c_str(), &st) == 0 ? static_cast<long>(st.st_mtim.tv_sec) : -1L;
        }},
-      {"utimensat on symlink itself", [](auto& b) {
+      {"utimensat on symlink itself",
+       [](auto& b) {
          struct timespec t[2] = {{3000, 0}, {4000, 0}};
-         return static_cast<long>(::utimensat(AT_FDCWD, (b + "/s").c_str(), t, AT_SYMLINK_NOFOLLOW));
+         return static_cast<long>(
+             ::utimensat(AT_FDCWD, (b + "/s").c_str(), t, AT_SYMLINK_NOFOLLOW));
        }},
       {"mkdir x", [](auto& b) { return static_cast<long>(::mkdir((b + "/x").c_str(), 0700)); }},
       {"create x/f", [](auto& b) { return open_close(b + "/x/f", O_WRONLY | O_CREAT); }},
-      {"chmod x 0300 (no read)", [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0300)); }},
+      {"chmod x 0300 (no read)",
+       [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0300)); }},
       {"list non-readable dir", [](auto& b) { return entries_in(b + "/x"); }},
-      {"chmod x 0700", [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0700)); }},
-      {"access R_OK on 0644 file", [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), R_OK)); }},
-      {"access X_OK on 0644 file", [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), X_OK)); }},
+      {"chmod x 0700",
+       [](auto& b) { return static_cast<long>(::chmod((b + "/x").c_str(), 0700)); }},
+      {"access R_OK on 0644 file",
+       [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), R_OK)); }},
+      {"access X_OK on 0644 file",
+       [](auto& b) { return static_cast<long>(::access((b + "/f").c_str(), X_OK)); }},
       {"entries in base", [](auto& b) { return entries_in(b); }},
       {"unlink g", [](auto& b) { return static_cast<long>(::unlink((b + "/g").c_str())); }},
-      {"link count of f after unlink", [](auto& b) {
+      {"link count of f after unlink",
+       [](auto& b) {
          struct stat st {};
          return ::lstat((b + "/f").c_str(), &st) == 0 ? static_cast<long>(st.st_nlink) : -1L;
        }},
@@ -276,7 +381,8 @@ TEST(SyscallComparisonTest, MountAsRootBehavesLikeNativeDirectoryAsTenant) {
     EXPECT_EQ(show(actual[i]), show(expected[i])) << "step " << i << ": " << steps()[i].name;
   if (::testing::Test::HasFailure() || std::getenv("TENANTFS_SHOW_TABLE")) {
     for (size_t i = 0; i < steps().size(); ++i)
-      std::cout << steps()[i].name << ": native " << show(expected[i]) << ", mount " << show(actual[i]) << "\n";
+      std::cout << steps()[i].name << ": native " << show(expected[i]) << ", mount "
+                << show(actual[i]) << "\n";
   }
 }
 

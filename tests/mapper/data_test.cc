@@ -3,10 +3,10 @@
 // less common file operations either work or say they are unsupported.
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -58,7 +58,8 @@ class DataTest : public ::testing::TestWithParam<std::string> {
 bool pwrite_all(int fd, const std::string& data, off_t offset) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, offset + static_cast<off_t>(done));
+    ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, offset + static_cast<off_t>(done));
     if (n <= 0) return false;
     done += static_cast<size_t>(n);
   }
@@ -82,13 +83,13 @@ std::string pread_exact(int fd, size_t len, off_t offset) {
   if (got == want) return ::testing::AssertionSuccess();
   size_t i = 0;
   while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-  return ::testing::AssertionFailure() << "sizes " << got.size() << " vs " << want.size()
-                                       << ", first difference at byte " << i;
+  return ::testing::AssertionFailure()
+         << "sizes " << got.size() << " vs " << want.size() << ", first difference at byte " << i;
 }
 
 TEST_P(DataTest, RandomDataOfManySizesReadsBackIdenticallyOnMountAndBacking) {
-  const size_t sizes[] = {0,       1,           4095,     4096,          4097,      65535,
-                          65536,   128 * KiB + 1, 1 * MiB, 3 * MiB + 17, 5 * MiB - 1};
+  const size_t sizes[] = {
+      0, 1, 4095, 4096, 4097, 65535, 65536, 128 * KiB + 1, 1 * MiB, 3 * MiB + 17, 5 * MiB - 1};
   unsigned seed = 1;
   for (size_t size : sizes) {
     SCOPED_TRACE("size " + std::to_string(size));
@@ -108,7 +109,8 @@ TEST_P(DataTest, WritesInOddChunksReadBackIdentically) {
   std::mt19937 gen(7);
   for (size_t at = 0; at < data.size();) {
     size_t len = std::min<size_t>(data.size() - at, 1 + gen() % (200 * KiB));
-    ASSERT_EQ(::write(fd.get(), data.data() + at, len), static_cast<ssize_t>(len)) << std::strerror(errno);
+    ASSERT_EQ(::write(fd.get(), data.data() + at, len), static_cast<ssize_t>(len))
+        << std::strerror(errno);
     at += len;
   }
   fd.reset();
@@ -131,7 +133,8 @@ TEST_P(DataTest, RandomOffsetWritesAndReadsMatchAModel) {
     if (i % 10 == 0) {  // interleave reads of random ranges, holes included
       size_t ro = gen() % model.size();
       size_t rl = std::min<size_t>(model.size() - ro, 1 + gen() % (300 * KiB));
-      ASSERT_TRUE(same_bytes(pread_exact(fd.get(), rl, static_cast<off_t>(ro)), model.substr(ro, rl)))
+      ASSERT_TRUE(
+          same_bytes(pread_exact(fd.get(), rl, static_cast<off_t>(ro)), model.substr(ro, rl)))
           << "pread at " << ro << " length " << rl << " after " << i << " writes";
     }
   }
@@ -150,7 +153,8 @@ TEST_P(DataTest, SparseWriteLeavesHoleOnBackingThatReadsAsZeros) {
   fd.reset();
   struct stat st = lstat_path(b("sparse"));
   EXPECT_EQ(st.st_size, static_cast<off_t>(64 * MiB + 4096));
-  EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(4 * MiB)) << "the hole was filled on the storage";
+  EXPECT_LT(st.st_blocks * 512, static_cast<blkcnt_t>(4 * MiB))
+      << "the hole was filled on the storage";
   UniqueFd rd = open_in_mount("sparse", O_RDONLY);
   ASSERT_TRUE(rd);
   EXPECT_EQ(pread_exact(rd.get(), 4096, 0), head);
@@ -174,11 +178,11 @@ TEST_P(DataTest, SeekDataAndSeekHoleNeverGiveAWrongAnswer) {
   UniqueFd fd = open_in_mount("holes", O_RDONLY);
   ASSERT_TRUE(fd);
   auto zeros = [&](size_t from, size_t to) {
-    return std::all_of(model.begin() + static_cast<long>(from), model.begin() + static_cast<long>(to),
-                       [](char c) { return c == 0; });
+    return std::all_of(model.begin() + static_cast<long>(from),
+                       model.begin() + static_cast<long>(to), [](char c) { return c == 0; });
   };
-  for (size_t off : {size_t{0}, 10 * KiB, 64 * KiB, 100 * KiB, 1 * MiB, 1 * MiB + 5, 1 * MiB + 64 * KiB,
-                     2 * MiB - 1, 2 * MiB, 3 * MiB}) {
+  for (size_t off : {size_t{0}, 10 * KiB, 64 * KiB, 100 * KiB, 1 * MiB, 1 * MiB + 5,
+                     1 * MiB + 64 * KiB, 2 * MiB - 1, 2 * MiB, 3 * MiB}) {
     SCOPED_TRACE("offset " + std::to_string(off));
     off_t data = ::lseek(fd.get(), static_cast<off_t>(off), SEEK_DATA);
     if (data < 0) {
@@ -333,7 +337,8 @@ TEST_P(DataTest, SharedMmapWritesReachBacking) {
 TEST_P(DataTest, ReaddirListsEveryEntryOnce) {
   // Enough entries to need several readdir replies.
   std::vector<std::string> names;
-  for (int i = 0; i < 600; ++i) names.push_back("entry-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'n'));
+  for (int i = 0; i < 600; ++i)
+    names.push_back("entry-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'n'));
   ASSERT_EQ(::mkdir(m("many").c_str(), 0755), 0);
   for (const auto& n : names) ASSERT_TRUE(write_file(m("many/" + n), ""));
   std::vector<std::string> seen;
@@ -374,12 +379,15 @@ TEST_P(DataTest, ConcurrentWritersOfSeparateFilesAllLandIntact) {
     if (pid == 0) {
       // Child: write in 64 KiB + w pieces, read back, exit 0 only if equal.
       std::string data = random_bytes(kSize, 100 + static_cast<unsigned>(w));
-      int fd = ::open(m("w" + std::to_string(w)).c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      int fd =
+          ::open(m("w" + std::to_string(w)).c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       if (fd < 0) ::_exit(2);
       size_t piece = 64 * KiB + static_cast<size_t>(w);
       for (size_t at = 0; at < kSize; at += piece) {
         size_t len = std::min(piece, kSize - at);
-        if (::pwrite(fd, data.data() + at, len, static_cast<off_t>(at)) != static_cast<ssize_t>(len)) ::_exit(3);
+        if (::pwrite(fd, data.data() + at, len, static_cast<off_t>(at)) !=
+            static_cast<ssize_t>(len))
+          ::_exit(3);
       }
       bool same = pread_exact(fd, kSize, 0) == data;
       ::close(fd);
@@ -389,21 +397,25 @@ TEST_P(DataTest, ConcurrentWritersOfSeparateFilesAllLandIntact) {
   }
   for (int w = 0; w < kWriters; ++w) {
     int status = 0;
-    ASSERT_EQ(::waitpid(children[static_cast<size_t>(w)], &status, 0), children[static_cast<size_t>(w)]);
+    ASSERT_EQ(::waitpid(children[static_cast<size_t>(w)], &status, 0),
+              children[static_cast<size_t>(w)]);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "writer " << w << " status " << status << " (2 open, 3 write, 4 read-back mismatch)";
   }
   for (int w = 0; w < kWriters; ++w) {
-    EXPECT_TRUE(same_bytes(read_file(b("w" + std::to_string(w))), random_bytes(kSize, 100 + static_cast<unsigned>(w))))
+    EXPECT_TRUE(same_bytes(read_file(b("w" + std::to_string(w))),
+                           random_bytes(kSize, 100 + static_cast<unsigned>(w))))
         << "writer " << w << " on the backing store";
   }
 }
 
 TEST_P(DataTest, StatfsReportsTheBackingFilesystem) {
-  struct statvfs in_mount {}, backing {};
+  struct statvfs in_mount {
+  }, backing{};
   ASSERT_EQ(::statvfs(vol_->mountpoint().c_str(), &in_mount), 0) << std::strerror(errno);
   ASSERT_EQ(::statvfs(vol_->backing().c_str(), &backing), 0) << std::strerror(errno);
-  EXPECT_EQ(in_mount.f_blocks * in_mount.f_frsize, backing.f_blocks * backing.f_frsize) << "total size";
+  EXPECT_EQ(in_mount.f_blocks * in_mount.f_frsize, backing.f_blocks * backing.f_frsize)
+      << "total size";
   EXPECT_EQ(in_mount.f_files, backing.f_files) << "total inodes";
   EXPECT_EQ(in_mount.f_namemax, backing.f_namemax);
 }
@@ -454,14 +466,15 @@ TEST_P(DataTest, RecursiveRemovalThroughMountEmptiesTheTree) {
     for (int f = 0; f < 120; ++f) ASSERT_TRUE(write_file(dir + "/file-" + std::to_string(f), "x"));
     ASSERT_EQ(::symlink("file-0", (dir + "/link").c_str()), 0);
   }
-  ASSERT_EQ(::nftw(m("tree").c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS), 0) << std::strerror(errno);
+  ASSERT_EQ(::nftw(m("tree").c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS), 0)
+      << std::strerror(errno);
   EXPECT_EQ(::access(b("tree").c_str(), F_OK), -1) << "the tree is still on the storage";
 }
 
 TEST_P(DataTest, NamesWithUnusualBytesRoundTrip) {
-  const std::vector<std::string> names = {"with space", "tab\there", "new\nline", "caf\xc3\xa9",
-                                          "\xff\xfe-not-utf8", "-leading-dash", "...dots",
-                                          std::string(255, 'n')};
+  const std::vector<std::string> names = {"with space",  "tab\there",          "new\nline",
+                                          "caf\xc3\xa9", "\xff\xfe-not-utf8",  "-leading-dash",
+                                          "...dots",     std::string(255, 'n')};
   for (const std::string& n : names) {
     ASSERT_TRUE(write_file(m(n), "named " + n)) << n;
     EXPECT_EQ(read_file(b(n)), "named " + n);
@@ -470,7 +483,8 @@ TEST_P(DataTest, NamesWithUnusualBytesRoundTrip) {
   DIR* d = ::opendir(vol_->mountpoint().c_str());
   ASSERT_NE(d, nullptr);
   while (dirent* e = ::readdir(d))
-    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") listed.push_back(e->d_name);
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+      listed.push_back(e->d_name);
   ::closedir(d);
   std::vector<std::string> want = names;
   std::sort(want.begin(), want.end());
@@ -503,12 +517,14 @@ TEST_P(DataTest, PartialOverwriteOfWriteOnlyFileLandsOnBacking) {
 
 TEST_P(DataTest, AppendsFromTwoDescriptorsNeverOverwriteEachOther) {
   ASSERT_TRUE(write_file(m("log"), "start\n"));
-  UniqueFd a = open_in_mount("log", O_WRONLY | O_APPEND), c = open_in_mount("log", O_WRONLY | O_APPEND);
+  UniqueFd a = open_in_mount("log", O_WRONLY | O_APPEND),
+           c = open_in_mount("log", O_WRONLY | O_APPEND);
   ASSERT_TRUE(a && c);
   std::string want = "start\n";
   for (int i = 0; i < 50; ++i) {
     std::string line = std::string(i % 2 ? "c" : "a") + std::to_string(i) + "\n";
-    ASSERT_EQ(::write((i % 2 ? c : a).get(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    ASSERT_EQ(::write((i % 2 ? c : a).get(), line.data(), line.size()),
+              static_cast<ssize_t>(line.size()));
     want += line;
   }
   a.reset();
@@ -561,7 +577,8 @@ TEST(InodeLifetimeTest, FilesAreServedAgainAfterKernelForgetsInodes) {
     std::string dir = vol.path("d" + std::to_string(d));
     ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << std::strerror(errno);
     for (int f = 0; f < kFilesPerDir; ++f)
-      ASSERT_TRUE(write_file(dir + "/f" + std::to_string(f), "content " + std::to_string(d * 1000 + f)));
+      ASSERT_TRUE(
+          write_file(dir + "/f" + std::to_string(f), "content " + std::to_string(d * 1000 + f)));
   }
   const size_t fds_while_cached = open_fds_of(vol.mapper()->pid());
 
@@ -589,7 +606,8 @@ TEST(InodeLifetimeTest, FilesAreServedAgainAfterKernelForgetsInodes) {
     for (int f = 0; f < kFilesPerDir; f += 7)
       EXPECT_EQ(read_file(vol.path("d" + std::to_string(d) + "/f" + std::to_string(f))),
                 "content " + std::to_string(d * 1000 + f));
-  ASSERT_EQ(::rename(vol.path("d3/f10").c_str(), vol.path("d4/moved").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::rename(vol.path("d3/f10").c_str(), vol.path("d4/moved").c_str()), 0)
+      << std::strerror(errno);
   EXPECT_EQ(read_file(vol.backing_path("d4/moved")), "content 3010");
 }
 

@@ -185,7 +185,8 @@ TEST_P(CallerIdentityTest, HardLinkSharesTheInodeOnBacking) {
   EXPECT_EQ(sa.st_ino, sb.st_ino);
   EXPECT_EQ(sb.st_nlink, 2u);
   EXPECT_EQ(lstat_path(m("b")).st_nlink, 2u) << "link count seen through the mount";
-  EXPECT_EQ(lstat_path(m("a")).st_ino, lstat_path(m("b")).st_ino) << "one inode, seen through the mount";
+  EXPECT_EQ(lstat_path(m("a")).st_ino, lstat_path(m("b")).st_ino)
+      << "one inode, seen through the mount";
   EXPECT_EQ(read_file(m("b")), "linked");
 }
 
@@ -274,7 +275,8 @@ TEST_P(CallerIdentityTest, CallersUmaskAloneDecidesModeOnBacking) {
   Outcome o = as_caller([&] {
     ::umask(0);
     UniqueFd open_fd(::open(m("open0").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
-    if (!open_fd || ::mkdir(m("dir0").c_str(), 0777) != 0 || ::mkfifo(m("fifo0").c_str(), 0666) != 0)
+    if (!open_fd || ::mkdir(m("dir0").c_str(), 0777) != 0 ||
+        ::mkfifo(m("fifo0").c_str(), 0666) != 0)
       return sys(-1);
     ::umask(077);
     UniqueFd strict_fd(::open(m("open077").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
@@ -366,7 +368,8 @@ TEST(AclOwnershipTest, AclChangeByCallerNotPresentedAsOwnerFailsWithEperm) {
   opts.present_uid = 1000;
   opts.present_gid = 1000;
   MountedVolume vol(opts);
-  if (!supports_posix_acl(vol.backing())) GTEST_SKIP() << "the backing filesystem has no POSIX ACLs";
+  if (!supports_posix_acl(vol.backing()))
+    GTEST_SKIP() << "the backing filesystem has no POSIX ACLs";
   ASSERT_EQ(vol.start(), "ready");
   ASSERT_TRUE(write_file(vol.path("f"), "acl"));
   const std::string& acl = acl_granting_other_read();

@@ -154,7 +154,8 @@ void expect_signal_after_ready_exits_zero_leaving_dead_mount(int sig) {
   std::optional<int> status = vol.mapper()->wait_exit(seconds(10));
   EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
   vol.drop_mapper();
-  ASSERT_TRUE(find_mount(vol.mountpoint())) << "the contract says the mount stays for root to remove";
+  ASSERT_TRUE(find_mount(vol.mountpoint()))
+      << "the contract says the mount stays for root to remove";
   struct stat st {};
   EXPECT_EQ(::stat(vol.mountpoint().c_str(), &st), -1);
   EXPECT_EQ(errno, ENOTCONN) << errno_name(errno);
@@ -190,7 +191,9 @@ void expect_refused_with(const std::string& flag, const std::string& value) {
 
 TEST_F(MapperLifecycleTest, TenantUidZeroIsRefused) { expect_refused_with("--uid", "0"); }
 
-TEST_F(MapperLifecycleTest, VolumeNameWithSlashIsRefused) { expect_refused_with("--name", "../evil"); }
+TEST_F(MapperLifecycleTest, VolumeNameWithSlashIsRefused) {
+  expect_refused_with("--name", "../evil");
+}
 
 TEST_F(MapperLifecycleTest, KilledMapperLeavesMountThatReportsNotConnected) {
   MountedVolume vol;
@@ -285,7 +288,8 @@ TEST_F(MapperLifecycleTest, MapperKeepsServingAfterItsStarterExits) {
   }
   report_wr.reset();
   AdoptedProcess mapper;
-  ASSERT_EQ(::read(report_rd.get(), &mapper.pid, sizeof mapper.pid), static_cast<ssize_t>(sizeof mapper.pid));
+  ASSERT_EQ(::read(report_rd.get(), &mapper.pid, sizeof mapper.pid),
+            static_cast<ssize_t>(sizeof mapper.pid));
   std::optional<int> starter_status = wait_for_exit(starter, seconds(10));
   ASSERT_TRUE(exited_with(starter_status, 0)) << "starter: " << describe_status(starter_status);
 

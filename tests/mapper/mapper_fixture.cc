@@ -90,7 +90,8 @@ void make_dir(const std::string& path, mode_t mode, uid_t uid, gid_t gid) {
 
 int remove_entry(const char* path, const struct stat*, int type, FTW*) {
   int r = (type == FTW_DP) ? ::rmdir(path) : ::unlink(path);
-  if (r != 0) std::cerr << "cleanup: cannot remove " << path << ": " << std::strerror(errno) << "\n";
+  if (r != 0)
+    std::cerr << "cleanup: cannot remove " << path << ": " << std::strerror(errno) << "\n";
   return 0;
 }
 
@@ -300,7 +301,8 @@ VolumeDirs::~VolumeDirs() {
   remove_tree(root_);
 }
 
-MountedVolume::MountedVolume(VolumeOptions opts) : opts_(std::move(opts)), dirs_(opts_.uid, opts_.gid) {
+MountedVolume::MountedVolume(VolumeOptions opts)
+    : opts_(std::move(opts)), dirs_(opts_.uid, opts_.gid) {
   log_path_ = dirs_.root() + "/mapper.log";
 }
 
@@ -308,15 +310,24 @@ MountedVolume::~MountedVolume() {
   stop();
   if (::testing::Test::HasFailure()) {
     std::string text = log();
-    if (!text.empty()) std::cerr << "---- mapper log (" << mountpoint() << ") ----\n" << text << "----\n";
+    if (!text.empty())
+      std::cerr << "---- mapper log (" << mountpoint() << ") ----\n" << text << "----\n";
   }
 }
 
 std::vector<std::string> MountedVolume::mapper_args() const {
-  std::vector<std::string> a = {"mapper",        "--backing", backing(),
-                                "--mountpoint",  mountpoint(), "--uid",
-                                std::to_string(opts_.uid), "--gid", std::to_string(opts_.gid),
-                                "--name",        opts_.name,   "--ready-fd",
+  std::vector<std::string> a = {"mapper",
+                                "--backing",
+                                backing(),
+                                "--mountpoint",
+                                mountpoint(),
+                                "--uid",
+                                std::to_string(opts_.uid),
+                                "--gid",
+                                std::to_string(opts_.gid),
+                                "--name",
+                                opts_.name,
+                                "--ready-fd",
                                 "3"};
   if (!opts_.groups.empty()) {
     std::string g;
@@ -376,7 +387,9 @@ std::optional<MountEntry> find_mount(const std::string& path) {
 
 const char* tenantfs_binary() { return TENANTFS_BINARY; }
 
-std::optional<int> wait_for_exit(pid_t pid, milliseconds timeout) { return wait_pid_for(pid, timeout); }
+std::optional<int> wait_for_exit(pid_t pid, milliseconds timeout) {
+  return wait_pid_for(pid, timeout);
+}
 
 int run_command(const std::vector<std::string>& args) {
   std::vector<std::string> copy = args;
@@ -437,7 +450,8 @@ bool write_file(const std::string& path, const std::string& data, mode_t mode) {
 
 struct stat lstat_path(const std::string& path) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) ADD_FAILURE() << "lstat " << path << ": " << std::strerror(errno);
+  if (::lstat(path.c_str(), &st) != 0)
+    ADD_FAILURE() << "lstat " << path << ": " << std::strerror(errno);
   return st;
 }
 
@@ -454,7 +468,8 @@ std::string random_bytes(size_t n, unsigned seed) {
 }
 
 ScopedTmpfs::ScopedTmpfs(const std::string& where) : where_(where) {
-  if (::mount("tenantfs-test", where.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") != 0) {
+  if (::mount("tenantfs-test", where.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") !=
+      0) {
     ADD_FAILURE() << "mount tmpfs on " << where << ": " << std::strerror(errno);
     return;
   }

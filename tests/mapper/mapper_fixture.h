@@ -5,6 +5,7 @@
 // a fork from a multi-threaded process could inherit a held lock.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -16,8 +17,6 @@
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/unique_fd.h"
 
@@ -34,10 +33,10 @@ inline constexpr gid_t kSharedGid = 7100;
 // Empty when the tests can run here, else why not (for GTEST_SKIP).
 std::string why_mapper_tests_cannot_run();
 
-#define SKIP_UNLESS_MAPPER_TESTS_CAN_RUN()                         \
-  do {                                                             \
+#define SKIP_UNLESS_MAPPER_TESTS_CAN_RUN()                                 \
+  do {                                                                     \
     std::string why_ = ::tenantfs::testing::why_mapper_tests_cannot_run(); \
-    if (!why_.empty()) GTEST_SKIP() << why_;                       \
+    if (!why_.empty()) GTEST_SKIP() << why_;                               \
   } while (0)
 
 // The result of one system call (or a short sequence of them) made in a child
