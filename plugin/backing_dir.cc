@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,8 +15,6 @@
 #include <ctime>
 #include <random>
 #include <set>
-
-#include <spdlog/spdlog.h>
 
 #include "plugin/child_reaper.h"
 
@@ -121,7 +120,8 @@ Status delete_contents_as(int dir_fd, const FsIdentity& who, const std::string& 
   if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
     int code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
     return Status::IOError("could not delete everything in " + what + " as uid " +
-                           std::to_string(who.uid) + (code >= 100 ? " (privilege drop failed)" : "") +
+                           std::to_string(who.uid) +
+                           (code >= 100 ? " (privilege drop failed)" : "") +
                            "; what is left stays in DATA_DIR/.trash");
   }
   return Status::Ok();
@@ -209,9 +209,10 @@ Result<UniqueFd> open_external_dir(const std::string& volume, const std::string&
   const std::string pre = "tenantfs: volume \"" + volume + "\": option \"path\" ";
   if (allowed_roots.empty()) {
     return Status::InvalidArgument(
-        pre + "cannot be used: no allowed roots are configured; set ALLOWED_ROOTS "
-              "(docker plugin set tenantfs ALLOWED_ROOTS=/srv/data) to the directories "
-              "that may hold existing data");
+        pre +
+        "cannot be used: no allowed roots are configured; set ALLOWED_ROOTS "
+        "(docker plugin set tenantfs ALLOWED_ROOTS=/srv/data) to the directories "
+        "that may hold existing data");
   }
   for (const std::string& root : allowed_roots) {
     std::string rel;
@@ -235,17 +236,22 @@ Result<UniqueFd> open_external_dir(const std::string& volume, const std::string&
       int err = errno;
       switch (err) {
         case ENOENT:
-          return Status::InvalidArgument(pre + "names a directory that does not exist; create "
-                                               "it inside " + root + " first");
+          return Status::InvalidArgument(pre +
+                                         "names a directory that does not exist; create "
+                                         "it inside " +
+                                         root + " first");
         case ENOTDIR:
           return Status::InvalidArgument(pre + "is not a directory; give a directory inside " +
                                          root);
         case ELOOP:
-          return Status::InvalidArgument(pre + "has a symlink component; give the real "
-                                               "directory path inside " + root);
+          return Status::InvalidArgument(pre +
+                                         "has a symlink component; give the real "
+                                         "directory path inside " +
+                                         root);
         case EACCES:
-          return Status::InvalidArgument(pre + "cannot be opened by tenantfs (permission "
-                                               "denied)");
+          return Status::InvalidArgument(pre +
+                                         "cannot be opened by tenantfs (permission "
+                                         "denied)");
         default:
           return PosixError(pre + "open", err);
       }
@@ -297,8 +303,8 @@ Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
       if (top.ok()) {
         struct stat st;
         if (::fstat(top->get(), &st) == 0) {
-          Status s = delete_contents_as(top->get(), FsIdentity{st.st_uid, st.st_gid, {}},
-                                        "DATA_DIR/" + n);
+          Status s =
+              delete_contents_as(top->get(), FsIdentity{st.st_uid, st.st_gid, {}}, "DATA_DIR/" + n);
           if (!s.ok()) spdlog::warn("start-up clean-up: {}", s.message());
         }
       }

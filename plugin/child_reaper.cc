@@ -1,12 +1,11 @@
 #include "plugin/child_reaper.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 namespace tenantfs {
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "common/unique_fd.h"
 #include "plugin/child_reaper.h"
@@ -34,7 +33,8 @@ std::string join_gids(const std::vector<gid_t>& gids) {
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
   return "ended";
 }
 
@@ -45,26 +45,18 @@ ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,
     : exe_(std::move(exe)), ready_timeout_(ready_timeout) {}
 
 Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::string& mountpoint) {
-  std::vector<std::string> args = {exe_,
-                                   "mapper",
-                                   "--backing",
-                                   b.backing_path,
-                                   "--mountpoint",
-                                   mountpoint,
-                                   "--name",
-                                   b.name,
-                                   "--uid",
-                                   std::to_string(b.uid),
-                                   "--gid",
-                                   std::to_string(b.gid),
-                                   "--present-uid",
-                                   std::to_string(b.present_uid),
-                                   "--present-gid",
-                                   std::to_string(b.present_gid),
-                                   "--cache",
-                                   b.cache,
-                                   "--ready-fd",
-                                   std::to_string(kReadyFd)};
+  // argv[0] says what the process is in ps; exe_ (often /proc/self/exe) is
+  // what runs.
+  std::vector<std::string> args = {"tenantfs",      "mapper",
+                                   "--backing",     b.backing_path,
+                                   "--mountpoint",  mountpoint,
+                                   "--name",        b.name,
+                                   "--uid",         std::to_string(b.uid),
+                                   "--gid",         std::to_string(b.gid),
+                                   "--present-uid", std::to_string(b.present_uid),
+                                   "--present-gid", std::to_string(b.present_gid),
+                                   "--cache",       b.cache,
+                                   "--ready-fd",    std::to_string(kReadyFd)};
   if (!b.groups.empty()) {
     args.push_back("--groups");
     args.push_back(join_gids(b.groups));
@@ -72,6 +64,7 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::st
   if (b.readonly) args.push_back("--readonly");
   // Built before fork: the child may not allocate.
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -102,7 +95,7 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::st
     ::dup2(2, 1);  // the mapper's output belongs in serve's log
     // Client sockets accepted by the HTTP server are not close-on-exec.
     ::close_range(kReadyFd + 1, ~0U, 0);
-    ::execv(argv[0], argv.data());
+    ::execv(exe_.c_str(), argv.data());
     return 127;
   });
   if (!pid.ok()) return pid.status();
@@ -118,7 +111,9 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::st
       timed_out = true;
       break;
     }
-    struct pollfd p {read_end.get(), POLLIN, 0};
+    struct pollfd p {
+      read_end.get(), POLLIN, 0
+    };
     int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) {

@@ -1,5 +1,6 @@
 #include "plugin/plugin_server.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,8 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "common/unique_fd.h"
 
@@ -48,8 +47,9 @@ Status UnixHttpServer::bind_unix(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return Status::FailedPrecondition(path + " exists and is not a socket; remove it or "
-                                               "choose another SOCKET");
+      return Status::FailedPrecondition(path +
+                                        " exists and is not a socket; remove it or "
+                                        "choose another SOCKET");
     }
     ::unlink(path.c_str());  // a stale socket of an earlier run
   }
@@ -99,22 +99,26 @@ void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
 
   // Failures httplib produces itself (unknown path, body too large, bad
   // request line) still answer with an Err Docker can print.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string msg;
-    switch (res.status) {
-      case 404: msg = "tenantfs: unknown endpoint " + req.path; break;
-      case 413:
-        msg = "tenantfs: request body too large (limit " +
-              std::to_string(kMaxRequestBodyBytes / 1024) + " KiB)";
-        break;
-      default: msg = "tenantfs: bad request (HTTP " + std::to_string(res.status) + ")"; break;
-    }
-    spdlog::warn("{} http {}: {}", req.path.empty() ? "-" : req.path, res.status, msg);
-    res.set_content(nlohmann::json{{"Err", msg}}.dump(), kPluginContentType);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string msg;
+        switch (res.status) {
+          case 404:
+            msg = "tenantfs: unknown endpoint " + req.path;
+            break;
+          case 413:
+            msg = "tenantfs: request body too large (limit " +
+                  std::to_string(kMaxRequestBodyBytes / 1024) + " KiB)";
+            break;
+          default:
+            msg = "tenantfs: bad request (HTTP " + std::to_string(res.status) + ")";
+            break;
+        }
+        spdlog::warn("{} http {}: {}", req.path.empty() ? "-" : req.path, res.status, msg);
+        res.set_content(nlohmann::json{{"Err", msg}}.dump(), kPluginContentType);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 }
 
 }  // namespace tenantfs

@@ -2,15 +2,14 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <CLI/CLI.hpp>
-#include <memory>
-#include <thread>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <memory>
+#include <thread>
 
 #include "plugin/admin_api.h"
 #include "plugin/child_reaper.h"
@@ -143,7 +142,7 @@ int run_serve(const ServeConfig& config) {
   ChildReaper::instance().start_reaping_all();
   std::thread signal_thread([&] {
     while (!done.load()) {
-      struct timespec tick {0, 200 * 1000 * 1000};
+      const struct timespec tick = {0, 200L * 1000 * 1000};
       siginfo_t info;
       int sig = ::sigtimedwait(&signals, &info, &tick);
       if (sig == SIGTERM || sig == SIGINT) {

@@ -19,14 +19,14 @@ namespace tenantfs {
 
 struct ServeConfig {
   std::string socket = "/run/docker/plugins/tenantfs.sock";  // SOCKET
-  std::string state_dir = "/var/lib/tenantfs/state";          // STATE_DIR (tenantfs.db)
-  std::string data_dir = "/var/lib/tenantfs/volumes";         // DATA_DIR
-  std::string mount_root = "/var/lib/tenantfs/mounts";        // MOUNT_ROOT
-  std::string allowed_roots;                                  // ALLOWED_ROOTS, colon-separated
-  std::string passwd_file;                                    // PASSWD_FILE
-  std::string group_file;                                     // GROUP_FILE
-  std::string default_tenant;                                 // DEFAULT_TENANT
-  std::string log_level = "info";                             // LOG_LEVEL
+  std::string state_dir = "/var/lib/tenantfs/state";         // STATE_DIR (tenantfs.db)
+  std::string data_dir = "/var/lib/tenantfs/volumes";        // DATA_DIR
+  std::string mount_root = "/var/lib/tenantfs/mounts";       // MOUNT_ROOT
+  std::string allowed_roots;                                 // ALLOWED_ROOTS, colon-separated
+  std::string passwd_file;                                   // PASSWD_FILE
+  std::string group_file;                                    // GROUP_FILE
+  std::string default_tenant;                                // DEFAULT_TENANT
+  std::string log_level = "info";                            // LOG_LEVEL
 };
 
 // Splits and checks ALLOWED_ROOTS: each entry absolute and normalised (a

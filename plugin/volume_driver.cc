@@ -1,13 +1,12 @@
 #include "plugin/volume_driver.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-
-#include <spdlog/spdlog.h>
 
 #include "plugin/backing_dir.h"
 #include "plugin/child_reaper.h"
@@ -32,7 +31,8 @@ std::string rfc3339(int64_t unix_seconds) {
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
   return "ended";
 }
 
@@ -42,8 +42,10 @@ Status volume_error(const std::string& volume, const Status& st) {
 }
 
 Status no_such_volume(const std::string& name) {
-  return Status::NotFound(prefix(name) + "no such volume; create it with \"docker volume create "
-                                         "--driver tenantfs -o tenant=NAME " + name + "\"");
+  return Status::NotFound(prefix(name) +
+                          "no such volume; create it with \"docker volume create "
+                          "--driver tenantfs -o tenant=NAME " +
+                          name + "\"");
 }
 
 // Fields of a request body. Docker sends an object; an empty body or null
@@ -55,7 +57,8 @@ Result<json> parse_body(std::string_view body) {
     return Status::InvalidArgument("tenantfs: the request body is not valid JSON");
   }
   if (j.is_null()) return json::object();
-  if (!j.is_object()) return Status::InvalidArgument("tenantfs: the request body must be a JSON object");
+  if (!j.is_object())
+    return Status::InvalidArgument("tenantfs: the request body must be a JSON object");
   return j;
 }
 
@@ -233,13 +236,15 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
     return Status::AlreadyExists(
         prefix(name) + "already exists with different options (option \"" + differing +
         "\" differs); a binding never changes: use the same options, or remove the volume "
-        "first with \"docker volume rm " + name + "\"");
+        "first with \"docker volume rm " +
+        name + "\"");
   }
   if (existing.status().code() != Code::kNotFound) return volume_error(name, existing.status());
 
   std::string tenant_name = o.tenant.value_or(config_.default_tenant);
   if (tenant_name.empty()) {
-    return Status::InvalidArgument(prefix(name) + "option \"tenant\" is required; create the "
+    return Status::InvalidArgument(prefix(name) +
+                                   "option \"tenant\" is required; create the "
                                    "volume with -o tenant=NAME (tenants: \"tenantfs tenant ls\")");
   }
   auto tenant = tenants_.resolve(tenant_name);
@@ -273,9 +278,9 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
     b.backing_path = config_.data_dir + "/" + name;
     Status st = create_backing_dir(data_dir_fd_.get(), name, b.uid, b.gid, b.mode);
     if (st.code() == Code::kAlreadyExists) {
-      return Status::FailedPrecondition(
-          prefix(name) + "DATA_DIR/" + name + " exists without a binding; restart the plugin "
-                         "to move it to DATA_DIR/.orphaned, or choose another name");
+      return Status::FailedPrecondition(prefix(name) + "DATA_DIR/" + name +
+                                        " exists without a binding; restart the plugin "
+                                        "to move it to DATA_DIR/.orphaned, or choose another name");
     }
     if (!st.ok()) {
       spdlog::error("volume \"{}\": create backing directory: {}", name, st.message());
@@ -285,7 +290,8 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
   auto bound = store_.bind_volume(b);
   if (!bound.ok() || *bound != BindOutcome::kCreated) {
     if (!b.external) {
-      Status undo = delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
+      Status undo =
+          delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
       if (!undo.ok()) spdlog::error("volume \"{}\": undo create: {}", name, undo.message());
     }
     if (!bound.ok()) return volume_error(name, bound.status());
@@ -310,7 +316,8 @@ Result<json> VolumeDriver::remove(const std::string& name) {
     return Status::FailedPrecondition(
         prefix(name) + "is in use (" + std::to_string(refs->total()) +
         " mount(s)); stop and remove the containers using it first (docker ps -a --filter "
-        "volume=" + name + ")");
+        "volume=" +
+        name + ")");
   }
   // A mount nobody references any more (dead, or left by a crash): never
   // delete through it.
@@ -332,7 +339,8 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   // it only leaves an empty root-only directory behind.
   ::rmdir(mp.c_str());
   if (!b->external) {
-    Status del = delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b->uid, b->gid, b->groups});
+    Status del =
+        delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b->uid, b->gid, b->groups});
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.
@@ -345,19 +353,23 @@ Result<json> VolumeDriver::remove(const std::string& name) {
 }
 
 bool VolumeDriver::has_live_mount_locked(const std::string& name) {
-  ActiveMount dead;
+  ActiveMount m;
   {
     std::lock_guard<std::mutex> lock(mounts_mu_);
     auto it = mounts_.find(name);
     if (it == mounts_.end()) return false;
-    const bool exited = it->second.exited && it->second.exited->load();
-    const bool adopted_dead = it->second.pid == 0 && is_dead_fuse_mount(mountpoint_of(name));
-    if (!exited && !adopted_dead) return true;
-    dead = it->second;
-    mounts_.erase(it);
+    m = it->second;
   }
-  spdlog::warn("volume \"{}\" (tenant \"{}\"): its mapper is gone; unmounting the dead mount",
-               name, dead.tenant);
+  // Outside mounts_mu_: a stat on a FUSE mount can block, and must not stall
+  // other volumes. The volume lock keeps this entry ours meanwhile.
+  const bool exited = m.exited && m.exited->load();
+  if (!exited && !(m.pid == 0 && is_dead_fuse_mount(mountpoint_of(name)))) return true;
+  {
+    std::lock_guard<std::mutex> lock(mounts_mu_);
+    mounts_.erase(name);
+  }
+  spdlog::warn("volume \"{}\" (tenant \"{}\"): its mapper is gone; unmounting the dead mount", name,
+               m.tenant);
   Status st = unmount_lazily(mountpoint_of(name));
   if (!st.ok()) spdlog::error("volume \"{}\": {}", name, st.message());
   return false;
@@ -400,8 +412,8 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
       events_cv_.notify_all();
     });
   }
-  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} mounted at {}", b.name, b.tenant,
-               *pid, mp);
+  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} mounted at {}", b.name, b.tenant, *pid,
+               mp);
   return Status::Ok();
 }
 
@@ -514,7 +526,8 @@ Result<json> VolumeDriver::get(const std::string& name) {
 
 Result<json> VolumeDriver::list() {
   auto volumes = store_.list_volumes();
-  if (!volumes.ok()) return Status(volumes.status().code(), "tenantfs: " + volumes.status().message());
+  if (!volumes.ok())
+    return Status(volumes.status().code(), "tenantfs: " + volumes.status().message());
   std::map<std::string, bool> live;
   {
     std::lock_guard<std::mutex> lock(mounts_mu_);
@@ -565,8 +578,10 @@ Status VolumeDriver::recover() {
     if (ours && b != by_name.end() && refs.count(name) != 0) {
       std::lock_guard<std::mutex> lock(mounts_mu_);
       mounts_[name] = ActiveMount{0, b->second.tenant, nullptr};
-      spdlog::info("recovery: volume \"{}\" (tenant \"{}\"): adopted the live mount with {} "
-                   "reference(s)", name, b->second.tenant, refs[name]);
+      spdlog::info(
+          "recovery: volume \"{}\" (tenant \"{}\"): adopted the live mount with {} "
+          "reference(s)",
+          name, b->second.tenant, refs[name]);
       continue;
     }
     Status st = tenantfs::unmount(mp);
@@ -585,8 +600,10 @@ Status VolumeDriver::recover() {
       spdlog::info("recovery: volume \"{}\" (tenant \"{}\"): mounted again for {} reference(s)",
                    name, b->second.tenant, count);
     } else {
-      spdlog::error("recovery: volume \"{}\" (tenant \"{}\"): could not mount again: {}; the "
-                    "next Mount retries", name, b->second.tenant, st.message());
+      spdlog::error(
+          "recovery: volume \"{}\" (tenant \"{}\"): could not mount again: {}; the "
+          "next Mount retries",
+          name, b->second.tenant, st.message());
     }
   }
   return Status::Ok();
@@ -628,8 +645,10 @@ void VolumeDriver::on_mapper_exit(const MapperExit& e) {
     tenant = it->second.tenant;
     mounts_.erase(it);
   }
-  spdlog::error("volume \"{}\" (tenant \"{}\"): mapper pid {} {} while mounted; the next Mount "
-                "starts a new one", e.volume, tenant, e.pid, describe_exit(e.status));
+  spdlog::error(
+      "volume \"{}\" (tenant \"{}\"): mapper pid {} {} while mounted; the next Mount "
+      "starts a new one",
+      e.volume, tenant, e.pid, describe_exit(e.status));
   Status st = unmount_lazily(mountpoint_of(e.volume));
   if (!st.ok()) spdlog::error("volume \"{}\": {}", e.volume, st.message());
 }

@@ -30,12 +30,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -46,8 +45,8 @@
 namespace tenantfs {
 
 struct DriverConfig {
-  std::string data_dir;    // root-only; plugin-created volumes live here
-  std::string mount_root;  // mountpoints are mount_root/<name>
+  std::string data_dir;                    // root-only; plugin-created volumes live here
+  std::string mount_root;                  // mountpoints are mount_root/<name>
   std::vector<std::string> allowed_roots;  // for path=; empty refuses path=
   std::string default_tenant;              // used when Create has no tenant=
 };

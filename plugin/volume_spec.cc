@@ -108,8 +108,9 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
       auto mode = parse_octal_mode(value);
       if (!mode) return bad("must be an octal mode such as 0700 or 0750");
       if (*mode & 0002) {
-        return bad("must not make the volume world-writable; use a mode such as 0770 and "
-                   "give access through the tenant's groups");
+        return bad(
+            "must not make the volume world-writable; use a mode such as 0770 and "
+            "give access through the tenant's groups");
       }
       if (*mode & 07000) {
         return bad("must not set the setuid, setgid or sticky bit; use a mode such as 0750");
@@ -117,8 +118,9 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
       out.mode = *mode;
     } else if (key == "path") {
       if (!is_normalised_absolute(value)) {
-        return bad("must be an absolute path without '.', '..', empty components or a "
-                   "trailing '/', naming a directory inside an allowed root");
+        return bad(
+            "must be an absolute path without '.', '..', empty components or a "
+            "trailing '/', naming a directory inside an allowed root");
       }
       out.path = value;
     } else if (key == "cache") {
@@ -143,8 +145,9 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
   }
   if (out.path && out.mode) {
     return Status::InvalidArgument(
-        pre + "option \"mode\" cannot be used with \"path\": existing data is never chmoded; "
-              "drop -o mode or set the permissions on the directory yourself");
+        pre +
+        "option \"mode\" cannot be used with \"path\": existing data is never chmoded; "
+        "drop -o mode or set the permissions on the directory yourself");
   }
   return out;
 }

@@ -18,11 +18,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "plugin/mount_table.h"
 #include "plugin/unix_http_client.h"
@@ -172,15 +171,15 @@ class ServeTest : public ::testing::Test {
   }
 
   std::vector<std::string> ServeArgs() {
-    return {TENANTFS_BINARY,  "serve",          "--socket",    socket_,
-            "--state-dir",    root_ + "/state", "--data-dir",  root_ + "/data",
-            "--mount-root",   root_ + "/mnt",   "--allowed-roots", root_ + "/allowed",
-            "--log-level",    "debug"};
+    return {TENANTFS_BINARY, "serve",          "--socket",        socket_,
+            "--state-dir",   root_ + "/state", "--data-dir",      root_ + "/data",
+            "--mount-root",  root_ + "/mnt",   "--allowed-roots", root_ + "/allowed",
+            "--log-level",   "debug"};
   }
 
   // Starts serve and waits until it answers Activate.
-  void StartServe(std::vector<std::string> args = {},
-                  std::vector<std::string> env = {}, const std::string& socket = "") {
+  void StartServe(std::vector<std::string> args = {}, std::vector<std::string> env = {},
+                  const std::string& socket = "") {
     if (args.empty()) args = ServeArgs();
     const std::string sock = socket.empty() ? socket_ : socket;
     const std::string log = root_ + "/serve.log";
@@ -350,10 +349,11 @@ TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
   EXPECT_NE(Call("Remove", json{{"Name", "v"}}).err().find("is in use"), std::string::npos);
   EXPECT_TRUE(mounted(mp("v")));
   EXPECT_EQ(Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}}}}).err(), "");
-  EXPECT_NE(Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}, {"cache", "exclusive"}}}})
-                .err()
-                .find("already exists with different options"),
-            std::string::npos);
+  EXPECT_NE(
+      Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}, {"cache", "exclusive"}}}})
+          .err()
+          .find("already exists with different options"),
+      std::string::npos);
   EXPECT_EQ(Call("Unmount", json{{"Name", "v"}, {"ID", "c1"}}).err(), "");
 }
 
@@ -546,9 +546,12 @@ TEST_F(ServeTest, SettingsComeFromFlagsOrEnvironmentWithFlagsWinning) {
   const std::string env_sock = root_ + "/run/env.sock";
   const std::string flag_sock = root_ + "/run/flag.sock";
   std::vector<std::string> base = {TENANTFS_BINARY, "serve"};
-  std::vector<std::string> env = {"SOCKET=" + env_sock,          "STATE_DIR=" + root_ + "/state",
-                                  "DATA_DIR=" + root_ + "/data", "MOUNT_ROOT=" + root_ + "/mnt",
-                                  "LOG_LEVEL=",                  "DEFAULT_TENANT=alice"};
+  std::vector<std::string> env = {"SOCKET=" + env_sock,
+                                  "STATE_DIR=" + root_ + "/state",
+                                  "DATA_DIR=" + root_ + "/data",
+                                  "MOUNT_ROOT=" + root_ + "/mnt",
+                                  "LOG_LEVEL=",
+                                  "DEFAULT_TENANT=alice"};
   StartServe(base, env, env_sock);
   EXPECT_EQ(::access(env_sock.c_str(), F_OK), 0);
   socket_ = env_sock;

@@ -98,7 +98,9 @@ class VolumeDriverTest : public ::testing::Test {
     DriverReply r = driver_->handle("/VolumeDriver." + endpoint, body);
     return r.body;
   }
-  json Call(const std::string& endpoint, const json& body) { return CallRaw(endpoint, body.dump()); }
+  json Call(const std::string& endpoint, const json& body) {
+    return CallRaw(endpoint, body.dump());
+  }
   std::string Err(const json& reply) { return reply.value("Err", std::string()); }
 
   json Create(const std::string& name, const json& opts) {
@@ -142,7 +144,7 @@ TEST_F(VolumeDriverTest, CreateMakesTenantOwnedDirectoryAndGetShowsTheBinding) {
   ASSERT_EQ(Err(g), "") << g;
   const json& v = g["Volume"];
   EXPECT_EQ(v["Name"], "data");
-  EXPECT_EQ(v.count("Mountpoint"), 0u);  // not mounted
+  EXPECT_EQ(v.count("Mountpoint"), 0u);                      // not mounted
   EXPECT_EQ(v["CreatedAt"].get<std::string>().size(), 20u);  // 2026-01-02T03:04:05Z
   const json& s = v["Status"];
   EXPECT_EQ(s["tenant"], "alice");
@@ -208,12 +210,10 @@ TEST_F(VolumeDriverTest, TenantIsRequiredUnlessADefaultIsConfigured) {
 }
 
 TEST_F(VolumeDriverTest, InvalidOptionsCreateNothing) {
-  for (const json& opts : {json{{"tenant", "alice"}, {"mode", "0777"}},
-                           json{{"tenant", "alice"}, {"mode", "4700"}},
-                           json{{"tenant", "alice"}, {"colour", "red"}},
-                           json{{"tenant", "alice"}, {"uid", "-5"}},
-                           json{{"tenant", "alice"}, {"readonly", 1}},
-                           json{{"tenant", "alice"}, {"cache", "none"}}}) {
+  for (const json& opts :
+       {json{{"tenant", "alice"}, {"mode", "0777"}}, json{{"tenant", "alice"}, {"mode", "4700"}},
+        json{{"tenant", "alice"}, {"colour", "red"}}, json{{"tenant", "alice"}, {"uid", "-5"}},
+        json{{"tenant", "alice"}, {"readonly", 1}}, json{{"tenant", "alice"}, {"cache", "none"}}}) {
     json r = Create("data", opts);
     EXPECT_NE(Err(r).find("tenantfs: volume \"data\": "), std::string::npos) << opts << r;
     EXPECT_FALSE(exists(data("data"))) << opts;
@@ -228,11 +228,13 @@ TEST_F(VolumeDriverTest, MalformedRequestsGetAnErrNeverACrash) {
   EXPECT_EQ(Err(CallRaw("Create", std::string("[1,2]"))),
             "tenantfs: the request body must be a JSON object");
   EXPECT_EQ(Err(CallRaw("Create", std::string(""))), "tenantfs: the request has no \"Name\" field");
-  EXPECT_EQ(Err(CallRaw("Get", std::string("null"))), "tenantfs: the request has no \"Name\" field");
+  EXPECT_EQ(Err(CallRaw("Get", std::string("null"))),
+            "tenantfs: the request has no \"Name\" field");
   EXPECT_EQ(Err(Call("Get", json{{"Name", 42}})),
             "tenantfs: the request's \"Name\" field must be a string");
   ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
-  EXPECT_EQ(Err(Call("Mount", json{{"Name", "data"}})), "tenantfs: the request has no \"ID\" field");
+  EXPECT_EQ(Err(Call("Mount", json{{"Name", "data"}})),
+            "tenantfs: the request has no \"ID\" field");
   EXPECT_EQ(Err(Call("Unmount", json{{"Name", "data"}, {"ID", true}})),
             "tenantfs: the request's \"ID\" field must be a string");
   DriverReply unknown = driver_->handle("/VolumeDriver.Explode", "{}");
@@ -267,7 +269,7 @@ TEST_F(VolumeDriverTest, PathBindsExistingDataWithoutChangingIt) {
   ASSERT_EQ(::mkdir(dir.c_str(), 0751), 0);
   { std::ofstream(dir + "/keep.txt") << "precious"; }
   ASSERT_EQ(Create("proj", {{"tenant", "alice"}, {"path", dir}}), json::object());
-  EXPECT_EQ(stat_of(dir).st_uid, ::geteuid());  // never chowned
+  EXPECT_EQ(stat_of(dir).st_uid, ::geteuid());     // never chowned
   EXPECT_EQ(stat_of(dir).st_mode & 07777, 0751u);  // never chmoded
   EXPECT_FALSE(exists(data("proj")));
   json s = Call("Get", json{{"Name", "proj"}})["Volume"]["Status"];
@@ -288,7 +290,9 @@ TEST_F(VolumeDriverTest, PathMustBeARealDirectoryInsideAnAllowedRoot) {
   ASSERT_EQ(::symlink(tmp_.sub("outside").c_str(), (allowed + "/escape").c_str()), 0);
   { std::ofstream(allowed + "/file") << "x"; }
 
-  auto err_for = [&](const std::string& p) { return Err(Create("x", {{"tenant", "alice"}, {"path", p}})); };
+  auto err_for = [&](const std::string& p) {
+    return Err(Create("x", {{"tenant", "alice"}, {"path", p}}));
+  };
   EXPECT_NE(err_for(allowed + "/link/sub").find("symlink component"), std::string::npos);
   EXPECT_NE(err_for(allowed + "/link").find("symlink component"), std::string::npos);
   EXPECT_NE(err_for(allowed + "/escape").find("symlink component"), std::string::npos);
@@ -306,8 +310,9 @@ TEST_F(VolumeDriverTest, PathIsRefusedWhenNoRootsAreAllowed) {
   DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, ""};
   auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
   ASSERT_TRUE(d.ok());
-  DriverReply r = (*d)->handle("/VolumeDriver.Create",
-                               json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", tmp_.sub("allowed")}}}}.dump());
+  DriverReply r = (*d)->handle(
+      "/VolumeDriver.Create",
+      json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", tmp_.sub("allowed")}}}}.dump());
   EXPECT_NE(r.error.find("no allowed roots are configured; set ALLOWED_ROOTS"), std::string::npos)
       << r.error;
 }
@@ -323,7 +328,7 @@ TEST_F(VolumeDriverTest, MountCountsPerIdAndStartsOneMapper) {
   EXPECT_EQ(Call("Get", json{{"Name", "data"}})["Volume"]["Mountpoint"], tmp_.sub("mnt/data"));
   EXPECT_EQ(Call("Path", json{{"Name", "data"}}), m);
   EXPECT_EQ(CallRaw("List", ""), json::parse("{\"Volumes\":[{\"Name\":\"data\",\"Mountpoint\":\"" +
-                                          tmp_.sub("mnt/data") + "\"}]}"));
+                                             tmp_.sub("mnt/data") + "\"}]}"));
 
   // Unknown and never-mounted IDs are accepted and change nothing.
   EXPECT_EQ(Call("Unmount", json{{"Name", "data"}, {"ID", "never"}}), json::object());
@@ -347,7 +352,8 @@ TEST_F(VolumeDriverTest, MountCountsPerIdAndStartsOneMapper) {
 }
 
 TEST_F(VolumeDriverTest, MountHandsTheBindingToTheMapper) {
-  ASSERT_EQ(Create("data", {{"tenant", "alice"}, {"uid", "0"}, {"readonly", "true"}}), json::object());
+  ASSERT_EQ(Create("data", {{"tenant", "alice"}, {"uid", "0"}, {"readonly", "true"}}),
+            json::object());
   ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c"}})), "");
   VolumeBinding b = launcher_.last_binding();
   EXPECT_EQ(b.uid, testing::test_tenant_uid());
@@ -360,7 +366,8 @@ TEST_F(VolumeDriverTest, FailedMapperKeepsNoReferenceAndReportsItsError) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
   launcher_.fail_with("mapper error: mount /x: No such device");
   json r = Call("Mount", json{{"Name", "data"}, {"ID", "c1"}});
-  EXPECT_EQ(Err(r), "tenantfs: volume \"data\": mount failed: mapper error: mount /x: No such device");
+  EXPECT_EQ(Err(r),
+            "tenantfs: volume \"data\": mount failed: mapper error: mount /x: No such device");
   EXPECT_EQ(Mounts("data"), 0);
   launcher_.fail_with("");
   EXPECT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c1"}})), "");

@@ -17,8 +17,8 @@ TEST(VolumeName, AcceptsDockerNames) {
 }
 
 TEST(VolumeName, RefusesNamesThatCouldEscapeOrCollide) {
-  for (const char* name : {"", ".", "..", "../x", "a/b", "/abs", ".hidden", "-x", "_x",
-                           "a b", "a\nb", "é"}) {
+  for (const char* name :
+       {"", ".", "..", "../x", "a/b", "/abs", ".hidden", "-x", "_x", "a b", "a\nb", "é"}) {
     Status st = validate_volume_name(name);
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << name;
   }
