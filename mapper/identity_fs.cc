@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace tenantfs {
@@ -72,7 +73,7 @@ int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_pa
   // Another filesystem mounted inside the backing tree is not part of the
   // volume.
   if (st.st_dev != fs.root_dev()) return EXDEV;
-  e->ino = fs.inodes().add_lookup(std::move(fd), st);
+  e->ino = fs.inodes().add_lookup(std::move(fd), st, parent, name);
   present_owner(fs.options(), &st);
   e->attr = st;
   e->attr_timeout = fs.options().attr_timeout;
@@ -85,6 +86,38 @@ void reply_entry_or_forget(fuse_req_t req, const fuse_entry_param& e) {
   // never forget it: undo the lookup ourselves.
   if (fuse_reply_entry(req, &e) != 0 && e.ino != 0) fs_of(req).inodes().forget(e.ino, 1);
 }
+
+// Makes the kernel forget what it cached below directory `dir`, so that the
+// next path walk through it asks us again and the backing store re-checks
+// search permission. Dropping the directory's own entry drops its whole
+// cached subtree; the root has no entry, so its children are dropped one by
+// one. Must run after the reply to the request that changed `dir`: the
+// kernel may still hold locks for that request, and the notification takes
+// the parent's.
+void drop_cached_subtree(IdentityFs& fs, fuse_ino_t dir) {
+  fuse_session* se = fs.session();
+  if (se == nullptr) return;
+  if (std::optional<DirEntryName> e = fs.inodes().dir_entry_name(dir)) {
+    fuse_lowlevel_notify_inval_entry(se, e->parent, e->name.data(), e->name.size());
+    return;
+  }
+  if (dir != FUSE_ROOT_ID) return;
+  const ProcPath path(fs.inodes().root().fd.get());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* dp = ::fdopendir(fd);
+  if (dp == nullptr) {
+    ::close(fd);
+    return;
+  }
+  while (const dirent* ent = ::readdir(dp)) {
+    if (is_dot_or_dotdot(ent->d_name)) continue;
+    fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, ent->d_name, std::strlen(ent->d_name));
+  }
+  ::closedir(dp);
+}
+
+bool is_access_acl(const char* name) { return std::strcmp(name, "system.posix_acl_access") == 0; }
 
 // ---------------------------------------------------------------- metadata
 
@@ -221,6 +254,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
     return;
   }
   op_getattr(req, ino, fi);
+  if (S_ISDIR(inode.type) && (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+    drop_cached_subtree(fs, ino);
+  }
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -318,9 +354,22 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     fuse_reply_err(req, EINVAL);
     return;
   }
-  const int res = ::renameat2(fs.inodes().get(parent).fd.get(), name,
-                              fs.inodes().get(newparent).fd.get(), newname, flags);
-  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+  const int from_fd = fs.inodes().get(parent).fd.get();
+  const int to_fd = fs.inodes().get(newparent).fd.get();
+  if (::renameat2(from_fd, name, to_fd, newname, flags) != 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  // Keep the names of moved directories current for drop_cached_subtree.
+  struct stat st;
+  if (::fstatat(to_fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+    fs.inodes().rename_dir(st.st_ino, st.st_dev, newparent, newname);
+  }
+  if ((flags & RENAME_EXCHANGE) != 0 && ::fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    fs.inodes().rename_dir(st.st_ino, st.st_dev, parent, name);
+  }
+  fuse_reply_err(req, 0);
 }
 
 // ------------------------------------------------------------------- files
@@ -333,25 +382,50 @@ bool opens_for_writing(int flags) {
   return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
 }
 
+// An fd on the backing file plus how the kernel must treat it.
+struct OpenedFile {
+  int fd = -1;
+  bool bypass_cache = false;  // FOPEN_DIRECT_IO for this open
+};
+
+// The one place where files are opened (create and open), so that a future
+// FUSE passthrough can be switched on here.
+//
+// O_DIRECT is not passed down: the kernel's direct I/O already bypasses its
+// cache for the FUSE file, and libfuse's request buffers are not aligned the
+// way O_DIRECT on the backing file would demand.
+//
 // With the writeback cache the kernel reads around partial-page writes and
 // appends by itself, so a write-only open must be readable and O_APPEND must
-// go. A tenant without read permission still gets a write-only fd.
+// go. A tenant without read permission gets a write-only fd, used with
+// direct I/O so that the kernel never needs to read around its writes.
 template <typename Open>
-int open_with_cache_policy(const IdentityFsOptions& o, int flags, Open open_fn) {
+OpenedFile open_backing_file(const IdentityFsOptions& o, int flags, Open open_fn) {
+  OpenedFile f;
+  f.bypass_cache = (flags & O_DIRECT) != 0;
+  flags &= ~O_DIRECT;
   if (o.writeback_cache) {
+    const int plain = flags;
     flags &= ~O_APPEND;
     if ((flags & O_ACCMODE) == O_WRONLY) {
-      const int fd = open_fn((flags & ~O_ACCMODE) | O_RDWR);
-      if (fd >= 0 || errno != EACCES) return fd;
+      f.fd = open_fn((flags & ~O_ACCMODE) | O_RDWR);
+      if (f.fd >= 0 || errno != EACCES) return f;
+      f.bypass_cache = true;
+      f.fd = open_fn(plain);
+      return f;
     }
   }
-  return open_fn(flags);
+  f.fd = open_fn(flags);
+  return f;
 }
 
-void set_open_flags(const IdentityFsOptions& o, fuse_file_info* fi) {
+void set_open_flags(const IdentityFsOptions& o, const OpenedFile& f, fuse_file_info* fi) {
+  fi->fh = static_cast<uint64_t>(f.fd);
   fi->keep_cache = o.keep_cache ? 1 : 0;
-  // O_DIRECT must reach the backing store uncached.
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  if (f.bypass_cache) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+  }
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -362,16 +436,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   const ProcPath path(fs.inodes().get(ino).fd.get());
-  const int fd = open_with_cache_policy(o, reopen_flags(fi->flags), [&](int flags) {
+  const OpenedFile f = open_backing_file(o, reopen_flags(fi->flags), [&](int flags) {
     return ::open(path.c_str(), flags | O_CLOEXEC);
   });
-  if (fd < 0) {
+  if (f.fd < 0) {
     fuse_reply_err(req, last_errno());
     return;
   }
-  fi->fh = static_cast<uint64_t>(fd);
-  set_open_flags(o, fi);
-  if (fuse_reply_open(req, fi) != 0) ::close(fd);
+  set_open_flags(o, f, fi);
+  if (fuse_reply_open(req, fi) != 0) ::close(f.fd);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -385,23 +458,22 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   const int dirfd = fs.inodes().get(parent).fd.get();
   // O_NOFOLLOW: an existing symlink at `name` must not be followed, least of
   // all out of the backing tree.
-  const int fd = open_with_cache_policy(o, fi->flags, [&](int flags) {
+  const OpenedFile f = open_backing_file(o, fi->flags, [&](int flags) {
     return ::openat(dirfd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
   });
-  if (fd < 0) {
+  if (f.fd < 0) {
     fuse_reply_err(req, last_errno());
     return;
   }
   fuse_entry_param e;
   if (int err = do_lookup(fs, parent, name, &e); err != 0) {
-    ::close(fd);
+    ::close(f.fd);
     fuse_reply_err(req, err);
     return;
   }
-  fi->fh = static_cast<uint64_t>(fd);
-  set_open_flags(o, fi);
+  set_open_flags(o, f, fi);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    ::close(fd);
+    ::close(f.fd);
     fs.inodes().forget(e.ino, 1);
   }
 }
@@ -657,6 +729,9 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   const ProcPath path(fs.inodes().get(ino).fd.get());
   const int res = ::setxattr(path.c_str(), name, value, size, flags);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
+  if (res == 0 && is_access_acl(name) && S_ISDIR(fs.inodes().get(ino).type)) {
+    drop_cached_subtree(fs, ino);
+  }
 }
 
 // getxattr and listxattr share the size protocol: size 0 asks how big.
@@ -703,6 +778,9 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   const ProcPath path(fs.inodes().get(ino).fd.get());
   const int res = ::removexattr(path.c_str(), name);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
+  if (res == 0 && is_access_acl(name) && S_ISDIR(fs.inodes().get(ino).type)) {
+    drop_cached_subtree(fs, ino);
+  }
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {

@@ -10,7 +10,10 @@
 //     is accepted; any other id fails with EPERM;
 //   - device nodes cannot be created (EPERM), and a lookup never leaves the
 //     backing filesystem (a different st_dev answers EXDEV);
-//   - a read-only volume answers EROFS to anything that would modify it.
+//   - a read-only volume answers EROFS to anything that would modify it;
+//   - when a directory's permissions change through the mount (chmod, chown,
+//     ACL), the kernel's cached entries below it are dropped, so a revoked
+//     search permission takes effect at once, whatever the cache timeouts.
 //
 // Thread-safety: the operations run concurrently on libfuse's worker threads.
 // Shared state is the InodeTable (internally locked); per-open handles are
@@ -54,6 +57,11 @@ class IdentityFs {
   // The operation table to pass to fuse_session_new together with `this`.
   static const fuse_lowlevel_ops& operations();
 
+  // The session, for notifications to the kernel. Set once, before the
+  // session loop starts any worker.
+  void set_session(fuse_session* se) { session_ = se; }
+  fuse_session* session() const { return session_; }
+
   const IdentityFsOptions& options() const { return options_; }
   InodeTable& inodes() { return inodes_; }
   dev_t root_dev() const { return root_dev_; }
@@ -62,6 +70,7 @@ class IdentityFs {
   IdentityFsOptions options_;
   dev_t root_dev_;
   InodeTable inodes_;
+  fuse_session* session_ = nullptr;
 };
 
 }  // namespace tenantfs

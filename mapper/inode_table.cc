@@ -14,7 +14,8 @@ InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st) {
   inodes_.emplace(Key{root_st.st_ino, root_st.st_dev}, std::move(root));
 }
 
-fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st) {
+fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t parent,
+                                  const char* name) {
   std::lock_guard<std::mutex> lock(inodes_mutex_);
   auto [it, inserted] = inodes_.try_emplace(Key{st.st_ino, st.st_dev});
   if (inserted) {
@@ -27,6 +28,10 @@ fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st) {
   }
   Inode& inode = *it->second;
   ++inode.nlookup;
+  if (S_ISDIR(inode.type) && &inode != root_) {
+    inode.parent = parent;
+    inode.name = name;
+  }
   return id_of(inode);
 }
 
@@ -43,6 +48,22 @@ void InodeTable::forget(fuse_ino_t id, uint64_t n) {
       inodes_.erase(it);
     }
   }
+}
+
+void InodeTable::rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
+  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  auto it = inodes_.find(Key{ino, dev});
+  if (it == inodes_.end() || it->second.get() == root_ || !S_ISDIR(it->second->type)) return;
+  it->second->parent = parent;
+  it->second->name = name;
+}
+
+std::optional<DirEntryName> InodeTable::dir_entry_name(fuse_ino_t id) {
+  if (id == FUSE_ROOT_ID) return std::nullopt;
+  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  const Inode& inode = get(id);
+  if (!S_ISDIR(inode.type) || inode.name.empty()) return std::nullopt;
+  return DirEntryName{inode.parent, inode.name};
 }
 
 size_t InodeTable::size() {

@@ -25,6 +25,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "common/unique_fd.h"
@@ -37,6 +39,19 @@ struct Inode {
   dev_t dev = 0;
   mode_t type = 0;  // S_IFMT bits
   uint64_t nlookup = 0;  // guarded by InodeTable::inodes_mutex_
+  // Directories only: the parent id and name under which the kernel last
+  // found it (a directory has exactly one name). Lets the mapper drop the
+  // kernel's cached subtree when the directory's permissions change. May be
+  // stale after a rename done outside the mount; then the drop misses.
+  // Guarded by InodeTable::inodes_mutex_.
+  fuse_ino_t parent = 0;
+  std::string name;
+};
+
+// Where a directory sits, as far as the kernel knows.
+struct DirEntryName {
+  fuse_ino_t parent = 0;
+  std::string name;
 };
 
 class InodeTable {
@@ -58,9 +73,17 @@ class InodeTable {
   }
 
   // Records one kernel lookup of the object `fd` refers to (stat'ed as
-  // `st`) and returns its id. Takes ownership of `fd`; if the object is
-  // already known, the known fd is kept and `fd` is closed.
-  fuse_ino_t add_lookup(UniqueFd fd, const struct stat& st);
+  // `st`), found as `name` in `parent`, and returns its id. Takes ownership
+  // of `fd`; if the object is already known, the known fd is kept and `fd`
+  // is closed.
+  fuse_ino_t add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t parent, const char* name);
+
+  // Notes that the directory (ino, dev), if known, is now `name` in
+  // `parent` (after a rename).
+  void rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
+
+  // The name of a known directory; nullopt for the root and non-directories.
+  std::optional<DirEntryName> dir_entry_name(fuse_ino_t id);
 
   // Drops `n` lookups; the object is closed when none remain.
   void forget(fuse_ino_t id, uint64_t n);

@@ -353,6 +353,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   FuseSession session(raw);
   g_session.store(raw);
+  fs.set_session(raw);
 
   if (fuse_session_mount(raw, cfg.mountpoint.c_str()) != 0) {
     std::string why = take_fuse_error();
