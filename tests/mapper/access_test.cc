@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -370,6 +371,81 @@ TEST_F(AccessTest, FilesystemMountedInsideBackingAfterStartIsRefused) {
   Outcome o = run_as(kRoot, [&] { return read_whole(vol.path("sub/secret")); });
   EXPECT_EQ(o.ret, -1) << "served from the foreign filesystem: \"" << o.data << "\"";
   EXPECT_EQ(o.data.find("another filesystem"), std::string::npos);
+}
+
+TEST_F(AccessTest, DeviceNodeAlreadyOnStorageCannotBeOpened) {
+  MountedVolume vol;
+  std::string dev = vol.backing_path("null");
+  ASSERT_EQ(::mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << std::strerror(errno);
+  ASSERT_EQ(::chown(dev.c_str(), kTenantUid, kTenantGid), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  std::optional<MountEntry> m = find_mount(vol.mountpoint());
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->options.find("nodev"), std::string::npos) << m->options;
+  Outcome o = run_as(kRoot, [&] {
+    UniqueFd fd(::open(vol.path("null").c_str(), O_RDWR | O_CLOEXEC));
+    return sys(fd ? 0 : -1);
+  });
+  EXPECT_EQ(o.ret, -1) << "a device node on the volume was opened";
+  EXPECT_EQ(o.err, EACCES) << describe(o);
+}
+
+TEST_F(AccessTest, SetuidRootProgramOnStorageGrantsNoPrivilege) {
+  // A root-owned setuid program put on the storage by someone else keeps
+  // its owner through the mount ("other owners appear as they are"), so
+  // only nosuid stands between a container user and root.
+  MountedVolume vol;
+  std::string prog = vol.backing_path("id");
+  ASSERT_TRUE(write_file(prog, read_file("/usr/bin/id"), 0755));
+  ASSERT_EQ(::chown(prog.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod(prog.c_str(), 04755), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  std::optional<MountEntry> m = find_mount(vol.mountpoint());
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->options.find("nosuid"), std::string::npos) << m->options;
+  Outcome o = run_as(kUser1000, [&] {
+    int fds[2];
+    if (::pipe(fds) != 0) return sys(-1);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], 1);
+      ::execl(vol.path("id").c_str(), "id", "-u", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    Outcome r;
+    char buf[64];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+      r.data.append(buf, static_cast<size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.ret = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  });
+  ASSERT_EQ(o.ret, 0) << "running the program through the mount: " << describe(o);
+  EXPECT_EQ(o.data, "1000\n") << "the setuid bit took effect";
+}
+
+TEST_F(AccessTest, ServesTheDirectoryItOpenedEvenAfterItsPathIsSwapped) {
+  // The mapper holds an fd of the backing directory: replacing the path by a
+  // symlink to /etc afterwards must not redirect the volume.
+  MountedVolume vol;
+  put_on_backing(vol.backing_path("marker"), "original volume", kTenantUid, kTenantGid, 0644);
+  ASSERT_EQ(vol.start(), "ready");
+  std::string moved = vol.backing() + ".moved";
+  ASSERT_EQ(::rename(vol.backing().c_str(), moved.c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::symlink("/etc", vol.backing().c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(read_file(vol.path("marker")), "original volume");
+  struct stat st {};
+  EXPECT_EQ(::stat(vol.path("passwd").c_str(), &st), -1) << "the volume now shows /etc";
+  EXPECT_EQ(errno, ENOENT) << errno_name(errno);
+  ASSERT_TRUE(write_file(vol.path("written-after-swap"), "x"));
+  EXPECT_EQ(::access((moved + "/written-after-swap").c_str(), F_OK), 0);
+  EXPECT_EQ(::access("/etc/written-after-swap", F_OK), -1);
+  // Put the tree back so that cleanup finds it where it expects it.
+  ASSERT_EQ(::unlink(vol.backing().c_str()), 0);
+  ASSERT_EQ(::rename(moved.c_str(), vol.backing().c_str()), 0);
 }
 
 // Taking search permission away from a directory must hide what is below it
