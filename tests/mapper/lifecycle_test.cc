@@ -69,7 +69,7 @@ TEST_F(MapperLifecycleTest, ReportsReadyAndMountsAsFuseTenantfsWithVolumeName) {
 
 TEST_F(MapperLifecycleTest, MapperRunsAsTenantAfterReady) {
   VolumeOptions opts;
-  opts.groups = {kSharedGid};
+  opts.groups = {kSharedGid, 7200};
   MountedVolume vol(opts);
   ASSERT_EQ(vol.start(), "ready");
   std::string status = read_file("/proc/" + std::to_string(vol.mapper()->pid()) + "/status");
@@ -92,7 +92,7 @@ TEST_F(MapperLifecycleTest, MapperRunsAsTenantAfterReady) {
   };
   EXPECT_EQ(field("Uid"), "7001 7001 7001 7001");
   EXPECT_EQ(field("Gid"), "7001 7001 7001 7001");
-  EXPECT_EQ(field("Groups"), "7100");
+  EXPECT_EQ(field("Groups"), "7100 7200");
   EXPECT_EQ(field("CapEff"), "0000000000000000");
   EXPECT_EQ(field("CapPrm"), "0000000000000000");
   EXPECT_EQ(field("NoNewPrivs"), "1");
