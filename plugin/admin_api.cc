@@ -53,7 +53,10 @@ Status reject_unknown_fields(const json& j, std::initializer_list<std::string_vi
   for (const auto& [key, value] : j.items()) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string list;
-      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      for (auto k : known) {
+        if (!list.empty()) list += ", ";
+        list += k;
+      }
       return Status::InvalidArgument("unknown field \"" + key + "\" (expected: " + list + ")");
     }
   }

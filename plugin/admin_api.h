@@ -40,7 +40,7 @@ namespace tenantfs {
 
 // Admin request bodies are a few hundred bytes; anything far larger is a
 // mistake or an attack, refused before parsing.
-inline constexpr size_t kMaxAdminBodyBytes = 64 * 1024;
+inline constexpr size_t kMaxAdminBodyBytes = size_t{64} * 1024;
 
 inline constexpr std::string_view kAdminPrefix = "/tenantfs/v1/";
 

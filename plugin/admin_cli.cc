@@ -31,7 +31,7 @@ using nlohmann::json;
 
 // Bounds how long a wedged dockerd can hold up an admin command.
 constexpr std::chrono::seconds kDockerTimeout{10};
-constexpr size_t kMaxDockerOutput = 1024 * 1024;
+constexpr size_t kMaxDockerOutput = size_t{1024} * 1024;
 
 // Runs `docker plugin ls` with the caller's environment (DOCKER_HOST etc.).
 std::optional<std::string> run_docker_plugin_ls() {
@@ -315,7 +315,7 @@ void register_admin_commands(CLI::App& app) {
   register_admin_commands(app, AdminCliContext::Default());
 }
 
-void register_admin_commands(CLI::App& app, std::shared_ptr<AdminCliContext> ctx) {
+void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContext>& ctx) {
   CLI::App* tenant = app.add_subcommand("tenant", "manage tenants (identities volumes act as)");
   tenant->require_subcommand(1);
 

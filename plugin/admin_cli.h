@@ -47,7 +47,7 @@ struct AdminCliContext {
 // Registers the `tenant` and `volume` subcommands on app. The context must
 // stay valid until the app is done parsing.
 void register_admin_commands(CLI::App& app);
-void register_admin_commands(CLI::App& app, std::shared_ptr<AdminCliContext> ctx);
+void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContext>& ctx);
 
 // The socket of the enabled tenantfs plugin in `docker plugin ls` output
 // ("<full id> <name> <enabled>" per line), or nullopt when there is none.

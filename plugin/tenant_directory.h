@@ -39,7 +39,7 @@ inline constexpr size_t kMaxTenantNameLength = 32;
 inline constexpr size_t kMaxTenantGroups = 1024;
 // Passwd and group files are read up to this size; the rest is ignored with
 // a warning, so a runaway file cannot exhaust the service's memory.
-inline constexpr size_t kMaxIdentityFileBytes = 16 * 1024 * 1024;
+inline constexpr size_t kMaxIdentityFileBytes = size_t{16} * 1024 * 1024;
 
 // OK when `name` matches [a-z_][a-z0-9_.-]{0,31}; otherwise kInvalidArgument
 // with a message that quotes the name and states the rule.

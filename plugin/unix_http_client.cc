@@ -20,7 +20,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Status line plus headers larger than this are not a tenantfs server.
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
+constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -124,7 +124,7 @@ class Reader {
  private:
   // Keeps the buffer from growing with consumed bytes on long bodies.
   void compact() {
-    if (pos_ > 64 * 1024 || pos_ == buf_.size()) {
+    if (pos_ > size_t{64} * 1024 || pos_ == buf_.size()) {
       buf_.erase(0, pos_);
       pos_ = 0;
     }

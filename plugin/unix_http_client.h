@@ -40,7 +40,7 @@ struct UnixHttpOptions {
   // receiving the complete reply. Docker allows Create and Mount 2 minutes.
   std::chrono::milliseconds request_timeout{130000};
   // Replies with a larger body are refused rather than buffered.
-  size_t max_body_bytes = 64 * 1024 * 1024;
+  size_t max_body_bytes = size_t{64} * 1024 * 1024;
 };
 
 class UnixHttpClient {
