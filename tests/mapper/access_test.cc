@@ -351,12 +351,56 @@ TEST_F(AccessTest, SetgidDirectoryGivesNewFilesItsGroupOnBacking) {
   ASSERT_EQ(vol.start(), "ready");
   Outcome o = run_as(kUser1000, [&] {
     UniqueFd fd(::open(vol.path("project/report").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));
-    return sys(fd ? 0 : -1);
+    if (!fd) return sys(-1);
+    return sys(::mkdir(vol.path("project/sub").c_str(), 0770));
   });
   ASSERT_EQ(o.ret, 0) << describe(o);
   struct stat st = lstat_path(vol.backing_path("project/report"));
   EXPECT_EQ(st.st_uid, kTenantUid);
   EXPECT_EQ(st.st_gid, kSharedGid) << "the setgid directory's group must be inherited";
+  struct stat sub = lstat_path(vol.backing_path("project/sub"));
+  EXPECT_EQ(sub.st_gid, kSharedGid);
+  EXPECT_TRUE(sub.st_mode & S_ISGID) << "a subdirectory keeps the setgid bit";
+}
+
+TEST_F(AccessTest, TouchOfGroupWritableFileOwnedByAnotherUserSucceeds) {
+  // Setting times to "now" needs only write permission; explicit times need
+  // ownership. A mapper that turns "now" into explicit times breaks touch.
+  VolumeOptions opts;
+  opts.groups = {kSharedGid};
+  MountedVolume vol(opts);
+  put_on_backing(vol.backing_path("team"), "x", kOtherUid, kSharedGid, 0660);
+  struct timespec old_times[2] = {{1000, 0}, {1000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, vol.backing_path("team").c_str(), old_times, 0), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome now = run_as(
+      kUser1000, [&] { return sys(::utimensat(AT_FDCWD, vol.path("team").c_str(), nullptr, 0)); });
+  ASSERT_EQ(now.ret, 0) << describe(now);
+  EXPECT_GT(lstat_path(vol.backing_path("team")).st_mtim.tv_sec, 1000);
+  Outcome explicit_times = run_as(kUser1000, [&] {
+    struct timespec t[2] = {{5000, 0}, {5000, 0}};
+    return sys(::utimensat(AT_FDCWD, vol.path("team").c_str(), t, 0));
+  });
+  EXPECT_EQ(explicit_times.ret, -1);
+  EXPECT_EQ(explicit_times.err, EPERM) << describe(explicit_times);
+}
+
+TEST_F(AccessTest, GroupWritableFileOwnedByAnotherUserCanBeTruncatedAndWritten) {
+  VolumeOptions opts;
+  opts.groups = {kSharedGid};
+  MountedVolume vol(opts);
+  put_on_backing(vol.backing_path("team"), "old content", kOtherUid, kSharedGid, 0660);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kUser1000, [&] {
+    UniqueFd fd(::open(vol.path("team").c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    if (!fd) return sys(-1);
+    if (::write(fd.get(), "new", 3) != 3) return sys(-1);
+    return sys(::truncate(vol.path("team").c_str(), 2));
+  });
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  EXPECT_EQ(read_file(vol.backing_path("team")), "ne");
+  struct stat st = lstat_path(vol.backing_path("team"));
+  EXPECT_EQ(st.st_uid, kOtherUid) << "writing must not change the owner";
 }
 
 TEST_F(AccessTest, FilesystemMountedInsideBackingAfterStartIsRefused) {

@@ -363,14 +363,18 @@ std::string show(const std::pair<long, int>& r) {
   return r.first < 0 ? "-1 " + errno_name(r.second) : std::to_string(r.first);
 }
 
-TEST(SyscallComparisonTest, MountAsRootBehavesLikeNativeDirectoryAsTenant) {
+// The caller through the mount: root, and an ordinary uid; neither may make
+// a difference.
+class SyscallComparisonTest : public ::testing::TestWithParam<Caller> {};
+
+TEST_P(SyscallComparisonTest, MountBehavesLikeNativeDirectoryAsTenant) {
   SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
   VolumeDirs native;  // its backing directory is the tenant's, 0700
   MountedVolume vol;
   ASSERT_EQ(vol.start(), "ready");
 
   auto expected = run_table(Caller{kTenantUid, kTenantGid, {}}, native.backing());
-  auto actual = run_table(Caller{}, vol.mountpoint());
+  auto actual = run_table(GetParam(), vol.mountpoint());
   ASSERT_EQ(expected.size(), steps().size());
   ASSERT_EQ(actual.size(), steps().size());
   // The native run itself must be meaningful: the first mkdir works, the
@@ -385,6 +389,10 @@ TEST(SyscallComparisonTest, MountAsRootBehavesLikeNativeDirectoryAsTenant) {
                 << show(actual[i]) << "\n";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Callers, SyscallComparisonTest,
+                         ::testing::Values(Caller{0, 0, {}}, Caller{1000, 1000, {1000}}),
+                         [](const ::testing::TestParamInfo<Caller>& p) { return p.param.name(); });
 
 }  // namespace
 }  // namespace tenantfs::testing
