@@ -31,8 +31,8 @@ inline constexpr const char* kSocketEnvVar = "TENANTFS_SOCKET";
 
 // What the commands touch outside themselves; tests substitute each part.
 struct AdminCliContext {
-  std::ostream* out;
-  std::ostream* err;
+  std::ostream* out = nullptr;  // both must be set before a command runs
+  std::ostream* err = nullptr;
   // The value of an environment variable, nullopt when unset.
   std::function<std::optional<std::string>(const std::string&)> getenv;
   // Standard output of `docker plugin ls --no-trunc --format
