@@ -265,6 +265,38 @@ Result<UniqueFd> open_external_dir(const std::string& volume, const std::string&
                                  "ALLOWED_ROOTS");
 }
 
+namespace {
+
+// (dev, ino) of `fd` and of every directory above it, up to the root.
+Result<std::vector<std::pair<dev_t, ino_t>>> ancestry(int fd) {
+  std::vector<std::pair<dev_t, ino_t>> chain;
+  UniqueFd cur(::openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!cur) return PosixError("open directory", errno);
+  for (int depth = 0; depth < 4096; ++depth) {
+    struct stat st;
+    if (::fstat(cur.get(), &st) != 0) return PosixError("stat directory", errno);
+    if (!chain.empty() && chain.back() == std::make_pair(st.st_dev, st.st_ino)) return chain;
+    chain.emplace_back(st.st_dev, st.st_ino);
+    UniqueFd parent(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) return PosixError("open ..", errno);
+    cur = std::move(parent);
+  }
+  return Status::IOError("directory nesting deeper than 4096 levels");
+}
+
+}  // namespace
+
+Result<bool> dirs_overlap(int a, int b) {
+  auto up_a = ancestry(a);
+  if (!up_a.ok()) return up_a.status();
+  auto up_b = ancestry(b);
+  if (!up_b.ok()) return up_b.status();
+  const auto& self_a = up_a->front();
+  const auto& self_b = up_b->front();
+  return std::find(up_a->begin(), up_a->end(), self_b) != up_a->end() ||
+         std::find(up_b->begin(), up_b->end(), self_a) != up_b->end();
+}
+
 Status delete_backing_dir(int data_dir_fd, const std::string& name, const FsIdentity& owner) {
   auto trash = open_subdir(data_dir_fd, kTrashDir, true, "DATA_DIR");
   if (!trash.ok()) return trash.status();

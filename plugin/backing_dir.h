@@ -57,6 +57,12 @@ Result<UniqueFd> open_backing_dir(int data_dir_fd, const std::string& name);
 Result<UniqueFd> open_external_dir(const std::string& volume, const std::string& path,
                                    const std::vector<std::string>& allowed_roots);
 
+// True when the directories `a` and `b` (open fds) are the same or one lies
+// beneath the other, judged by device and inode while walking ".." up to the
+// root: symlinks or bind mounts in the paths used to reach them cannot hide
+// the relation.
+Result<bool> dirs_overlap(int a, int b);
+
 // Removes the plugin-created DATA_DIR/<name>: renames it into DATA_DIR/.trash
 // as root, deletes its contents in a child process that runs as `owner`
 // (openat/unlinkat, O_NOFOLLOW, never crossing into another filesystem), then

@@ -162,7 +162,12 @@ int run_serve(const ServeConfig& config) {
 
   TenantDirectory tenants(**store, config.passwd_file, config.group_file);
   ProcessMapperLauncher launcher("/proc/self/exe", kMapperReadyTimeout);
-  DriverConfig dc{config.data_dir, config.mount_root, *roots, config.default_tenant};
+  const std::string socket_dir = config.socket.substr(0, config.socket.rfind('/'));
+  DriverConfig dc{config.data_dir,
+                  config.mount_root,
+                  *roots,
+                  config.default_tenant,
+                  {config.state_dir, socket_dir}};
   auto driver = VolumeDriver::Open(**store, tenants, launcher, dc);
   if (!driver.ok()) {
     spdlog::error("{}", driver.status().message());

@@ -1,5 +1,6 @@
 #include "plugin/volume_driver.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -193,6 +194,24 @@ DriverReply VolumeDriver::handle(std::string_view endpoint, std::string_view bod
   }
 }
 
+Status VolumeDriver::check_external_overlap(const std::string& name, int dir_fd) {
+  std::vector<std::string> dirs = {config_.data_dir, config_.mount_root};
+  dirs.insert(dirs.end(), config_.protected_dirs.begin(), config_.protected_dirs.end());
+  for (const std::string& d : dirs) {
+    UniqueFd fd(::open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) continue;  // a protected directory that does not exist holds nothing
+    auto overlap = dirs_overlap(dir_fd, fd.get());
+    if (!overlap.ok()) return volume_error(name, overlap.status());
+    if (*overlap) {
+      return Status::InvalidArgument(
+          prefix(name) + "option \"path\" overlaps tenantfs's own directory " + d +
+          "; give a directory that neither contains nor lies inside the plugin's data, "
+          "mount or state directories");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<json> VolumeDriver::create(const std::string& name, const json& opts_json) {
   std::map<std::string, std::string> opts;
   if (!opts_json.is_null()) {
@@ -273,6 +292,7 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
   if (b.external) {
     auto dir = open_external_dir(name, *o.path, config_.allowed_roots);
     if (!dir.ok()) return dir.status();
+    TENANTFS_RETURN_IF_ERROR(check_external_overlap(name, dir->get()));
     b.backing_path = *o.path;
   } else {
     b.backing_path = config_.data_dir + "/" + name;
@@ -389,6 +409,7 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
   if (b.external) {
     auto dir = open_external_dir(b.name, b.backing_path, config_.allowed_roots);
     if (!dir.ok()) return dir.status();
+    TENANTFS_RETURN_IF_ERROR(check_external_overlap(b.name, dir->get()));
   } else {
     auto dir = open_backing_dir(data_dir_fd_.get(), b.name);
     if (!dir.ok()) return dir.status();

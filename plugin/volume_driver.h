@@ -49,6 +49,9 @@ struct DriverConfig {
   std::string mount_root;                  // mountpoints are mount_root/<name>
   std::vector<std::string> allowed_roots;  // for path=; empty refuses path=
   std::string default_tenant;              // used when Create has no tenant=
+  // More directories a path= volume may neither lie in nor contain (the
+  // store's, the socket's); data_dir and mount_root always count.
+  std::vector<std::string> protected_dirs;
 };
 
 // What a request produced: the JSON to send and what to log about it.
@@ -109,6 +112,11 @@ class VolumeDriver {
 
   std::shared_ptr<std::mutex> volume_lock(const std::string& name);
   std::string mountpoint_of(const std::string& name) const;
+
+  // OK when the path= directory `dir_fd` neither lies in nor contains
+  // DATA_DIR, MOUNT_ROOT or a protected directory: binding those would hand
+  // one tenant every volume's data, or the plugin's own state.
+  Status check_external_overlap(const std::string& name, int dir_fd);
 
   Result<nlohmann::json> create(const std::string& name, const nlohmann::json& opts);
   Result<nlohmann::json> remove(const std::string& name);

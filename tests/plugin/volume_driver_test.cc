@@ -88,7 +88,7 @@ class VolumeDriverTest : public ::testing::Test {
 
   void OpenDriver(const std::string& default_tenant) {
     driver_.reset();
-    DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {tmp_.sub("allowed")}, default_tenant};
+    DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {tmp_.sub("allowed")}, default_tenant, {}};
     auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
     ASSERT_TRUE(d.ok()) << d.status().message();
     driver_ = std::move(*d);
@@ -305,9 +305,30 @@ TEST_F(VolumeDriverTest, PathMustBeARealDirectoryInsideAnAllowedRoot) {
   EXPECT_EQ(Create("x", {{"tenant", "alice"}, {"path", allowed + "/real/sub"}}), json::object());
 }
 
+TEST_F(VolumeDriverTest, PathMayNotExposeThePluginsOwnDirectories) {
+  // An allowed root that holds the plugin's directories, reached through a
+  // symlink so that the paths do not reveal it.
+  driver_.reset();
+  const std::string link = tmp_.sub("allowed/alias");
+  ASSERT_EQ(::symlink(tmp_.path().c_str(), link.c_str()), 0);
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {link}, "", {tmp_.sub("state")}};
+  auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(::mkdir(tmp_.sub("data/inner").c_str(), 0700), 0);
+  for (const std::string& p :
+       {link, link + "/data", link + "/data/inner", link + "/mnt", link + "/state"}) {
+    DriverReply r =
+        (*d)->handle("/VolumeDriver.Create",
+                     json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", p}}}}.dump());
+    EXPECT_NE(r.error.find("overlaps tenantfs's own directory"), std::string::npos)
+        << p << ": " << r.error;
+  }
+  EXPECT_FALSE(store_->get_volume("x").ok());
+}
+
 TEST_F(VolumeDriverTest, PathIsRefusedWhenNoRootsAreAllowed) {
   driver_.reset();
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, ""};
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
   auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
   ASSERT_TRUE(d.ok());
   DriverReply r = (*d)->handle(
@@ -479,7 +500,7 @@ class FailingBindStore : public BindingStore {
 TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
   driver_.reset();
   FailingBindStore failing(*store_);
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, ""};
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
   auto d = VolumeDriver::Open(failing, *tenants_, launcher_, cfg);
   ASSERT_TRUE(d.ok());
   DriverReply r = (*d)->handle("/VolumeDriver.Create",
@@ -528,7 +549,7 @@ TEST_F(VolumeDriverTest, RecoveryCleansLeftoversAndRemountsReferencedVolumes) {
 TEST_F(VolumeDriverTest, OpenRefusesAWorldWritableDataDir) {
   driver_.reset();
   ASSERT_EQ(::chmod(tmp_.sub("data").c_str(), 0777), 0);
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, ""};
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
   auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("DATA_DIR"), std::string::npos);
