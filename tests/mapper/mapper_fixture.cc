@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -385,7 +386,12 @@ std::optional<MountEntry> find_mount(const std::string& path) {
   return found;
 }
 
-const char* tenantfs_binary() { return TENANTFS_BINARY; }
+const char* tenantfs_binary() {
+  // Lets the suite run against another build (or another implementation of
+  // the `mapper` contract) without rebuilding the tests.
+  const char* override_path = std::getenv("TENANTFS_TEST_BINARY");
+  return override_path && *override_path ? override_path : TENANTFS_BINARY;
+}
 
 std::optional<int> wait_for_exit(pid_t pid, milliseconds timeout) {
   return wait_pid_for(pid, timeout);

@@ -184,7 +184,8 @@ struct MountEntry {
 // The topmost mount at exactly `path`, if any.
 std::optional<MountEntry> find_mount(const std::string& path);
 
-// Path of the tenantfs binary under test.
+// Path of the tenantfs binary under test: $TENANTFS_TEST_BINARY if set, else
+// the one built beside the tests.
 const char* tenantfs_binary();
 
 // Waits up to `timeout` for a child (or adopted orphan) to exit; its wait
