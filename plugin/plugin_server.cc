@@ -85,13 +85,15 @@ void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
+    const double ms = static_cast<double>(us) / 1000.0;
+    const std::string volume = reply.volume.empty() ? "-" : reply.volume;
     if (reply.error.empty()) {
-      spdlog::info("{} volume={} ok {:.1f} ms", req.path, reply.volume.empty() ? "-" : reply.volume,
-                   static_cast<double>(us) / 1000.0);
+      spdlog::info("{} volume={} ok {:.1f} ms", req.path, volume, ms);
+    } else if (reply.code == Code::kNotFound && req.path == "/VolumeDriver.Get") {
+      // Docker asks Get before every Create: an unknown name is routine.
+      spdlog::info("{} volume={} not found {:.1f} ms", req.path, volume, ms);
     } else {
-      spdlog::warn("{} volume={} err=\"{}\" {:.1f} ms", req.path,
-                   reply.volume.empty() ? "-" : reply.volume, reply.error,
-                   static_cast<double>(us) / 1000.0);
+      spdlog::warn("{} volume={} err=\"{}\" {:.1f} ms", req.path, volume, reply.error, ms);
     }
   };
   server.Post(R"(/Plugin\.Activate)", handler);

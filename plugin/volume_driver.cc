@@ -133,6 +133,7 @@ DriverReply VolumeDriver::handle(std::string_view endpoint, std::string_view bod
   DriverReply reply;
   auto fail = [&](const Status& st) {
     reply.error = st.message();
+    reply.code = st.code();
     reply.body = json{{"Err", st.message()}};
     return reply;
   };

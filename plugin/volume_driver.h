@@ -60,6 +60,7 @@ struct DriverReply {
   nlohmann::json body;
   std::string volume;  // the Name of the request, when it had one
   std::string error;   // the Err text, empty on success
+  Code code = Code::kOk;
 };
 
 class VolumeDriver {
