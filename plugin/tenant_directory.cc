@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -311,9 +312,24 @@ FileStamp stat_path(const std::string& path) {
   return stamp_of(st);
 }
 
+// A file changed this recently may change again within the same timestamp
+// tick (truncate and rewrite leave size and coarse mtime as they were), so
+// its stamp cannot prove that what was read is current. Like git's "racily
+// clean" entries, such files are read again on every call until they settle.
+constexpr int64_t kSettleNs = 2'000'000'000;
+
+int64_t now_realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 // Reads up to kMaxIdentityFileBytes of a regular file. On failure returns an
-// empty text and logs why; *stamp describes what was read.
-std::string read_identity_file(const std::string& path, FileStamp* stamp) {
+// empty text and logs why; *stamp describes what was read. *settled is false
+// when the file may have changed during or right after the read: the caller
+// must then read it again next time even if the stamp still matches.
+std::string read_identity_file(const std::string& path, FileStamp* stamp, bool* settled) {
+  *settled = true;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!fd) {
     *stamp = FileStamp{};
@@ -345,9 +361,17 @@ std::string read_identity_file(const std::string& path, FileStamp* stamp) {
                    PosixError("read", errno).message());
       return {};
     }
-    if (n == 0) return text;
+    if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
   }
+  const bool truncated = text.size() >= kMaxIdentityFileBytes;
+  struct stat after {};
+  if (::fstat(fd.get(), &after) != 0 || !(stamp_of(after) == *stamp) ||
+      (!truncated && text.size() != static_cast<size_t>(st.st_size)) ||
+      now_realtime_ns() - stamp->ctime_ns < kSettleNs) {
+    *settled = false;
+  }
+  if (!truncated) return text;
   spdlog::warn("tenants: {} is larger than {} bytes; the rest is ignored", path,
                kMaxIdentityFileBytes);
   // Drop the partial last line: a cut line would parse as a wrong record.
@@ -382,6 +406,12 @@ struct TenantDirectory::Impl {
   bool loaded = false;
   FileStamp passwd_stamp;
   FileStamp group_stamp;
+  bool passwd_settled = false;
+  bool group_settled = false;
+  // What the snapshot was built from: an unsettled file re-read unchanged
+  // keeps the snapshot (and the log) as it is.
+  std::string passwd_text;
+  std::string group_text;
   std::shared_ptr<const FileTenants> snapshot = std::make_shared<FileTenants>();
 };
 
@@ -390,18 +420,25 @@ std::shared_ptr<const FileTenants> TenantDirectory::Impl::file_tenants() {
   std::lock_guard<std::mutex> lock(files_mu);
   FileStamp p = stat_path(passwd_file);
   FileStamp g = group_file.empty() ? FileStamp{} : stat_path(group_file);
-  if (loaded && p == passwd_stamp && g == group_stamp) return snapshot;
+  if (loaded && passwd_settled && group_settled && p == passwd_stamp && g == group_stamp) {
+    return snapshot;
+  }
 
-  std::vector<std::string> warnings;
-  std::string passwd_text = read_identity_file(passwd_file, &passwd_stamp);
-  std::string group_text;
+  std::string new_passwd = read_identity_file(passwd_file, &passwd_stamp, &passwd_settled);
+  std::string new_group;
   if (group_file.empty()) {
     group_stamp = FileStamp{};
+    group_settled = true;
   } else {
-    group_text = read_identity_file(group_file, &group_stamp);
+    new_group = read_identity_file(group_file, &group_stamp, &group_settled);
   }
   // A file replaced between stat and read is caught by the next call, since
   // the stored stamps come from the descriptors actually read.
+  if (loaded && new_passwd == passwd_text && new_group == group_text) return snapshot;
+  passwd_text = std::move(new_passwd);
+  group_text = std::move(new_group);
+
+  std::vector<std::string> warnings;
   auto users = parse_passwd(passwd_text, passwd_file, &warnings);
   auto groups = parse_group(group_text, group_file, &warnings);
   auto fresh = std::make_shared<FileTenants>();

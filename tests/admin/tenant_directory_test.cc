@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/admin/test_support.h"
@@ -268,6 +270,20 @@ TEST_F(TenantDirectoryTest, RereadsFilesWhenTheyChange) {
   EXPECT_EQ(carol->groups, (std::vector<gid_t>{4000}));
 }
 
+TEST_F(TenantDirectoryTest, SameSizeRewriteRightAfterAReadIsSeen) {
+  // Truncate-and-rewrite keeps the inode and the size, and file timestamps
+  // may be only as fine as the kernel's tick: the stamp alone cannot tell the
+  // two versions apart when both land in one tick.
+  for (int round = 0; round < 20; ++round) {
+    std::string a = std::to_string(1100 + round), b = std::to_string(1200 + round);
+    dir_.write("passwd", "fred:x:" + a + ":" + a + "::/:/bin/sh\n");
+    TenantDirectory tenants(*store_, passwd_, "");
+    ASSERT_EQ(tenants.resolve("fred")->uid, static_cast<uid_t>(std::stoul(a)));
+    dir_.write("passwd", "fred:x:" + b + ":" + b + "::/:/bin/sh\n");
+    ASSERT_EQ(tenants.resolve("fred")->uid, static_cast<uid_t>(std::stoul(b))) << round;
+  }
+}
+
 TEST_F(TenantDirectoryTest, MissingFileCountsAsEmptyUntilItAppears) {
   std::string later = dir_.file("passwd.later");
   TenantDirectory tenants(*store_, later, "");
@@ -291,6 +307,46 @@ TEST_F(TenantDirectoryTest, HugeFileIsReadOnlyUpToTheBound) {
   TenantDirectory tenants(*store_, passwd_, "");
   EXPECT_TRUE(tenants.resolve("first").ok());
   EXPECT_EQ(tenants.resolve("last").status().code(), Code::kNotFound);
+}
+
+TEST_F(TenantDirectoryTest, ConcurrentReadersSeeOneVersionOfTheFilesAtATime) {
+  // Each version gives erin uid = gid = 2000 + version and the group
+  // 3000 + version: a reader that saw a half-built table would see them differ.
+  auto write_version = [&](int v) {
+    std::string id = std::to_string(2000 + v);
+    std::string pad(static_cast<size_t>(v % 7), '#');  // vary the size
+    dir_.write("passwd", pad + "\nerin:x:" + id + ":" + id + "::/:/bin/sh\n");
+    std::string gid = std::to_string(3000 + v);
+    dir_.write("group", "g:x:" + gid + ":\nh:x:" + gid + ":erin\n");
+  };
+  write_version(0);
+  TenantDirectory tenants(*store_, passwd_, group_);
+  std::atomic<bool> stop{false};
+  std::atomic<int> mismatches{0}, resolved{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 3; ++i) {
+    readers.emplace_back([&] {
+      while (!stop) {
+        auto erin = tenants.resolve("erin");
+        if (!erin.ok()) continue;  // caught between truncate and write
+        ++resolved;
+        // The group file may lag the passwd file by one write; the primary
+        // gid (passwd) and uid must always agree.
+        if (erin->uid != erin->gid) ++mismatches;
+        auto list = tenants.list();
+        if (!list.ok()) ++mismatches;
+      }
+    });
+  }
+  for (int v = 1; v <= 200; ++v) write_version(v);
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GT(resolved.load(), 0);
+  auto erin = tenants.resolve("erin");
+  ASSERT_TRUE(erin.ok());
+  EXPECT_EQ(erin->uid, 2200u);
+  EXPECT_EQ(erin->groups, (std::vector<gid_t>{3200}));
 }
 
 }  // namespace
