@@ -10,9 +10,11 @@
 // gid 0 never resolve. Names follow validate_tenant_name.
 //
 // Thread-safety: all methods may be called concurrently. The files are re-read
-// when their identity, size or mtime changes, so edits on the host take effect
-// without restart; a file that is missing or unreadable counts as empty (and
-// is logged once per change) until it comes back.
+// when their identity, size, mtime or ctime changes, and on every call while
+// they changed less than 2 s ago (a rewrite within one timestamp tick leaves
+// the stamp as it was), so edits on the host take effect without restart.
+// Readers always see one whole version of the files. A file that is missing
+// or unreadable counts as empty (logged once per change) until it comes back.
 #pragma once
 
 #include <sys/types.h>
