@@ -152,7 +152,8 @@ struct CommandBase {
   void add_common(CLI::App* cmd) {
     cmd->add_option("--socket", socket,
                     "unix socket of tenantfs serve (default: $TENANTFS_SOCKET, the enabled "
-                    "tenantfs plugin, then /run/docker/plugins/tenantfs.sock)");
+                    "tenantfs plugin, then /run/docker/plugins/tenantfs.sock)")
+        ->type_name("PATH");
     cmd->add_flag("--json", json_output, "print the server's JSON reply");
   }
 
@@ -259,7 +260,7 @@ struct VolumeList : CommandBase {
   }
 };
 
-const CLI::Validator kNumericId([](std::string& v) { return check_id(v); }, "ID");
+const CLI::Validator kNumericId([](std::string& v) { return check_id(v); }, "");
 
 }  // namespace
 
@@ -322,14 +323,21 @@ void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContex
   auto add = std::make_shared<TenantAdd>();
   add->ctx = ctx;
   CLI::App* add_cmd = tenant->add_subcommand("add", "add a tenant to the registry");
-  add_cmd->add_option("NAME", add->name, "tenant name: [a-z_][a-z0-9_.-]{0,31}")->required();
+  add_cmd->add_option("NAME", add->name, "tenant name: [a-z_][a-z0-9_.-]{0,31}")
+      ->required()
+      ->type_name("");
   add_cmd->add_option("--uid", add->uid, "uid files reach the storage as (not 0)")
       ->required()
-      ->check(kNumericId);
-  add_cmd->add_option("--gid", add->gid, "primary gid (not 0)")->required()->check(kNumericId);
+      ->check(kNumericId)
+      ->type_name("UID");
+  add_cmd->add_option("--gid", add->gid, "primary gid (not 0)")
+      ->required()
+      ->check(kNumericId)
+      ->type_name("GID");
   add_cmd->add_option("--groups", add->groups, "supplementary gids, comma-separated")
       ->delimiter(',')
-      ->check(kNumericId);
+      ->check(kNumericId)
+      ->type_name("GID,...");
   add->add_common(add_cmd);
   add_cmd->callback([add] { add->run(); });
 
@@ -344,7 +352,7 @@ void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContex
   rm->ctx = ctx;
   CLI::App* rm_cmd = tenant->add_subcommand("rm", "remove a tenant that has no volumes");
   rm_cmd->alias("remove");
-  rm_cmd->add_option("NAME", rm->name, "tenant name")->required();
+  rm_cmd->add_option("NAME", rm->name, "tenant name")->required()->type_name("");
   rm->add_common(rm_cmd);
   rm_cmd->callback([rm] { rm->run(); });
 
@@ -352,7 +360,8 @@ void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContex
   volume->require_subcommand(1);
   auto vls = std::make_shared<VolumeList>();
   vls->ctx = ctx;
-  CLI::App* vls_cmd = volume->add_subcommand("ls", "list volumes, their tenants and mounts");
+  CLI::App* vls_cmd = volume->add_subcommand(
+      "ls", "list volumes: tenant, storage uid/gid, mode, cache, mounts, path");
   vls_cmd->alias("list");
   vls->add_common(vls_cmd);
   vls_cmd->callback([vls] { vls->run(); });
