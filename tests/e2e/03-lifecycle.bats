@@ -44,6 +44,28 @@ teardown() { e2e_teardown; }
   [[ "$output" =~ bob.*7002 ]]
 }
 
+@test "plugin force-disabled under a running container: it must restart; others mount fine" {
+  docker run -d --name under --network none -v kept:/data busybox sleep 600
+  [ "$(volume_status kept mounts)" = 1 ]
+  docker plugin disable -f tenantfs
+  docker plugin enable tenantfs
+  # The plugin's restart ended the mapper the running container was using;
+  # Docker does not mount again for it, so it sees a dead FUSE mount.
+  run ! docker exec under cat /data/before
+  [[ "$output" == *"Transport endpoint is not connected"* ]]
+  # The stale mount does not block anyone else, and the count is kept.
+  run -0 bb -v kept:/data busybox cat /data/before
+  [ "$output" = before ]
+  [ "$(volume_status kept mounts)" = 1 ]
+  # Restarting the container mounts it again.
+  docker restart -t 1 under
+  run -0 docker exec under cat /data/before
+  [ "$output" = before ]
+  [ "$(volume_status kept mounts)" = 1 ]
+  docker rm -f under
+  [ "$(volume_status kept mounts)" = 0 ]
+}
+
 @test "after a dockerd restart, volumes and bindings survive and new containers mount fine" {
   local old_id="$TFS_PLUGIN_ID"
   stop_private_dockerd
