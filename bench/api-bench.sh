@@ -246,6 +246,7 @@ OUT=$RESULTS_DIR/api-$STAMP.json
     "$STAMP" "$(machine_json)" "$LOAD_START" "$LOAD_END"
   printf '"config":{"cycles":%d,"volumes":%d,"list_reps":%d,"docker_runs":%d,"quick":%s},' \
     "$CYCLES" "$NVOL" "$LISTS" "$DRUNS" "$([[ $QUICK == 1 ]] && echo true || echo false)"
+  printf '%s,' "$(source_json)"
   printf '"docker_runs_ms":{"local":[%s],"tenantfs":[%s]},' "${DOCKER_LOCAL_RUNS:-}" "${DOCKER_TFS_RUNS:-}"
   printf '"results":{'
   sep=""

@@ -312,6 +312,7 @@ summarize "$RAW" "$META" "$WORK/tests.json" \
   printf '"config":{"runs":%d,"size":"%s","random_runtime_s":%d,"files":%d,"tree_files":%d,"uid":%d,"gid":%d,"quick":%s,"backing_fs":"%s"},' \
     "$RUNS" "$SIZE" "$RUNTIME" "$NFILES" "$NTREE" "$TUID" "$TGID" "$([[ $QUICK == 1 ]] && echo true || echo false)" \
     "$(df --output=fstype "$WORK" | tail -n1)"
+  printf '%s,' "$(source_json)"
   printf '"targets":["%s"],' "$(IFS=,; echo "${TARGETS[*]}" | sed 's/,/","/g')"
   printf '"loads":['
   grep '^#load' "$RAW" | awk -F'\t' '{ printf "%s{\"target\":\"%s\",\"run\":%s,\"load\":\"%s\"}", (NR > 1 ? "," : ""), $2, $3, $4 }'

@@ -55,6 +55,14 @@ machine_json() {
     "$kernel" "$(nproc)" "$cpu" "$mem"
 }
 
+# The source the binary was built from, as a JSON member (no braces).
+source_json() {
+  local commit dirty=false
+  commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [[ -n "$(git -C "$REPO_ROOT" status --porcelain -- mapper plugin store common 2>/dev/null)" ]] && dirty=true
+  printf '"source":{"commit":"%s","uncommitted_changes":%s}' "$commit" "$dirty"
+}
+
 # summarize RAW META JSON_OUT TITLE TARGETS...
 #   RAW:  lines "test<TAB>target<TAB>run<TAB>value" (value numeric, or "FAIL <msg>"
 #         or "SKIP <msg>"); lines starting with '#' are ignored.
