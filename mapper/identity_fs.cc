@@ -66,14 +66,24 @@ int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_pa
   // above the backing root.
   if (is_dot_or_dotdot(name)) return EINVAL;
   Inode& dir = fs.inodes().get(parent);
-  UniqueFd fd(::openat(dir.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return last_errno();
+  // Most lookups revalidate objects the kernel already knows: one fstatat
+  // finds them without opening a new fd.
   struct stat st;
-  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  if (::fstatat(dir.fd.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
   // Another filesystem mounted inside the backing tree is not part of the
   // volume.
   if (st.st_dev != fs.root_dev()) return EXDEV;
-  e->ino = fs.inodes().add_lookup(std::move(fd), st, parent, name);
+  e->ino = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name);
+  if (e->ino == 0) {
+    UniqueFd fd(::openat(dir.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) return last_errno();
+    // Stat what was opened: the name may have changed in between.
+    if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return last_errno();
+    }
+    if (st.st_dev != fs.root_dev()) return EXDEV;
+    e->ino = fs.inodes().add_lookup(std::move(fd), st, parent, name);
+  }
   present_owner(fs.options(), &st);
   e->attr = st;
   e->attr_timeout = fs.options().attr_timeout;
@@ -422,6 +432,9 @@ OpenedFile open_backing_file(const IdentityFsOptions& o, int flags, Open open_fn
 void set_open_flags(const IdentityFsOptions& o, const OpenedFile& f, fuse_file_info* fi) {
   fi->fh = static_cast<uint64_t>(f.fd);
   fi->keep_cache = o.keep_cache ? 1 : 0;
+  // Each close() of each duplicate fd costs a FLUSH round trip (a shell's
+  // `: > f` makes two); only worth it where close can report an error.
+  fi->noflush = o.flush_on_close ? 0 : 1;
   if (f.bypass_cache) {
     fi->direct_io = 1;
     fi->keep_cache = 0;

@@ -26,9 +26,20 @@ fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t
     inode.dev = st.st_dev;
     inode.type = st.st_mode & S_IFMT;
   }
-  Inode& inode = *it->second;
+  return count_lookup_locked(*it->second, parent, name);
+}
+
+fuse_ino_t InodeTable::add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent,
+                                           const char* name) {
+  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  auto it = inodes_.find(Key{ino, dev});
+  if (it == inodes_.end()) return 0;
+  return count_lookup_locked(*it->second, parent, name);
+}
+
+fuse_ino_t InodeTable::count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name) {
   ++inode.nlookup;
-  if (S_ISDIR(inode.type) && &inode != root_) {
+  if (S_ISDIR(inode.type) && &inode != root_ && inode.name != name) {
     inode.parent = parent;
     inode.name = name;
   }

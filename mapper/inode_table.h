@@ -78,6 +78,11 @@ class InodeTable {
   // is closed.
   fuse_ino_t add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t parent, const char* name);
 
+  // Records one more kernel lookup of the known object (ino, dev), found as
+  // `name` in `parent`; returns its id, or 0 if the object is not held.
+  // Spares a lookup of a known object from opening a new fd.
+  fuse_ino_t add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
+
   // Notes that the directory (ino, dev), if known, is now `name` in
   // `parent` (after a rename).
   void rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
@@ -93,6 +98,9 @@ class InodeTable {
 
  private:
   using Key = std::pair<ino_t, dev_t>;
+
+  // Counts a lookup of `inode`; inodes_mutex_ must be held.
+  fuse_ino_t count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name);
 
   std::mutex inodes_mutex_;
   std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by inodes_mutex_

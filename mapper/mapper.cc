@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -246,8 +247,25 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
 // replies are the only changes and the kernel can keep names, attributes,
 // negative lookups and file pages for an hour, buffer writes (writeback
 // cache) and cache directory listings.
-IdentityFsOptions fs_options_for(const MapperConfig& cfg) {
+// Local filesystems whose close() never reports a deferred write error.
+bool is_local_filesystem(int fd) {
+  struct statfs sfs;
+  if (::fstatfs(fd, &sfs) != 0) return false;
+  switch (static_cast<unsigned long>(sfs.f_type)) {
+    case 0xEF53:      // ext2/3/4
+    case 0x58465342:  // xfs
+    case 0x9123683E:  // btrfs
+    case 0x01021994:  // tmpfs
+    case 0xF2F52010:  // f2fs
+      return true;
+    default:
+      return false;
+  }
+}
+
+IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   IdentityFsOptions o;
+  o.flush_on_close = !is_local_filesystem(backing_fd);
   o.name = cfg.name;
   o.tenant_uid = cfg.uid;
   o.tenant_gid = cfg.gid;
@@ -338,7 +356,7 @@ int run_mapper(const MapperConfig& cfg_in) {
     return fail(cfg, st);
   }
 
-  IdentityFs fs(fs_options_for(cfg), std::move(backing), backing_st);
+  IdentityFs fs(fs_options_for(cfg, backing.get()), std::move(backing), backing_st);
 
   std::string opts = "allow_other,fsname=tenantfs:" + cfg.name + ",subtype=tenantfs";
   if (cfg.readonly) opts += ",ro";
