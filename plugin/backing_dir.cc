@@ -259,7 +259,10 @@ Result<UniqueFd> open_external_dir(const std::string& volume, const std::string&
     return UniqueFd(static_cast<int>(fd));
   }
   std::string roots;
-  for (const auto& r : allowed_roots) roots += (roots.empty() ? "" : ":") + r;
+  for (const auto& r : allowed_roots) {
+    if (!roots.empty()) roots += ':';
+    roots += r;
+  }
   return Status::InvalidArgument(pre + "is outside the allowed roots (" + roots +
                                  "); move the data inside one of them or add its root to "
                                  "ALLOWED_ROOTS");

@@ -27,7 +27,10 @@ constexpr auto kStopTimeout = std::chrono::seconds(10);
 
 std::string join_gids(const std::vector<gid_t>& gids) {
   std::string s;
-  for (gid_t g : gids) s += (s.empty() ? "" : ",") + std::to_string(g);
+  for (gid_t g : gids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(g);
+  }
   return s;
 }
 
