@@ -466,7 +466,19 @@ TenantDirectory::TenantDirectory(BindingStore& store, std::string passwd_file,
 Result<Tenant> TenantDirectory::resolve(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(validate_tenant_name(name));
   auto registered = impl_->store.get_tenant(name);
-  if (registered.ok()) return registered;
+  if (registered.ok()) {
+    // The admin API never stores root, but the store file may have been
+    // written by other means: a root identity must not reach a mapper.
+    const Tenant& t = *registered;
+    if (t.uid == 0 || t.gid == 0 || std::count(t.groups.begin(), t.groups.end(), gid_t{0}) > 0) {
+      return Status::FailedPrecondition(
+          "registry tenant " + quoted(name) +
+          " has a root identity (uid, gid or a supplementary gid 0), which tenantfs refuses: "
+          "remove it with `tenantfs tenant rm " +
+          name + "` and add it again with other ids");
+    }
+    return registered;
+  }
   if (registered.status().code() != Code::kNotFound) return registered.status();
 
   auto files = impl_->file_tenants();

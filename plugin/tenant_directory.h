@@ -96,7 +96,8 @@ class TenantDirectory {
   // The registry's tenant of that name, else the passwd user of that name.
   // kNotFound with a message that says how to add the tenant when the name is
   // in neither source; kInvalidArgument for an invalid name;
-  // kFailedPrecondition for a passwd user whose uid or gid is 0.
+  // kFailedPrecondition for a root identity (a passwd user whose uid or gid is
+  // 0, or a registry entry with a 0 id written around the admin API).
   Result<Tenant> resolve(const std::string& name);
 
   // Every tenant of both sources, sorted by name, a registry tenant hiding a

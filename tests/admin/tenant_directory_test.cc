@@ -218,6 +218,19 @@ TEST_F(TenantDirectoryTest, RootInPasswdIsRefusedWithAReason) {
   EXPECT_TRUE(contains(root.status().message(), "must never be root")) << root.status().message();
 }
 
+TEST_F(TenantDirectoryTest, RootIdentityInTheRegistryIsRefused) {
+  // The store itself accepts these; only the admin API validates.
+  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky", 0, 1000, {}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky2", 1000, 1000, {0}, 0}).ok());
+  TenantDirectory tenants(*store_, passwd_, group_);
+  for (const char* name : {"sneaky", "sneaky2"}) {
+    auto t = tenants.resolve(name);
+    ASSERT_FALSE(t.ok()) << name;
+    EXPECT_EQ(t.status().code(), Code::kFailedPrecondition);
+    EXPECT_TRUE(contains(t.status().message(), "has a root identity")) << t.status().message();
+  }
+}
+
 TEST_F(TenantDirectoryTest, UnknownNameSaysHowToAddIt) {
   TenantDirectory tenants(*store_, passwd_, group_);
   auto carol = tenants.resolve("carol");
