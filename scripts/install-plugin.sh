@@ -20,7 +20,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-# shellcheck source=plugin-common.sh
+# shellcheck source=scripts/plugin-common.sh
 source "$repo/scripts/plugin-common.sh"
 
 plugin_dir="$repo/build/plugin-pkg"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by install-plugin.sh and uninstall-plugin.sh (sourced, not run).
 # Talks to whatever Docker DOCKER_HOST (or the default socket) designates.
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-# shellcheck source=plugin-common.sh
+# shellcheck source=scripts/plugin-common.sh
 source "$repo/scripts/plugin-common.sh"
 
 prefix=/usr/local

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2119,SC2120  # optional arguments are deliberate
 # tenantfs end-to-end harness: a private Docker daemon with the tenantfs
 # managed plugin, for bats files and for scripts (bench/) that source it.
 #
@@ -250,9 +251,12 @@ teardown_private_dockerd() {
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done < <(mounts_under "$d")
   if [[ -n "${TFS_KEEP_LOGS:-}" ]]; then
-    mkdir -p "$TFS_KEEP_LOGS" && cp -f "$d/dockerd.log" "$TFS_KEEP_LOGS/dockerd-$(basename "$d").log" 2>/dev/null || true
+    if mkdir -p "$TFS_KEEP_LOGS"; then
+      cp -f "$d/dockerd.log" "$TFS_KEEP_LOGS/dockerd-$(basename "$d").log" 2>/dev/null || true
+    fi
   fi
   local id
+  # shellcheck disable=SC2013  # one id per line, no spaces
   for id in $(cat "$d/plugin-ids" 2>/dev/null); do
     [[ "$id" =~ ^[0-9a-f]{64}$ ]] || continue
     if [[ -z "$(mounts_under "/run/docker/plugins/$id")" ]]; then
