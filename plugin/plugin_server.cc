@@ -51,7 +51,14 @@ Status UnixHttpServer::bind_unix(const std::string& path) {
                                         " exists and is not a socket; remove it or "
                                         "choose another SOCKET");
     }
-    ::unlink(path.c_str());  // a stale socket of an earlier run
+    // A socket that still accepts belongs to a running serve: taking it over
+    // would leave two services on one store. One that refuses is stale.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      return Status::FailedPrecondition("another process is serving on " + path +
+                                        "; stop it first or choose another SOCKET");
+    }
+    ::unlink(path.c_str());
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return PosixError("socket", errno);

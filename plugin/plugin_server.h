@@ -32,7 +32,8 @@ class UnixHttpServer : public httplib::Server {
   UnixHttpServer();
 
   // Creates the socket's directory (mode 0700) when missing, refuses one that
-  // others may write to, replaces a stale socket file, binds and listens
+  // others may write to, refuses a socket another process still serves on,
+  // replaces a stale socket file, binds and listens
   // with a large backlog (Docker may open many connections at once). The
   // socket file is mode 0600. Call before any thread is started: the process
   // umask is changed for the duration of bind().

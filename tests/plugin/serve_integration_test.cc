@@ -541,6 +541,26 @@ TEST_F(ServeTest, SigtermStopsServeCleanlyAndLeavesMountsServing) {
   EXPECT_FALSE(mounted(mp("a")));
 }
 
+TEST_F(ServeTest, SecondServeOnALiveSocketRefusesToStart) {
+  pid_t second = ::fork();
+  if (second == 0) {
+    int fd = ::open((root_ + "/second.log").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ::dup2(fd, 2);
+    std::vector<std::string> args = ServeArgs();
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(second, &status, 0), second);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
+  EXPECT_NE(read_file(root_ + "/second.log").find("another process is serving on " + socket_),
+            std::string::npos);
+  EXPECT_EQ(Call("List", json::object()).status, 200);  // the first one still serves
+}
+
 TEST_F(ServeTest, SettingsComeFromFlagsOrEnvironmentWithFlagsWinning) {
   StopServe(SIGTERM);
   const std::string env_sock = root_ + "/run/env.sock";
