@@ -809,6 +809,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     want(FUSE_CAP_SPLICE_WRITE);
     want(FUSE_CAP_SPLICE_MOVE);
     want(FUSE_CAP_SPLICE_READ);
+    if (o.max_write != 0 && o.max_write < conn->max_write) conn->max_write = o.max_write;
   } else {
     refuse(FUSE_CAP_SPLICE_WRITE);
     refuse(FUSE_CAP_SPLICE_MOVE);

@@ -47,6 +47,8 @@ struct IdentityFsOptions {
   bool writeback_cache = false;  // kernel buffers writes (exclusive mode only)
   bool keep_cache = false;       // page cache survives open() (exclusive only)
   bool splice = true;            // splice to/from /dev/fuse for data
+  // Largest write request in bytes; 0 keeps libfuse's 1 MiB. See mapper.cc.
+  unsigned max_write = 0;
   // Forward close() as FLUSH: only network filesystems report write errors
   // at close; on local ones the round trip buys nothing.
   bool flush_on_close = true;

@@ -263,9 +263,29 @@ bool is_local_filesystem(int fd) {
   }
 }
 
+// Write requests are spliced from /dev/fuse into a pipe and on into the
+// backing file, without a copy through the mapper, only if the pipe can hold
+// a whole request: libfuse needs max_write plus one page of header. The
+// tenant may grow a pipe up to fs.pipe-max-size (1 MiB by default), so
+// max_write stays one page below that. Measured here (1 GiB dd bs=1M to a
+// tmpfs backing, busy 2-core host): 2.0-2.8 s with splice, 2.3-5.2 s with
+// libfuse's 1 MiB max_write and its read() fallback; native 1.6-2.3 s.
+unsigned max_write_for_splice() {
+  constexpr unsigned kHeader = 4096;
+  unsigned long pipe_max = 1 << 20;
+  if (FILE* f = std::fopen("/proc/sys/fs/pipe-max-size", "re")) {
+    if (std::fscanf(f, "%lu", &pipe_max) != 1) pipe_max = 1 << 20;
+    std::fclose(f);
+  }
+  if (pipe_max > (1ul << 20) + kHeader) return 0;  // libfuse's default fits
+  if (pipe_max < (128ul << 10) + kHeader) return 0;  // too small to be worth it
+  return static_cast<unsigned>(pipe_max) - kHeader;
+}
+
 IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   IdentityFsOptions o;
   o.flush_on_close = !is_local_filesystem(backing_fd);
+  o.max_write = max_write_for_splice();
   o.name = cfg.name;
   o.tenant_uid = cfg.uid;
   o.tenant_gid = cfg.gid;
