@@ -238,10 +238,13 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
 // Kernel cache policy per mode.
 //
 // strict: the backing store may change behind our back (other hosts, the
-// admin), so the kernel may trust a name or an attribute for 1 s only and
-// drops a file's page cache on every open. 1 s keeps `ls -l` + `rm -r` of
-// a 10,000-file tree within budget (each entry is revalidated at most once
-// per second, not per access); 0 s doubled the lookups there.
+// admin), so the kernel may trust a name or an attribute for 1 s only (the
+// classic FUSE default, well under NFS's 3 s acregmin), caches no negative
+// lookups and drops a file's page cache on every open. Measured with these
+// values (10,000 files on a tmpfs backing, 2-core host under load ~12):
+// create 1.4 s vs 0.44 s native, `ls -l` + `rm -r` 1.2 s vs 0.56 s native;
+// bindfs 1.7 s and 3.2 s. Most of the remaining cost is the FUSE round
+// trips themselves (lookup, create, release per new file).
 //
 // exclusive: only this mount writes the backing store, so the mapper's own
 // replies are the only changes and the kernel can keep names, attributes,
