@@ -235,21 +235,6 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
   return Status::Ok();
 }
 
-// Kernel cache policy per mode.
-//
-// strict: the backing store may change behind our back (other hosts, the
-// admin), so the kernel may trust a name or an attribute for 1 s only (the
-// classic FUSE default, well under NFS's 3 s acregmin), caches no negative
-// lookups and drops a file's page cache on every open. Measured with these
-// values (10,000 files on a tmpfs backing, 2-core host under load ~12):
-// create 1.4 s vs 0.44 s native, `ls -l` + `rm -r` 1.2 s vs 0.56 s native;
-// bindfs 1.7 s and 3.2 s. Most of the remaining cost is the FUSE round
-// trips themselves (lookup, create, release per new file).
-//
-// exclusive: only this mount writes the backing store, so the mapper's own
-// replies are the only changes and the kernel can keep names, attributes,
-// negative lookups and file pages for an hour, buffer writes (writeback
-// cache) and cache directory listings.
 // Local filesystems whose close() never reports a deferred write error.
 bool is_local_filesystem(int fd) {
   struct statfs sfs;
@@ -285,6 +270,21 @@ unsigned max_write_for_splice() {
   return static_cast<unsigned>(pipe_max) - kHeader;
 }
 
+// Kernel cache policy per mode.
+//
+// strict: the backing store may change behind our back (other hosts, the
+// admin), so the kernel may trust a name or an attribute for 1 s only (the
+// classic FUSE default, well under NFS's 3 s acregmin), caches no negative
+// lookups and drops a file's page cache on every open. Measured with these
+// values (10,000 files on a tmpfs backing, 2-core host under load ~12):
+// create 1.4 s vs 0.44 s native, `ls -l` + `rm -r` 1.2 s vs 0.56 s native;
+// bindfs 1.7 s and 3.2 s. Most of the remaining cost is the FUSE round
+// trips themselves (lookup, create, release per new file).
+//
+// exclusive: only this mount writes the backing store, so the mapper's own
+// replies are the only changes and the kernel can keep names, attributes,
+// negative lookups and file pages for an hour, buffer writes (writeback
+// cache) and cache directory listings.
 IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   IdentityFsOptions o;
   o.flush_on_close = !is_local_filesystem(backing_fd);
