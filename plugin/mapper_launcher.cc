@@ -21,6 +21,11 @@ namespace {
 
 // The fd number the mapper gets for --ready-fd.
 constexpr int kReadyFd = 3;
+// The fd number of the backing directory in the mapper, and the path that
+// opens it there: the magic link is an inner component, so the mapper's
+// O_NOFOLLOW (which only concerns the last one, ".") does not refuse it.
+constexpr int kBackingFd = 4;
+constexpr const char kBackingPath[] = "/proc/self/fd/4/.";
 // A readiness report is one short line; more is a broken mapper.
 constexpr size_t kMaxReadyLine = 4096;
 constexpr auto kStopTimeout = std::chrono::seconds(10);
@@ -47,11 +52,12 @@ ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,
                                              std::chrono::milliseconds ready_timeout)
     : exe_(std::move(exe)), ready_timeout_(ready_timeout) {}
 
-Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::string& mountpoint) {
+Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_fd,
+                                           const std::string& mountpoint) {
   // argv[0] says what the process is in ps; exe_ (often /proc/self/exe) is
   // what runs.
   std::vector<std::string> args = {"tenantfs",      "mapper",
-                                   "--backing",     b.backing_path,
+                                   "--backing",     kBackingPath,
                                    "--mountpoint",  mountpoint,
                                    "--name",        b.name,
                                    "--uid",         std::to_string(b.uid),
@@ -85,19 +91,19 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, const std::st
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // serve blocks signals for its signal thread
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
-    if (write_fd == kReadyFd) {
-      ::fcntl(kReadyFd, F_SETFD, 0);
-    } else if (::dup2(write_fd, kReadyFd) != kReadyFd) {
+    // Move both fds above their targets first, so that neither dup2 can
+    // overwrite the other; dup2 also clears close-on-exec.
+    int ready = ::fcntl(write_fd, F_DUPFD, 10);
+    int backing = ::fcntl(backing_fd, F_DUPFD, 10);
+    if (ready < 0 || backing < 0) return 120;
+    if (::dup2(ready, kReadyFd) != kReadyFd || ::dup2(backing, kBackingFd) != kBackingFd) {
       return 120;
     }
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0 && devnull != 0) {
-      ::dup2(devnull, 0);
-      if (devnull != kReadyFd) ::close(devnull);
-    }
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(2, 1);  // the mapper's output belongs in serve's log
     // Client sockets accepted by the HTTP server are not close-on-exec.
-    ::close_range(kReadyFd + 1, ~0U, 0);
+    ::close_range(kBackingFd + 1, ~0U, 0);
     ::execv(exe_.c_str(), argv.data());
     return 127;
   });

@@ -22,11 +22,15 @@ class MapperLauncher {
  public:
   virtual ~MapperLauncher() = default;
 
-  // Starts a mapper serving binding.backing_path at `mountpoint` as the
-  // binding's identity and returns its pid once the mapper reported
-  // "ready". On failure nothing is left mounted or running, and the Status
-  // message carries the mapper's own error line.
-  virtual Result<pid_t> start(const VolumeBinding& binding, const std::string& mountpoint) = 0;
+  // Starts a mapper serving the directory open as `backing_fd` (the
+  // binding's backing directory, opened and checked by the caller) at
+  // `mountpoint` as the binding's identity, and returns its pid once the
+  // mapper reported "ready". Handing over the fd, not the path, means the
+  // mapper serves exactly what was checked, even if a path component is
+  // swapped for a symlink meanwhile. On failure nothing is left mounted or
+  // running, and the Status message carries the mapper's own error line.
+  virtual Result<pid_t> start(const VolumeBinding& binding, int backing_fd,
+                              const std::string& mountpoint) = 0;
 
   // Takes the mount at `mountpoint` down (as root: the mapper dropped the
   // privileges it would need) and waits for mapper `pid` to exit, killing it
@@ -44,7 +48,8 @@ class ProcessMapperLauncher final : public MapperLauncher {
   // gives Mount 2 minutes in all.
   ProcessMapperLauncher(std::string exe, std::chrono::milliseconds ready_timeout);
 
-  Result<pid_t> start(const VolumeBinding& binding, const std::string& mountpoint) override;
+  Result<pid_t> start(const VolumeBinding& binding, int backing_fd,
+                      const std::string& mountpoint) override;
   Status stop(pid_t pid, const std::string& mountpoint) override;
 
  private:

@@ -407,15 +407,12 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
   }
   // Check the backing directory again: path= data may have been replaced by
   // a symlink since Create, and the allowed roots may have changed.
-  if (b.external) {
-    auto dir = open_external_dir(b.name, b.backing_path, config_.allowed_roots);
-    if (!dir.ok()) return dir.status();
-    TENANTFS_RETURN_IF_ERROR(check_external_overlap(b.name, dir->get()));
-  } else {
-    auto dir = open_backing_dir(data_dir_fd_.get(), b.name);
-    if (!dir.ok()) return dir.status();
-  }
-  auto pid = launcher_.start(b, mp);
+  Result<UniqueFd> dir = b.external
+                             ? open_external_dir(b.name, b.backing_path, config_.allowed_roots)
+                             : open_backing_dir(data_dir_fd_.get(), b.name);
+  if (!dir.ok()) return dir.status();
+  if (b.external) TENANTFS_RETURN_IF_ERROR(check_external_overlap(b.name, dir->get()));
+  auto pid = launcher_.start(b, dir->get(), mp);
   if (!pid.ok()) return pid.status();
   auto exited = std::make_shared<std::atomic<bool>>(false);
   {
@@ -434,8 +431,8 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
       events_cv_.notify_all();
     });
   }
-  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} mounted at {}", b.name, b.tenant, *pid,
-               mp);
+  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} serves {} at {}", b.name, b.tenant,
+               *pid, b.backing_path, mp);
   return Status::Ok();
 }
 

@@ -515,8 +515,8 @@ TEST_F(ServeTest, KillNineOfMapperThenNextMountWorks) {
   // dead mount.
   EXPECT_TRUE(eventually([&] {
     std::string log = read_file(root_ + "/serve.log");
-    return log.find("volume \"a\" (tenant \"alice\"): mapper pid " + std::to_string(pids[0])) !=
-           std::string::npos;
+    return log.find("volume \"a\" (tenant \"alice\"): mapper pid " + std::to_string(pids[0]) +
+                    " was killed by signal") != std::string::npos;
   }));
   EXPECT_TRUE(eventually([&] { return !mounted(mp("a")); }));
 

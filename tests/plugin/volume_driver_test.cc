@@ -28,9 +28,17 @@ using testing::TempDir;
 // Counts starts and stops; fails starts on request. Never forks.
 class RecordingLauncher : public MapperLauncher {
  public:
-  Result<pid_t> start(const VolumeBinding& b, const std::string& mountpoint) override {
+  Result<pid_t> start(const VolumeBinding& b, int backing_fd,
+                      const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!fail_with_.empty()) return Status::IOError(fail_with_);
+    // The fd handed over must be the binding's backing directory.
+    struct stat by_fd {};
+    struct stat by_path = stat_of(b.backing_path);
+    if (::fstat(backing_fd, &by_fd) != 0 || by_fd.st_ino != by_path.st_ino ||
+        by_fd.st_dev != by_path.st_dev) {
+      return Status::Internal("backing fd is not " + b.backing_path);
+    }
     ++starts_[b.name];
     last_mountpoint_ = mountpoint;
     last_binding_ = b;
