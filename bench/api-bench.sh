@@ -74,7 +74,7 @@ api_part() {
     API_WHY="this tenantfs build has no working 'serve' subcommand yet"; return 1
   fi
   local sock=$WORK/tenantfs.sock i out
-  mkdir -p -m 0700 "$WORK/state" "$WORK/data"
+  mkdir -m 0700 "$WORK/state" "$WORK/data"
   mkdir -p "$WORK/mnt"
   "$TENANTFS" serve --socket "$sock" --state-dir "$WORK/state" --data-dir "$WORK/data" \
     --mount-root "$WORK/mnt" >>"$WORK/serve.log" 2>&1 </dev/null &

@@ -31,7 +31,7 @@ else
   RUNS=${BENCH_RUNS:-3} SIZE=${BENCH_SIZE:-1g} RUNTIME=${BENCH_RUNTIME:-10}
   NFILES=${BENCH_FILES:-10000} NTREE=${BENCH_TREE_FILES:-5000}
 fi
-TARGETS=(${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt})
+read -r -a TARGETS <<<"${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt}"
 TUID=${BENCH_UID:-7001}
 TGID=${BENCH_GID:-7001}
 

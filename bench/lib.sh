@@ -7,7 +7,7 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_ROOT/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO_ROOT/build}
 [[ "$BUILD_DIR" == /* ]] || BUILD_DIR=$REPO_ROOT/$BUILD_DIR
-RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_ROOT/results}
+export RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_ROOT/results}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
