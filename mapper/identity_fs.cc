@@ -26,12 +26,14 @@ namespace {
 IdentityFs& fs_of(fuse_req_t req) { return *static_cast<IdentityFs*>(fuse_req_userdata(req)); }
 Inode& inode_of(fuse_req_t req, fuse_ino_t ino) { return fs_of(req).inodes().get(ino); }
 
-// "/proc/self/fd/N": the only way to reach an object held as an O_PATH fd
-// with calls that take no fd (open, chmod, xattrs, truncate). The kernel
-// resolves it to the object itself, never through the backing tree.
+// "N" in /proc/self/fd, the mapper's working directory (run_mapper changes
+// to it before the privilege drop): the only way to reach an object held as
+// an O_PATH fd with calls that take no fd (open, chmod, xattrs, truncate).
+// The kernel resolves it to the object itself, never through the backing
+// tree, and a relative name never needs search permission on "/".
 class ProcPath {
  public:
-  explicit ProcPath(int fd) { std::snprintf(buf_, sizeof buf_, "/proc/self/fd/%d", fd); }
+  explicit ProcPath(int fd) { std::snprintf(buf_, sizeof buf_, "%d", fd); }
   const char* c_str() const { return buf_; }
 
  private:

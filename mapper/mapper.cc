@@ -417,6 +417,13 @@ int run_mapper(const MapperConfig& cfg_in) {
     return fail(cfg, Status::Internal("refusing to drop privileges with " +
                                       std::to_string(threads) + " threads running"));
   }
+  // Objects held as O_PATH fds are reached as "N" relative to this working
+  // directory (see ProcPath in identity_fs.cc). After the drop the tenant may
+  // be unable to traverse "/" (a managed plugin's root is 0700), but the
+  // kernel lets a process into its own fd directory whoever it runs as.
+  if (::chdir("/proc/self/fd") != 0) {
+    return fail(cfg, PosixError("chdir /proc/self/fd", errno));
+  }
   if (Status st = drop_privileges_to(tenant); !st.ok()) {
     // Still root here (see privileges.h), so the guard can unmount.
     return fail(cfg, Status::Internal("cannot drop privileges to uid " + std::to_string(cfg.uid) +
