@@ -16,12 +16,16 @@ load helpers
   [[ "$(mounts_under "$d")" == *left* ]]
   [ -S "/run/docker/plugins/$id/tenantfs.sock" ]
 
+  local dumps_before
+  dumps_before="$(ls /tmp/containerd.*.stacks.log 2>/dev/null | wc -l)"
   run -0 teardown_private_dockerd
   run ! tfs_alive "$pid"
   [ -z "$(pids_of_run "$d")" ]
   [ -z "$(mounts_under "$d")" ]
   [ ! -e "$d" ]
   [ ! -e "/run/docker/plugins/$id" ]
+  # Nothing written to the shared /tmp either (containerd's stack dumps).
+  [ "$(ls /tmp/containerd.*.stacks.log 2>/dev/null | wc -l)" = "$dumps_before" ]
 }
 
 teardown() {

@@ -49,7 +49,7 @@ start_private_dockerd() {
   if [[ -z "$d" ]]; then
     d="$(mktemp -d /tmp/tenantfs-e2e.XXXXXX)" || return 1
   fi
-  mkdir -p "$d/data" "$d/exec" "$d/state" "$d/roots" || return 1
+  mkdir -p "$d/data" "$d/exec" "$d/state" "$d/roots" "$d/tmp" || return 1
   chmod 0700 "$d" || return 1
   export TFS_D="$d"
   export DOCKER_HOST="unix://$d/docker.sock"
@@ -58,7 +58,9 @@ start_private_dockerd() {
   # even if both share a system containerd.
   local ns
   ns="tenantfs-e2e-$(basename "$d" | tr -c 'a-zA-Z0-9\n' '-')"
-  dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
+  # TMPDIR: the daemon and its containerd write their temporary files (and
+  # stack dumps when a shutdown is slow) there, not in /tmp.
+  TMPDIR="$d/tmp" dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
     -H "unix://$d/docker.sock" --bridge=none --iptables=false --ip-masq=false \
     --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
     --log-level info >>"$TFS_DOCKERD_LOG" 2>&1 </dev/null 3>&- &
