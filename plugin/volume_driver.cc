@@ -49,6 +49,13 @@ Status no_such_volume(const std::string& name) {
                           name + "\"");
 }
 
+// A store failure of a call that names an existing volume: kNotFound means
+// the volume itself is unknown.
+Status volume_lookup_error(const std::string& name, const Status& st) {
+  if (st.code() == Code::kNotFound) return no_such_volume(name);
+  return volume_error(name, st);
+}
+
 // Fields of a request body. Docker sends an object; an empty body or null
 // counts as {}.
 Result<json> parse_body(std::string_view body) {
@@ -327,10 +334,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   auto lock_holder = volume_lock(name);
   std::lock_guard<std::mutex> lock(*lock_holder);
   auto b = store_.get_volume(name);
-  if (!b.ok()) {
-    if (b.status().code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, b.status());
-  }
+  if (!b.ok()) return volume_lookup_error(name, b.status());
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
   if (refs->total() > 0 || has_live_mount_locked(name)) {
@@ -352,10 +356,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
     }
   }
   Status st = store_.remove_volume(name);
-  if (!st.ok()) {
-    if (st.code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, st);
-  }
+  if (!st.ok()) return volume_lookup_error(name, st);
   // The empty mountpoint directory goes with the volume; failing to remove
   // it only leaves an empty root-only directory behind.
   ::rmdir(mp.c_str());
@@ -463,10 +464,7 @@ Result<json> VolumeDriver::mount(const std::string& name, const std::string& id)
   auto lock_holder = volume_lock(name);
   std::lock_guard<std::mutex> lock(*lock_holder);
   auto b = store_.get_volume(name);
-  if (!b.ok()) {
-    if (b.status().code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, b.status());
-  }
+  if (!b.ok()) return volume_lookup_error(name, b.status());
   auto total = store_.add_ref(name, id);
   if (!total.ok()) return volume_error(name, total.status());
   if (!has_live_mount_locked(name)) {
@@ -489,10 +487,7 @@ Result<json> VolumeDriver::unmount(const std::string& name, const std::string& i
   auto lock_holder = volume_lock(name);
   std::lock_guard<std::mutex> lock(*lock_holder);
   auto total = store_.release_ref(name, id);
-  if (!total.ok()) {
-    if (total.status().code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, total.status());
-  }
+  if (!total.ok()) return volume_lookup_error(name, total.status());
   if (*total == 0) {
     Status st = stop_mapper_locked(name);
     if (!st.ok()) {
@@ -507,10 +502,7 @@ Result<json> VolumeDriver::path(const std::string& name) {
   auto lock_holder = volume_lock(name);
   std::lock_guard<std::mutex> lock(*lock_holder);
   auto b = store_.get_volume(name);
-  if (!b.ok()) {
-    if (b.status().code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, b.status());
-  }
+  if (!b.ok()) return volume_lookup_error(name, b.status());
   return json{{"Mountpoint", has_live_mount_locked(name) ? mountpoint_of(name) : ""}};
 }
 
@@ -518,10 +510,7 @@ Result<json> VolumeDriver::get(const std::string& name) {
   auto lock_holder = volume_lock(name);
   std::lock_guard<std::mutex> lock(*lock_holder);
   auto b = store_.get_volume(name);
-  if (!b.ok()) {
-    if (b.status().code() == Code::kNotFound) return no_such_volume(name);
-    return volume_error(name, b.status());
-  }
+  if (!b.ok()) return volume_lookup_error(name, b.status());
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
   json status = {
