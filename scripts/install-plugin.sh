@@ -83,23 +83,12 @@ while read -r mname src; do
   esac
 done < <(docker plugin inspect --format '{{range .Settings.Mounts}}{{.Name}} {{.Source}}{{println}}{{end}}' "$name")
 
-# Docker unpacks a plugin's rootfs into a fresh directory of mode 0700 (the
-# archive's own root entry is skipped), so inside the plugin "/" can only be
-# traversed by root, and mappers, which run as their tenant, could not reach
-# any absolute path, /proc/self/fd included. Make it traversable.
-id="$(docker plugin inspect --format '{{.Id}}' "$name")"
-docker_root="$(docker info --format '{{.DockerRootDir}}')"
-if [[ -d "$docker_root/plugins/$id/rootfs" ]]; then
-  chmod 0755 "$docker_root/plugins/$id/rootfs"
-else
-  say "warning: cannot find the plugin's rootfs under $docker_root (a remote DOCKER_HOST?); volumes may fail to mount"
-fi
-
 if ! docker plugin enable "$name" >/dev/null; then
   die "docker plugin enable $name failed; see the Docker daemon's log (journalctl -u docker) for the plugin's own messages"
 fi
 
 install -d "$prefix/bin"
 install -m 0755 "$cli" "$prefix/bin/tenantfs"
+id="$(docker plugin inspect --format '{{.Id}}' "$name")"
 say "plugin $name enabled (socket /run/docker/plugins/$id/tenantfs.sock); CLI installed as $prefix/bin/tenantfs"
 say "next: tenantfs tenant add NAME --uid U --gid G; docker volume create -d $name -o tenant=NAME VOLUME"

@@ -46,6 +46,16 @@ teardown() { e2e_teardown; }
   [ "$(cat "$(backing_dir v-as-root)/f")" = hi ]
 }
 
+@test "existing files and directories read back through the mapper, with the plugin's root as Docker makes it" {
+  # Docker unpacks the plugin's rootfs with its root at 0700: a mapper, which
+  # has dropped root, must not need to resolve absolute paths.
+  [ "$(stat -c %a "$TFS_D/data/plugins/$TFS_PLUGIN_ID/rootfs")" = 700 ]
+  docker volume create -d tenantfs -o tenant=alice v-read
+  bb -v v-read:/data busybox sh -c 'mkdir /data/d && echo content > /data/d/f'
+  run -0 bb --user 1000 -v v-read:/data busybox sh -c 'ls /data; ls /data/d; cat /data/d/f'
+  [ "$output" = "$(printf 'd\nf\ncontent')" ]
+}
+
 @test "files a --user 1000 container creates are owned by the tenant on the storage" {
   docker volume create -d tenantfs -o tenant=alice v-as-1000
   run -0 bb --user 1000 -v v-as-1000:/data busybox sh -c 'echo hi > /data/f && stat -c %u:%g /data/f'
