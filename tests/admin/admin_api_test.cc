@@ -231,7 +231,7 @@ TEST_F(AdminApiTest, VolumeListShowsBindingsAndMountCounts) {
 // The same handlers reached through httplib on a unix socket, as the CLI
 // reaches them.
 TEST_F(AdminApiTest, RoutesServeTheEndpointsOverAUnixSocket) {
-  testing::TestUnixServer server(dir_.file("admin.sock"));
+  testing::TestUnixServer server(dir_.sub("admin.sock"));
   register_admin_routes(server, deps_);
   server.start();
   UnixHttpClient client(server.path());

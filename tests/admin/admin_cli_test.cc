@@ -193,7 +193,7 @@ class AdminCliTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store_ = testing::open_store(dir_);
   std::string passwd_ = dir_.write("passwd", "hostuser:x:1200:1200::/:/bin/sh\n");
   TenantDirectory tenants_{*store_, passwd_, ""};
-  testing::TestUnixServer server_{dir_.file("admin.sock")};
+  testing::TestUnixServer server_{dir_.sub("admin.sock")};
   std::ostringstream out_, err_;
 };
 
@@ -321,10 +321,10 @@ TEST_F(AdminCliTest, SocketFromTheEnvironment) {
 }
 
 TEST_F(AdminCliTest, MissingSocketSaysWhatToDo) {
-  EXPECT_EQ(run({"tenant", "ls", "--socket", dir_.file("absent.sock")}), 1);
+  EXPECT_EQ(run({"tenant", "ls", "--socket", dir_.sub("absent.sock")}), 1);
   EXPECT_EQ(out_.str(), "");
   EXPECT_TRUE(contains(err_.str(),
-                       "tenantfs: cannot reach tenantfs: connect to " + dir_.file("absent.sock")))
+                       "tenantfs: cannot reach tenantfs: connect to " + dir_.sub("absent.sock")))
       << err_.str();
   EXPECT_TRUE(contains(err_.str(),
                        "is the tenantfs plugin enabled? run `sudo make install`, or pass "
@@ -340,7 +340,7 @@ TEST_F(AdminCliTest, SocketOfTheDockerPluginIsTheOneTried) {
 }
 
 TEST_F(AdminCliTest, NonJsonErrorReplyIsReportedWithItsStatus) {
-  testing::TestUnixServer other(dir_.file("other.sock"));
+  testing::TestUnixServer other(dir_.sub("other.sock"));
   other.Post("/tenantfs/v1/tenants/list", [](const httplib::Request&, httplib::Response& res) {
     res.status = 503;
     res.set_content("overloaded", "text/plain");

@@ -298,7 +298,7 @@ TEST_F(TenantDirectoryTest, SameSizeRewriteRightAfterAReadIsSeen) {
 }
 
 TEST_F(TenantDirectoryTest, MissingFileCountsAsEmptyUntilItAppears) {
-  std::string later = dir_.file("passwd.later");
+  std::string later = dir_.sub("passwd.later");
   TenantDirectory tenants(*store_, later, "");
   EXPECT_EQ(tenants.resolve("alice").status().code(), Code::kNotFound);
   auto list = tenants.list();

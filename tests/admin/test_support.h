@@ -18,38 +18,9 @@
 #include <thread>
 
 #include "store/sqlite_store.h"
+#include "tests/support/temp_dir.h"
 
 namespace tenantfs::testing {
-
-// A fresh 0700 directory removed with its content at destruction.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tenantfs-admin-test.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  // Writes `text` to name (replacing it) and returns the path.
-  std::string write(const std::string& name, const std::string& text) const {
-    std::string p = file(name);
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    return p;
-  }
-
- private:
-  std::string path_;
-};
 
 // httplib::Server bound to a unix socket and served on its own thread until
 // destruction. httplib 0.11.4 binds only TCP, but listen_after_bind() serves
@@ -93,7 +64,7 @@ class TestUnixServer : public httplib::Server {
 };
 
 inline std::unique_ptr<SqliteStore> open_store(const TempDir& dir) {
-  auto store = SqliteStore::Open(dir.file("state/tenantfs.db"));
+  auto store = SqliteStore::Open(dir.sub("state/tenantfs.db"));
   if (!store.ok()) throw std::runtime_error("SqliteStore::Open: " + store.status().ToString());
   return std::move(store).value();
 }

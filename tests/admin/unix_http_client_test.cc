@@ -91,7 +91,7 @@ class RawServer {
 class UnixHttpClientTest : public ::testing::Test {
  protected:
   TempDir dir_;
-  std::string sock_ = dir_.file("s.sock");
+  std::string sock_ = dir_.sub("s.sock");
 };
 
 TEST_F(UnixHttpClientTest, PostsToAnHttplibServerAndReadsTheReply) {

@@ -10,29 +10,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "tests/support/temp_dir.h"
+
 namespace tenantfs::testing {
-
-// A fresh 0700 directory, removed with its content at destruction.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tenantfs-serve-test.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // The tenant the tests bind volumes to. As root, an unprivileged id that
 // exercises the chown; otherwise the caller's own ids (a tenant is never 0).
