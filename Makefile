@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 CTEST_ARGS ?=
 PLUGIN_SETTINGS ?=
 
-.PHONY: all deps build-deps test plugin install uninstall bench clean
+.PHONY: all deps build-deps test plugin install uninstall bench fuzz clean
 
 all: build-deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTENANTFS_WERROR=ON >/dev/null
@@ -49,6 +49,13 @@ bench: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
 	@cmake --build $(BUILD_DIR) --target tenantfs -j $(JOBS)
 	@BUILD_DIR=$(BUILD_DIR) bench/run.sh
+
+# Fuzzing (clang, ASan+UBSan, libFuzzer) in a tree of its own, FUZZ_SECONDS per
+# target; findings land in build-fuzz/fuzz-artifacts/ (see tests/fuzz/).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD_DIR ?= build-fuzz
+fuzz: deps
+	@tests/fuzz/fuzz.sh --source . --build $(FUZZ_BUILD_DIR) --seconds $(FUZZ_SECONDS) --jobs $(JOBS)
 
 clean:
 	rm -rf $(BUILD_DIR)
