@@ -48,6 +48,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 for t in "${targets[@]}"; do
   mkdir -p "$build/fuzz-corpus/$t" "$build/fuzz-artifacts"
+  rm -f "$build/fuzz-artifacts/$t-"*  # only this run's findings are reported
   log="$build/fuzz-$t.log"
   echo "fuzz: $t for ${seconds}s (log $log)"
   if "$build/tests/fuzz/${t}_fuzzer" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
