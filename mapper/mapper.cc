@@ -379,7 +379,12 @@ int run_mapper(const MapperConfig& cfg_in) {
     return fail(cfg, st);
   }
 
-  IdentityFs fs(fs_options_for(cfg, backing.get()), std::move(backing), backing_st);
+  // Options first: the constructor takes `backing` over, and the order in
+  // which its arguments are evaluated is unspecified (GCC moved the fd out
+  // before fs_options_for looked at it, so every mount believed its backing
+  // store remote and paid a FLUSH round trip per close()).
+  IdentityFsOptions fs_opts = fs_options_for(cfg, backing.get());
+  IdentityFs fs(std::move(fs_opts), std::move(backing), backing_st);
 
   std::string opts = "allow_other,fsname=tenantfs:" + cfg.name + ",subtype=tenantfs";
   if (cfg.readonly) opts += ",ro";
