@@ -48,21 +48,21 @@ int as_user(uid_t uid, gid_t gid, const std::function<int()>& fn) {
 
 int in_container(const std::vector<std::pair<std::string, std::string>>& binds, uid_t uid,
                  gid_t gid, const std::function<int()>& fn) {
+  // Made here and removed here: in the child it is a mountpoint until the
+  // child's namespace ends with it.
+  char tmpl[] = "/tmp/tenantfs-ctr.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return 253;
+  const std::string newroot = tmpl;
   pid_t pid = ::fork();
   if (pid == 0) {
     if (::unshare(CLONE_NEWNS) != 0) _exit(251);
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(252);
-    char tmpl[] = "/tmp/tenantfs-ctr.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) _exit(253);
-    const std::string newroot = tmpl;
     if (::mount("tmpfs", newroot.c_str(), "tmpfs", 0, "mode=0755,size=1m") != 0) _exit(253);
     for (const auto& [host, inside] : binds) {
       const std::string target = newroot + inside;
       ::mkdir(target.c_str(), 0755);
       if (::mount(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) _exit(254);
     }
-    // The directory on the host stays empty; the namespace ends with us.
-    ::rmdir(tmpl);
     if (::chdir(newroot.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) _exit(254);
     if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
         ::setresuid(uid, uid, uid) != 0) {
@@ -72,6 +72,7 @@ int in_container(const std::vector<std::pair<std::string, std::string>>& binds, 
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
+  ::rmdir(newroot.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
 }
 
