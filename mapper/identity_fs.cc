@@ -197,7 +197,20 @@ int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* 
       return EPERM;
     }
   }
-  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) return 0;
+  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) {
+    // chown clears suid, and sgid with group execute, of a non-directory
+    // even when the owner does not change. The kernel leaves that to the
+    // server once killpriv is negotiated (mapper.cc); a real chown below
+    // gets it from the backing kernel.
+    if (S_ISDIR(cur.st_mode) || S_ISLNK(cur.st_mode)) return 0;
+    mode_t mode = cur.st_mode & 07777;
+    if (mode & S_ISUID) mode &= ~S_ISUID;
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
+    if (mode == (cur.st_mode & 07777)) return 0;
+    const ProcPath path(inode.fd.get());
+    if (::chmod(path.c_str(), mode) != 0) return last_errno();
+    return 0;
+  }
   if (::fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }

@@ -26,6 +26,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -34,6 +35,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -309,6 +311,45 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   return o;
 }
 
+// FUSE_HANDLE_KILLPRIV_V2 (protocol 7.33, kernel 5.11): the server kills
+// suid/sgid and security.capability itself on write, truncate and chown, and
+// the kernel marks the superblock SB_NOSEC. Without it the kernel asks for
+// security.capability (a GETXATTR round trip) before every write() call;
+// with it, once per inode until its attributes are next refreshed. libfuse
+// 3.14 cannot ask for it (no FUSE_CAP_HANDLE_KILLPRIV_V2), so the flag is
+// added to the INIT reply on its way to the kernel. A kernel that does not
+// know the flag ignores it.
+//
+// The mapper owes nothing extra for it: it runs as the tenant without
+// CAP_FSETID, so the backing kernel already kills suid/sgid and file
+// capabilities on every write, truncate and chown it makes, and chown to the
+// ids an object already shows (a no-op here) clears them in do_chown.
+constexpr uint32_t kFuseHandleKillprivV2 = 1u << 28;
+constexpr uint32_t kFuseKernelVersion = 7;
+std::atomic<bool> g_init_reply_pending{true};
+
+ssize_t io_writev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
+  // The first message of a session is the INIT reply: the kernel sends no
+  // other request before it has one, and notifications only follow requests.
+  // fuse_out_header (16 bytes), then fuse_init_out: major, minor,
+  // max_readahead, flags (32-bit each).
+  if (g_init_reply_pending.exchange(false) && count >= 2 && iov[0].iov_len == 16 &&
+      iov[1].iov_len >= 16) {
+    auto* init_out = static_cast<uint32_t*>(iov[1].iov_base);
+    int32_t error;
+    std::memcpy(&error, static_cast<const char*>(iov[0].iov_base) + 4, sizeof error);
+    if (error == 0 && init_out[0] == kFuseKernelVersion) init_out[3] |= kFuseHandleKillprivV2;
+  }
+  return ::writev(fd, iov, count);
+}
+
+ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) { return ::read(fd, buf, len); }
+
+ssize_t io_splice(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                  unsigned int flags, void* /*userdata*/) {
+  return ::splice(fdin, offin, fdout, offout, len, flags);
+}
+
 // fuse_session with the unmount-on-error guard the start sequence needs.
 class FuseSession {
  public:
@@ -407,6 +448,13 @@ int run_mapper(const MapperConfig& cfg_in) {
                                      (why.empty() ? std::string() : ": " + why)));
   }
   session.set_mounted();
+  {
+    static const fuse_custom_io io = {io_writev, io_read, io_splice, io_splice};
+    if (int err = fuse_session_custom_io(raw, &io, fuse_session_fd(raw)); err != 0) {
+      return fail(cfg, Status::Internal(std::string("cannot set the FUSE session's I/O: ") +
+                                        std::strerror(-err)));
+    }
+  }
 
   if (g_signalled != 0) {
     mapper_log()->info("volume {}: signal {} before serving; unmounted", cfg.name,
