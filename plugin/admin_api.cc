@@ -10,6 +10,8 @@
 #include <optional>
 #include <set>
 
+#include "plugin/request_json.h"
+
 namespace tenantfs {
 namespace {
 
@@ -36,18 +38,6 @@ AdminReply error(int status, std::string message) {
 }
 
 AdminReply error(const Status& st) { return error(http_status_for(st), st.message()); }
-
-// Parses a request body into a JSON object; empty means {}.
-Result<json> parse_object(std::string_view body) {
-  if (std::all_of(body.begin(), body.end(),
-                  [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; })) {
-    return json::object();
-  }
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
-  return j;
-}
 
 Status reject_unknown_fields(const json& j, std::initializer_list<std::string_view> known) {
   for (const auto& [key, value] : j.items()) {
@@ -279,7 +269,7 @@ AdminReply handle_admin_request(const AdminDeps& deps, std::string_view endpoint
       return error(404, "unknown admin endpoint \"" + shown + "\" (this tenantfs serves " +
                             kEndpoints + "): is the CLI newer than the plugin?");
     }
-    auto req = parse_object(body);
+    auto req = parse_request_object(body);
     if (!req.ok()) return error(req.status());
     return handler(deps, *req);
   } catch (const std::exception& e) {

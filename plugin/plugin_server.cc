@@ -125,7 +125,10 @@ void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
             break;
         }
         spdlog::warn("{} http {}: {}", req.path.empty() ? "-" : req.path, res.status, msg);
-        res.set_content(nlohmann::json{{"Err", msg}}.dump(), kPluginContentType);
+        // The path is the client's and may hold invalid UTF-8: replace, never throw.
+        res.set_content(
+            nlohmann::json{{"Err", msg}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            kPluginContentType);
         return httplib::Server::HandlerResponse::Handled;
       }));
 }

@@ -12,6 +12,7 @@
 #include "plugin/backing_dir.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mount_table.h"
+#include "plugin/request_json.h"
 #include "plugin/volume_spec.h"
 
 namespace tenantfs {
@@ -56,17 +57,10 @@ Status volume_lookup_error(const std::string& name, const Status& st) {
   return volume_error(name, st);
 }
 
-// Fields of a request body. Docker sends an object; an empty body or null
-// counts as {}.
+// Fields of a request body, with Docker's "tenantfs: " in front of errors.
 Result<json> parse_body(std::string_view body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return Status::InvalidArgument("tenantfs: the request body is not valid JSON");
-  }
-  if (j.is_null()) return json::object();
-  if (!j.is_object())
-    return Status::InvalidArgument("tenantfs: the request body must be a JSON object");
+  auto j = parse_request_object(body);
+  if (!j.ok()) return Status(j.status().code(), "tenantfs: " + j.status().message());
   return j;
 }
 

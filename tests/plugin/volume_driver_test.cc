@@ -248,10 +248,10 @@ TEST_F(VolumeDriverTest, MalformedRequestsGetAnErrNeverACrash) {
   DriverReply unknown = driver_->handle("/VolumeDriver.Explode", "{}");
   EXPECT_EQ(unknown.http_status, 404);
   EXPECT_NE(unknown.body.value("Err", "").find("unknown endpoint"), std::string::npos);
-  // Deep nesting is parsed without recursion and refused as a non-object.
+  // Deep nesting is refused before parsing, so no copy of it can recurse.
   std::string deep(50000, '[');
   deep += std::string(50000, ']');
-  EXPECT_EQ(Err(CallRaw("Create", deep)), "tenantfs: the request body must be a JSON object");
+  EXPECT_EQ(Err(CallRaw("Create", deep)), "tenantfs: the request body nests deeper than 32 levels");
   EXPECT_EQ(Mounts("data"), 0);
 }
 
