@@ -87,7 +87,11 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
                                            const std::map<std::string, std::string>& opts) {
   const std::string pre = volume_prefix(volume);
   CreateOptions out;
-  for (const auto& [key, value] : opts) {
+  for (const auto& option : opts) {
+    // Named references rather than a structured binding: clang before 16
+    // (the fuzz build) cannot capture structured bindings in a lambda.
+    const std::string& key = option.first;
+    const std::string& value = option.second;
     auto bad = [&](const std::string& why) {
       return Status::InvalidArgument(pre + "option \"" + key + "\" " + why);
     };
