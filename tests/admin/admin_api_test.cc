@@ -12,10 +12,7 @@ namespace {
 
 using nlohmann::json;
 using testing::TempDir;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using testing::contains;
 
 VolumeBinding binding_for(const std::string& volume, const Tenant& t) {
   VolumeBinding b;

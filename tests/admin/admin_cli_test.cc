@@ -16,10 +16,7 @@ namespace {
 
 using nlohmann::json;
 using testing::TempDir;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using testing::contains;
 
 const std::string kId(64, 'a');
 

@@ -14,10 +14,7 @@ namespace tenantfs {
 namespace {
 
 using testing::TempDir;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using testing::contains;
 
 TEST(ParsePasswdTest, ReadsWellFormedLinesAndSkipsCommentsAndBlanks) {
   std::vector<std::string> warnings;

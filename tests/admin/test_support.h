@@ -22,6 +22,11 @@
 
 namespace tenantfs::testing {
 
+// True when `needle` occurs in `haystack`: message checks read as sentences.
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 // httplib::Server bound to a unix socket and served on its own thread until
 // destruction. httplib 0.11.4 binds only TCP, but listen_after_bind() serves
 // whatever socket svr_sock_ holds.

@@ -18,10 +18,7 @@ namespace tenantfs {
 namespace {
 
 using testing::TempDir;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using testing::contains;
 
 UniqueFd listen_unix(const std::string& path, bool do_listen = true) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
