@@ -1,7 +1,7 @@
 #include "plugin/mount_table.h"
 
 #include <sys/mount.h>
-#include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <fstream>
@@ -76,8 +76,9 @@ bool is_mount_point(const std::vector<MountEntry>& table, const std::string& pat
 }
 
 bool is_dead_fuse_mount(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) != 0 && errno == ENOTCONN;
+  struct statfs st;
+  if (::statfs(path.c_str(), &st) == 0) return false;
+  return errno == ENOTCONN || errno == ECONNABORTED;
 }
 
 Status unmount(const std::string& path) {

@@ -33,8 +33,11 @@ std::vector<std::string> tenantfs_mounts_under(const std::vector<MountEntry>& ta
 // True when a mount sits exactly on `path`.
 bool is_mount_point(const std::vector<MountEntry>& table, const std::string& path);
 
-// True when `path` is a FUSE mount whose server is gone (stat gives
-// ENOTCONN). A live server answers the stat; a hung one blocks it.
+// True when `path` is a FUSE mount whose server is gone. Probed with statfs,
+// which the kernel always sends to the server: a stat may be answered from
+// the attribute cache and so succeed on a dead mount for a while. A dead
+// connection answers ENOTCONN (ECONNABORTED when the request was queued as
+// the server closed /dev/fuse); a live server answers; a hung one blocks.
 bool is_dead_fuse_mount(const std::string& path);
 
 // umount2(path, 0); on EBUSY, umount2(path, MNT_DETACH) so the mount goes as
