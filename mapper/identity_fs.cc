@@ -60,6 +60,32 @@ int stat_inode(const Inode& inode, struct stat* st) {
   return 0;
 }
 
+// Fills `e` for the object `id`, stat'ed as `st`.
+void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, fuse_entry_param* e) {
+  e->ino = id;
+  e->attr = st;
+  present_owner(fs.options(), &e->attr);
+  e->attr_timeout = fs.options().attr_timeout;
+  e->entry_timeout = fs.options().entry_timeout;
+}
+
+// Opens `name` in `dirfd` as O_PATH, stats what was opened (the name may
+// have changed in between) and records one kernel lookup of it.
+int add_lookup_by_name(IdentityFs& fs, fuse_ino_t parent, int dirfd, const char* name,
+                       fuse_entry_param* e) {
+  UniqueFd fd(::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return last_errno();
+  struct stat st;
+  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    return last_errno();
+  }
+  // Another filesystem mounted inside the backing tree is not part of the
+  // volume.
+  if (st.st_dev != fs.root_dev()) return EXDEV;
+  fill_entry(fs, fs.inodes().add_lookup(std::move(fd), st, parent, name), st, e);
+  return 0;
+}
+
 // Looks `name` up in `parent` and, on success, records one kernel lookup and
 // fills `e`. Returns 0 or an errno.
 int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
@@ -72,24 +98,42 @@ int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_pa
   // finds them without opening a new fd.
   struct stat st;
   if (::fstatat(dir.fd.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
-  // Another filesystem mounted inside the backing tree is not part of the
-  // volume.
   if (st.st_dev != fs.root_dev()) return EXDEV;
-  e->ino = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name);
-  if (e->ino == 0) {
-    UniqueFd fd(::openat(dir.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) return last_errno();
-    // Stat what was opened: the name may have changed in between.
-    if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-      return last_errno();
-    }
-    if (st.st_dev != fs.root_dev()) return EXDEV;
-    e->ino = fs.inodes().add_lookup(std::move(fd), st, parent, name);
+  if (fuse_ino_t id = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name)) {
+    fill_entry(fs, id, st, e);
+    return 0;
   }
-  present_owner(fs.options(), &st);
-  e->attr = st;
-  e->attr_timeout = fs.options().attr_timeout;
-  e->entry_timeout = fs.options().entry_timeout;
+  return add_lookup_by_name(fs, parent, dir.fd.get(), name, e);
+}
+
+// The entry of an object this request just made as `name` in `parent`
+// (mkdir, mknod, symlink): a new object is never known yet, so the fstatat
+// by name that do_lookup starts with would only cost a system call.
+int lookup_made(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+  *e = fuse_entry_param{};
+  return add_lookup_by_name(fs, parent, fs.inodes().get(parent).fd.get(), name, e);
+}
+
+// The entry of the file `file_fd` that CREATE opened as `name` in `parent`.
+// The open fd says what was opened, and its magic link leads back to that
+// very object, whatever happened to the name since: fstat and one O_PATH
+// open, instead of a lookup by name (fstatat, openat, fstatat).
+int lookup_created(IdentityFs& fs, fuse_ino_t parent, const char* name, int file_fd,
+                   fuse_entry_param* e) {
+  *e = fuse_entry_param{};
+  struct stat st;
+  if (::fstat(file_fd, &st) != 0) return last_errno();
+  // A file bind-mounted over `name` was opened, not created.
+  if (st.st_dev != fs.root_dev()) return EXDEV;
+  // O_CREAT without O_EXCL may open a file the kernel already knows.
+  fuse_ino_t id = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name);
+  if (id == 0) {
+    const ProcPath path(file_fd);
+    UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) return last_errno();
+    id = fs.inodes().add_lookup(std::move(fd), st, parent, name);
+  }
+  fill_entry(fs, id, st, e);
   return 0;
 }
 
@@ -303,8 +347,9 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 // Runs `make` (which creates `name` in the parent's fd and returns 0 or -1
 // with errno) and replies with the new entry.
+// `is_new`: `make` creates a new object (not link()), so it cannot be known.
 template <typename Make>
-void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
+void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_new, Make make) {
   IdentityFs& fs = fs_of(req);
   if (fs.options().readonly) {
     fuse_reply_err(req, EROFS);
@@ -315,7 +360,8 @@ void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) 
     return;
   }
   fuse_entry_param e;
-  if (int err = do_lookup(fs, parent, name, &e); err != 0) {
+  const int err = is_new ? lookup_made(fs, parent, name, &e) : do_lookup(fs, parent, name, &e);
+  if (err != 0) {
     fuse_reply_err(req, err);
     return;
   }
@@ -329,22 +375,23 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     fuse_reply_err(req, EPERM);
     return;
   }
-  make_entry(req, parent, name, [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
+  make_entry(req, parent, name, true,
+             [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  make_entry(req, parent, name, [&](int dirfd) { return ::mkdirat(dirfd, name, mode); });
+  make_entry(req, parent, name, true, [&](int dirfd) { return ::mkdirat(dirfd, name, mode); });
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  make_entry(req, parent, name, [&](int dirfd) { return ::symlinkat(link, dirfd, name); });
+  make_entry(req, parent, name, true, [&](int dirfd) { return ::symlinkat(link, dirfd, name); });
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   const ProcPath path(inode_of(req, ino).fd.get());
   // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; following
   // the magic link does not, and links the object itself (even a symlink).
-  make_entry(req, newparent, newname, [&](int dirfd) {
+  make_entry(req, newparent, newname, false, [&](int dirfd) {
     return ::linkat(AT_FDCWD, path.c_str(), dirfd, newname, AT_SYMLINK_FOLLOW);
   });
 }
@@ -494,7 +541,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return;
   }
   fuse_entry_param e;
-  if (int err = do_lookup(fs, parent, name, &e); err != 0) {
+  if (int err = lookup_created(fs, parent, name, f.fd, &e); err != 0) {
     ::close(f.fd);
     fuse_reply_err(req, err);
     return;
@@ -747,9 +794,30 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 // Extended attributes, reached through the magic link (the *xattr calls do
 // not accept O_PATH fds). POSIX ACLs travel as system.posix_acl_* xattrs and
 // are enforced by the backing filesystem, like the mode bits.
+//
+// The security.* namespace is not offered: get, set and remove answer
+// EOPNOTSUPP and listxattr leaves those names out. On the backing store it
+// holds the host's LSM labels (security.selinux, security.SMACK64,
+// security.apparmor), IMA/EVM data and file capabilities: host facts a
+// container has no business reading, and that the tenant could not set
+// anyway (CAP_SYS_ADMIN, CAP_SETFCAP). File capabilities would have no
+// effect either: the mount is nosuid. Answering "unsupported" instead of
+// asking the backing store saves the round trip's system call, and lets
+// `ls -l` (gnulib's getfilecon_cache) stop asking for security.selinux
+// after the first file of the mount. The kernel's killpriv check reads an
+// unsupported security.capability as "no capabilities to kill".
+bool is_security_xattr(const char* name) {
+  static constexpr char kPrefix[] = "security.";
+  return std::strncmp(name, kPrefix, sizeof kPrefix - 1) == 0;
+}
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                  size_t size, int flags) {
   IdentityFs& fs = fs_of(req);
+  if (is_security_xattr(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   if (fs.options().readonly) {
     fuse_reply_err(req, EROFS);
     return;
@@ -762,7 +830,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   }
 }
 
-// getxattr and listxattr share the size protocol: size 0 asks how big.
+// getxattr's size protocol: size 0 asks how big.
 template <typename Get>
 void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
   if (size == 0) {
@@ -784,21 +852,66 @@ void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (is_security_xattr(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   const ProcPath path(inode_of(req, ino).fd.get());
   reply_xattr_data(req, size, [&](char* buf, size_t len) {
     return ::getxattr(path.c_str(), name, buf, len);
   });
 }
 
+// The backing object's xattr names without the security.* ones, as the
+// NUL-separated list listxattr returns; -1 with errno on failure.
+ssize_t list_offered_xattrs(const char* path, std::vector<char>* names) {
+  // Most objects have few names or none: one call with a small buffer, and
+  // only a longer list costs a size query.
+  names->resize(1024);
+  ssize_t n;
+  while ((n = ::listxattr(path, names->data(), names->size())) < 0) {
+    if (errno != ERANGE) return -1;
+    const ssize_t need = ::listxattr(path, nullptr, 0);
+    if (need < 0) return -1;
+    // The list may grow between the two calls: ask again if it did.
+    names->resize(static_cast<size_t>(need) + 1);
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < static_cast<size_t>(n);) {
+    const size_t len = ::strnlen(names->data() + i, static_cast<size_t>(n) - i) + 1;
+    if (!is_security_xattr(names->data() + i)) {
+      std::memmove(names->data() + kept, names->data() + i, len);
+      kept += len;
+    }
+    i += len;
+  }
+  names->resize(kept);
+  return static_cast<ssize_t>(kept);
+}
+
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   const ProcPath path(inode_of(req, ino).fd.get());
-  reply_xattr_data(req, size, [&](char* buf, size_t len) {
-    return ::listxattr(path.c_str(), buf, len);
-  });
+  std::vector<char> names;
+  if (list_offered_xattrs(path.c_str(), &names) < 0) {
+    fuse_reply_err(req, last_errno());
+    return;
+  }
+  // Size 0 asks how big the list is.
+  if (size == 0) {
+    fuse_reply_xattr(req, names.size());
+  } else if (names.size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, names.data(), names.size());
+  }
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   IdentityFs& fs = fs_of(req);
+  if (is_security_xattr(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   if (fs.options().readonly) {
     fuse_reply_err(req, EROFS);
     return;
