@@ -102,6 +102,11 @@ void register_serve_command(CLI::App& app) {
       ->envname("LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  sub->add_option("--request-timeout", config->request_timeout_s,
+                  "Seconds a client has to send a whole request (and to read the reply)")
+      ->envname("REQUEST_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   sub->callback([config] {
     int rc = run_serve(*config);
     if (rc != 0) throw CLI::RuntimeError(rc);
@@ -131,6 +136,7 @@ int run_serve(const ServeConfig& config) {
     return 1;
   }
   UnixHttpServer server;
+  server.set_request_timeout(std::chrono::seconds(config.request_timeout_s));
   Status bound = server.bind_unix(config.socket);
   if (!bound.ok()) {
     spdlog::error("{}", bound.message());

@@ -27,6 +27,7 @@ struct ServeConfig {
   std::string group_file;                                    // GROUP_FILE
   std::string default_tenant;                                // DEFAULT_TENANT
   std::string log_level = "info";                            // LOG_LEVEL
+  int request_timeout_s = 10;                                // REQUEST_TIMEOUT
 };
 
 // Splits and checks ALLOWED_ROOTS: each entry absolute and normalised (a
