@@ -1,75 +1,41 @@
 // `tenantfs serve` as Docker sees it: the real binary on a temp unix socket,
 // the real mapper mounting FUSE, HTTP requests over the socket. Needs root
 // and /dev/fuse; skips itself otherwise.
-#include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <atomic>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "plugin/mount_table.h"
-#include "plugin/unix_http_client.h"
 #include "store/sqlite_store.h"
-
-#ifndef TENANTFS_BINARY
-#error "TENANTFS_BINARY must name the tenantfs binary under test"
-#endif
+#include "tests/support/serve_harness.h"
 
 namespace tenantfs {
 namespace {
 
-using json = nlohmann::json;
-using namespace std::chrono_literals;
+using testing::as_user;
+using testing::eventually;
+using testing::has_exited;
+using testing::is_mounted;
+using testing::json;
+using testing::kAliceUid;
+using testing::kContainerUid;
+using testing::mapper_pids;
+using testing::read_file;
+using testing::Reply;
 
-constexpr uid_t kTenantUid = 2001;
-constexpr gid_t kTenantGid = 2001;
-constexpr uid_t kContainerUid = 3000;  // whoever runs inside the container
-
-struct Reply {
-  int status = 0;
-  std::string content_type;
-  json body;
-  std::string err() const { return body.is_object() ? body.value("Err", std::string()) : ""; }
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs `fn` in a child as uid:gid (no supplementary groups), like a process
-// in a container. Returns 0 on success or the errno the child saw.
-int as_user(uid_t uid, gid_t gid, const std::function<int()>& fn) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 ||
-        ::setresuid(uid, uid, uid) != 0) {
-      _exit(250);
-    }
-    _exit(fn());
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
-}
+constexpr gid_t kAliceGid = kAliceUid;  // AddTenant makes gid = uid
 
 // Writes `name` inside the directory `dir` as uid (gid = uid). The directory
 // is opened as root first, as Docker's bind mount would hand it to a
@@ -90,181 +56,14 @@ int write_file_as(uid_t uid, const std::string& dir, const std::string& name,
   return rc;
 }
 
-// Pids of mapper processes serving `mountpoint`, found by command line: the
-// mappers are serve's children, not ours.
-std::vector<pid_t> mapper_pids(const std::string& mountpoint) {
-  std::vector<pid_t> pids;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return pids;
-  while (struct dirent* d = ::readdir(proc)) {
-    pid_t pid = static_cast<pid_t>(std::atoi(d->d_name));
-    if (pid <= 0) continue;
-    std::string cmdline = read_file("/proc/" + std::string(d->d_name) + "/cmdline");
-    std::vector<std::string> args;
-    std::string cur;
-    for (char c : cmdline) {
-      if (c == '\0') {
-        args.push_back(cur);
-        cur.clear();
-      } else {
-        cur += c;
-      }
-    }
-    bool is_mapper = args.size() > 1 && args[1] == "mapper";
-    for (size_t i = 0; is_mapper && i + 1 < args.size(); ++i) {
-      if (args[i] == "--mountpoint" && args[i + 1] == mountpoint) pids.push_back(pid);
-    }
-  }
-  ::closedir(proc);
-  return pids;
-}
-
-// True once `pid` has released its files: a zombie, or reaped.
-bool has_exited(pid_t pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (stat.empty()) return true;
-  size_t paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() &&
-         (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X');
-}
-
-bool mounted(const std::string& path) {
-  auto table = read_mount_table();
-  return table.ok() && is_mount_point(*table, path);
-}
-
-// Waits for `cond` with a generous bound; the bound only stops a broken
-// test from hanging, no assertion depends on how long it took.
-bool eventually(const std::function<bool()>& cond, std::chrono::seconds bound = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return cond();
-}
-
-class ServeTest : public ::testing::Test {
+// Tenant "alice" (uid = gid = kAliceUid) with one supplementary group.
+class ServeTest : public testing::ServeHarness {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0) {
-      GTEST_SKIP() << "needs root and /dev/fuse";
-    }
-    char tmpl[] = "/tmp/tenantfs-serve-it.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    socket_ = root_ + "/run/tenantfs.sock";
-    ASSERT_EQ(::mkdir((root_ + "/allowed").c_str(), 0755), 0);
-    StartServe();
-    AddTenant("alice", kTenantUid, kTenantGid, {2100});
+    testing::ServeHarness::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    AddTenant("alice", kAliceUid, {2100});
   }
-
-  void TearDown() override {
-    if (root_.empty()) return;
-    StopServe(SIGTERM);
-    // Mappers outlive serve by design: take their mounts down; each mapper
-    // then exits on its own.
-    const std::string mnt = root_ + "/mnt";
-    if (auto table = read_mount_table(); table.ok()) {
-      for (const auto& name : tenantfs_mounts_under(*table, mnt)) {
-        ::umount2((mnt + "/" + name).c_str(), MNT_DETACH);
-      }
-    }
-    if (::testing::Test::HasFailure()) {
-      std::cerr << "---- serve log ----\n" << read_file(root_ + "/serve.log") << "----\n";
-    }
-    if (auto table = read_mount_table(); table.ok() && tenantfs_mounts_under(*table, mnt).empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(root_, ec);
-    }
-  }
-
-  std::vector<std::string> ServeArgs() {
-    return {TENANTFS_BINARY, "serve",          "--socket",        socket_,
-            "--state-dir",   root_ + "/state", "--data-dir",      root_ + "/data",
-            "--mount-root",  root_ + "/mnt",   "--allowed-roots", root_ + "/allowed",
-            "--log-level",   "debug"};
-  }
-
-  // Starts serve and waits until it answers Activate.
-  void StartServe(std::vector<std::string> args = {}, std::vector<std::string> env = {},
-                  const std::string& socket = "") {
-    if (args.empty()) args = ServeArgs();
-    const std::string sock = socket.empty() ? socket_ : socket;
-    const std::string log = root_ + "/serve.log";
-    serve_pid_ = ::fork();
-    if (serve_pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      ::dup2(fd, 2);
-      for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      _exit(127);
-    }
-    ASSERT_GT(serve_pid_, 0);
-    UnixHttpClient client(sock, UnixHttpOptions{1000ms, 5000ms});
-    bool up = eventually([&] {
-      auto r = client.post("/Plugin.Activate", "");
-      return r.ok() && r->status == 200;
-    });
-    ASSERT_TRUE(up) << read_file(log);
-  }
-
-  // Sends `sig` to serve and reaps it; returns its wait status.
-  int StopServe(int sig) {
-    if (serve_pid_ <= 0) return 0;
-    ::kill(serve_pid_, sig);
-    int status = 0;
-    ::waitpid(serve_pid_, &status, 0);
-    serve_pid_ = -1;
-    return status;
-  }
-
-  Reply Post(const std::string& endpoint, const std::string& body) {
-    UnixHttpClient client(socket_);
-    auto r = client.post(endpoint, body, "application/vnd.docker.plugins.v1+json");
-    Reply reply;
-    if (!r.ok()) {
-      ADD_FAILURE() << endpoint << ": " << r.status().message();
-      return reply;
-    }
-    reply.status = r->status;
-    reply.content_type = r->headers["content-type"];
-    reply.body = json::parse(r->body, nullptr, false);
-    return reply;
-  }
-  Reply Call(const std::string& op, const json& body) {
-    return Post("/VolumeDriver." + op, body.dump());
-  }
-
-  void AddTenant(const std::string& name, uid_t uid, gid_t gid, std::vector<gid_t> groups) {
-    Reply r = Post("/tenantfs/v1/tenants/add",
-                   json{{"name", name}, {"uid", uid}, {"gid", gid}, {"groups", groups}}.dump());
-    ASSERT_EQ(r.status, 200) << r.body;
-  }
-
-  void CreateVolume(const std::string& name, json opts = {{"tenant", "alice"}}) {
-    Reply r = Call("Create", json{{"Name", name}, {"Opts", opts}});
-    ASSERT_EQ(r.err(), "") << r.body;
-  }
-  std::string MountVolume(const std::string& name, const std::string& id) {
-    Reply r = Call("Mount", json{{"Name", name}, {"ID", id}});
-    EXPECT_EQ(r.err(), "") << r.body;
-    return r.body.value("Mountpoint", std::string());
-  }
-  int64_t Mounts(const std::string& name) {
-    Reply r = Call("Get", json{{"Name", name}});
-    EXPECT_EQ(r.err(), "") << r.body;
-    return r.body["Volume"]["Status"].value("mounts", int64_t{-1});
-  }
-  std::string mp(const std::string& name) { return root_ + "/mnt/" + name; }
-  std::string backing(const std::string& name) { return root_ + "/data/" + name; }
-
-  std::string root_;
-  std::string socket_;
-  pid_t serve_pid_ = -1;
 };
 
 TEST_F(ServeTest, EveryEndpointWithTheRealMapper) {
@@ -279,19 +78,19 @@ TEST_F(ServeTest, EveryEndpointWithTheRealMapper) {
   CreateVolume("data", {{"tenant", "alice"}, {"mode", "0750"}});
   struct stat st {};
   ASSERT_EQ(::stat(backing("data").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_uid, kAliceUid);
   EXPECT_EQ(st.st_mode & 07777, 0750u);
   EXPECT_EQ(Call("List", json::object()).body, json::parse(R"({"Volumes":[{"Name":"data"}]})"));
   EXPECT_EQ(Call("Path", json{{"Name", "data"}}).body, json::parse(R"({"Mountpoint":""})"));
 
   const std::string mountpoint = MountVolume("data", "container-1");
   EXPECT_EQ(mountpoint, mp("data"));
-  ASSERT_TRUE(mounted(mountpoint));
+  ASSERT_TRUE(is_mounted(mountpoint));
   // A container process of any uid writes; the storage sees the tenant.
   EXPECT_EQ(write_file_as(kContainerUid, mountpoint, "hello.txt", "hi"), 0);
   ASSERT_EQ(::stat((backing("data") + "/hello.txt").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, kTenantUid);
-  EXPECT_EQ(st.st_gid, kTenantGid);
+  EXPECT_EQ(st.st_uid, kAliceUid);
+  EXPECT_EQ(st.st_gid, kAliceGid);
 
   Reply get = Call("Get", json{{"Name", "data"}});
   EXPECT_EQ(get.body["Volume"]["Mountpoint"], mountpoint);
@@ -303,7 +102,7 @@ TEST_F(ServeTest, EveryEndpointWithTheRealMapper) {
   EXPECT_EQ(Call("List", json::object()).body["Volumes"][0]["Mountpoint"], mountpoint);
 
   EXPECT_EQ(Call("Unmount", json{{"Name", "data"}, {"ID", "container-1"}}).body, json::object());
-  EXPECT_FALSE(mounted(mountpoint));
+  EXPECT_FALSE(is_mounted(mountpoint));
   EXPECT_TRUE(eventually([&] { return mapper_pids(mountpoint).empty(); }));
   EXPECT_EQ(Call("Remove", json{{"Name", "data"}}).body, json::object());
   EXPECT_NE(::access(backing("data").c_str(), F_OK), 0);
@@ -356,7 +155,7 @@ TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
   CreateVolume("v");
   MountVolume("v", "c1");
   EXPECT_NE(Call("Remove", json{{"Name", "v"}}).err().find("is in use"), std::string::npos);
-  EXPECT_TRUE(mounted(mp("v")));
+  EXPECT_TRUE(is_mounted(mp("v")));
   EXPECT_EQ(Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}}}}).err(), "");
   EXPECT_NE(
       Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}, {"cache", "exclusive"}}}})
@@ -376,7 +175,7 @@ TEST_F(ServeTest, FailedMapperStartKeepsNoReferenceAndCarriesTheMapperError) {
             std::string::npos)
       << r.body;
   EXPECT_EQ(Mounts("broken"), 0);
-  EXPECT_FALSE(mounted(mp("broken")));
+  EXPECT_FALSE(is_mounted(mp("broken")));
   ASSERT_EQ(::unlink(mp("broken").c_str()), 0);
   EXPECT_EQ(MountVolume("broken", "c1"), mp("broken"));
   EXPECT_EQ(Mounts("broken"), 1);
@@ -436,14 +235,14 @@ TEST_F(ServeTest, ConcurrentMountsAndUnmountsLeaveExactCounts) {
   }
   EXPECT_EQ(run_concurrently(phase2), 0);
   EXPECT_EQ(Mounts("busy"), 50);
-  EXPECT_TRUE(mounted(mp("busy")));
+  EXPECT_TRUE(is_mounted(mp("busy")));
   EXPECT_EQ(write_file_as(kContainerUid, mp("busy"), "f", "x"), 0);
   // The rest, plus extra Unmounts: the count stops at zero and the mount goes.
   std::vector<std::pair<std::string, std::string>> phase3;
   for (int i = 0; i < 60; ++i) phase3.emplace_back("Unmount", "ctr-" + std::to_string(i % 5));
   EXPECT_EQ(run_concurrently(phase3), 0);
   EXPECT_EQ(Mounts("busy"), 0);
-  EXPECT_FALSE(mounted(mp("busy")));
+  EXPECT_FALSE(is_mounted(mp("busy")));
 }
 
 TEST_F(ServeTest, KillNineOfServeThenRestartAdoptsLiveMountsAndKeepsCounts) {
@@ -464,16 +263,16 @@ TEST_F(ServeTest, KillNineOfServeThenRestartAdoptsLiveMountsAndKeepsCounts) {
   EXPECT_EQ(write_file_as(kContainerUid, mp("b"), "after-restart", "x"), 0);
   struct stat st {};
   ASSERT_EQ(::stat((backing("b") + "/after-restart").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_uid, kAliceUid);
   EXPECT_EQ(mapper_pids(mp("a")).size(), 1u);  // adopted, not doubled
 
   // Releasing the adopted mounts takes them down.
   for (const char* id : {"c1", "c1", "c2"}) {
     EXPECT_EQ(Call("Unmount", json{{"Name", "a"}, {"ID", id}}).err(), "");
   }
-  EXPECT_FALSE(mounted(mp("a")));
+  EXPECT_FALSE(is_mounted(mp("a")));
   EXPECT_TRUE(eventually([&] { return mapper_pids(mp("a")).empty(); }));
-  EXPECT_TRUE(mounted(mp("b")));
+  EXPECT_TRUE(is_mounted(mp("b")));
 }
 
 TEST_F(ServeTest, KillNineOfServeAndMapperThenRestartRemounts) {
@@ -497,7 +296,7 @@ TEST_F(ServeTest, KillNineOfServeAndMapperThenRestartRemounts) {
   EXPECT_EQ(write_file_as(kContainerUid, mp("a"), "f", "remounted"), 0);
   struct stat st {};
   ASSERT_EQ(::stat((backing("a") + "/f").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_uid, kAliceUid);
   auto table = read_mount_table();
   ASSERT_TRUE(table.ok());
   int stacked = 0;
@@ -515,7 +314,7 @@ TEST_F(ServeTest, LiveMountWithoutReferencesIsUnmountedAtStart) {
     ASSERT_TRUE((*store)->clear_refs("a").ok());
   }
   StartServe();
-  EXPECT_FALSE(mounted(mp("a")));
+  EXPECT_FALSE(is_mounted(mp("a")));
   EXPECT_EQ(Mounts("a"), 0);
   EXPECT_EQ(Call("Remove", json{{"Name", "a"}}).err(), "");
 }
@@ -533,7 +332,7 @@ TEST_F(ServeTest, KillNineOfMapperThenNextMountWorks) {
     return log.find("volume \"a\" (tenant \"alice\"): mapper pid " + std::to_string(pids[0]) +
                     " was killed by signal") != std::string::npos;
   }));
-  EXPECT_TRUE(eventually([&] { return !mounted(mp("a")); }));
+  EXPECT_TRUE(eventually([&] { return !is_mounted(mp("a")); }));
 
   EXPECT_EQ(MountVolume("a", "c2"), mp("a"));
   EXPECT_EQ(Mounts("a"), 2);
@@ -553,7 +352,7 @@ TEST_F(ServeTest, SigtermStopsServeCleanlyAndLeavesMountsServing) {
   StartServe();
   EXPECT_EQ(Mounts("a"), 1);
   EXPECT_EQ(Call("Unmount", json{{"Name", "a"}, {"ID", "c1"}}).err(), "");
-  EXPECT_FALSE(mounted(mp("a")));
+  EXPECT_FALSE(is_mounted(mp("a")));
 }
 
 TEST_F(ServeTest, SecondServeOnALiveSocketRefusesToStart) {
