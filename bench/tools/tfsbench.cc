@@ -9,6 +9,9 @@
 //   tfsbench create DIR N SIZE     create N files of SIZE bytes (open, write, close)
 //   tfsbench stat   DIR N          stat the N files
 //   tfsbench unlink DIR N          unlink the N files
+//   tfsbench xattr FILE NAME N     N x fgetxattr(NAME) on one open fd; on a FUSE
+//                                  mount each is one round trip, so this
+//                                  measures a round trip's cost
 //   tfsbench gen-tree DIR N        write a deterministic source tree of N files
 //   tfsbench post SOCKET PATH JSON one request; prints the reply body, exit 1 on Err
 //   tfsbench api-cycle SOCKET TENANT N     N x (Create, Mount, Unmount, Remove)
@@ -19,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,6 +110,25 @@ int cmd_unlink(const std::string& dir, long n) {
     if (::unlink(p.c_str()) != 0) die("unlink " + p);
   }
   std::printf("seconds %.6f\n", since(t0));
+  return 0;
+}
+
+int cmd_xattr(const std::string& path, const std::string& name, long n) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open " + path);
+  auto t0 = Clock::now();
+  for (long i = 0; i < n; ++i) {
+    // A missing or unsupported attribute is as good as a present one: the
+    // question goes to the filesystem either way.
+    if (::fgetxattr(fd, name.c_str(), nullptr, 0) < 0 && errno != ENODATA &&
+        errno != EOPNOTSUPP) {
+      die("fgetxattr " + name + " of " + path);
+    }
+  }
+  const double s = since(t0);
+  ::close(fd);
+  std::printf("seconds %.6f\nus_per_call %.2f\n", s,
+              n > 0 ? s * 1e6 / static_cast<double>(n) : 0.0);
   return 0;
 }
 
@@ -318,6 +341,7 @@ int cmd_api_list(const std::string& sock, long reps) {
 int usage() {
   std::fprintf(stderr,
                "usage: tfsbench create|stat|unlink DIR N [SIZE] | gen-tree DIR N |\n"
+               "       xattr FILE NAME N |\n"
                "       post SOCKET PATH JSON | api-cycle SOCKET TENANT N |\n"
                "       api-fill SOCKET TENANT PREFIX N | api-list SOCKET R |\n"
                "       api-drain SOCKET PREFIX N\n");
@@ -334,6 +358,7 @@ int main(int argc, char** argv) {
     return cmd_create(a[1], to_long(a[2].c_str()), to_long(a[3].c_str()));
   if (cmd == "stat" && a.size() == 3) return cmd_stat(a[1], to_long(a[2].c_str()));
   if (cmd == "unlink" && a.size() == 3) return cmd_unlink(a[1], to_long(a[2].c_str()));
+  if (cmd == "xattr" && a.size() == 4) return cmd_xattr(a[1], a[2], to_long(a[3].c_str()));
   if (cmd == "gen-tree" && a.size() == 3) return cmd_gen_tree(a[1], to_long(a[2].c_str()));
   if (cmd == "post" && a.size() == 4) {
     Reply r = post(a[1], a[2], a[3]);
