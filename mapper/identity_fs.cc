@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -876,9 +877,11 @@ ssize_t list_offered_xattrs(const char* path, std::vector<char>* names) {
     // The list may grow between the two calls: ask again if it did.
     names->resize(static_cast<size_t>(need) + 1);
   }
+  const size_t total = static_cast<size_t>(n);
   size_t kept = 0;
-  for (size_t i = 0; i < static_cast<size_t>(n);) {
-    const size_t len = ::strnlen(names->data() + i, static_cast<size_t>(n) - i) + 1;
+  for (size_t i = 0; i < total;) {
+    // Each name ends with a NUL; never step past the list if one does not.
+    const size_t len = std::min(::strnlen(names->data() + i, total - i) + 1, total - i);
     if (!is_security_xattr(names->data() + i)) {
       std::memmove(names->data() + kept, names->data() + i, len);
       kept += len;
