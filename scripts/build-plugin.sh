@@ -16,18 +16,21 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+script_name=build-plugin
+# shellcheck source=scripts/plugin-common.sh
+source "$repo/scripts/plugin-common.sh"
+
 binary="$repo/build/plugin/tenantfs"
 out="$repo/build/plugin-pkg"
 while (($#)); do
   case "$1" in
-    --binary) binary="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "build-plugin: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    --binary) need_value "$@"; binary="$2"; shift 2 ;;
+    --out) need_value "$@"; out="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) unknown_argument "$1" ;;
   esac
 done
 
-die() { echo "build-plugin: $*" >&2; exit 1; }
 [[ -x "$binary" ]] || die "no tenantfs binary at $binary: build it first (make, or cmake --build BUILD --target tenantfs)"
 command -v ldd >/dev/null || die "ldd not found (package libc-bin)"
 [[ "$out" != / && -n "$out" ]] || die "refusing to use '$out' as the output directory"

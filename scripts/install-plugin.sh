@@ -30,14 +30,14 @@ name=tenantfs
 settings=()
 while (($#)); do
   case "$1" in
-    --plugin-dir) plugin_dir="$2"; shift 2 ;;
-    --cli) cli="$2"; shift 2 ;;
-    --prefix) prefix="$2"; shift 2 ;;
-    --name) name="$2"; shift 2 ;;
-    --set) settings+=("$2"); shift 2 ;;
+    --plugin-dir) need_value "$@"; plugin_dir="$2"; shift 2 ;;
+    --cli) need_value "$@"; cli="$2"; shift 2 ;;
+    --prefix) need_value "$@"; prefix="$2"; shift 2 ;;
+    --name) need_value "$@"; name="$2"; shift 2 ;;
+    --set) need_value "$@"; settings+=("$2"); shift 2 ;;
     --check) require_docker; exit 0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (see --help)" ;;
+    -h|--help) usage; exit 0 ;;
+    *) unknown_argument "$1" ;;
   esac
 done
 cli="${cli:-$plugin_dir/rootfs/tenantfs}"

@@ -1,9 +1,39 @@
 # shellcheck shell=bash
-# Shared by install-plugin.sh and uninstall-plugin.sh (sourced, not run).
-# Talks to whatever Docker DOCKER_HOST (or the default socket) designates.
+# Shared by the scripts in this folder (sourced, not run): messages, option
+# parsing, and for install-plugin.sh and uninstall-plugin.sh the Docker
+# queries, which talk to whatever Docker DOCKER_HOST (or the default socket)
+# designates.
 
-die() { echo "tenantfs: $*" >&2; exit 1; }
-say() { echo "tenantfs: $*"; }
+# Every message starts with "$script_name: "; a script that is not about the
+# installed plugin sets its own name before sourcing this file.
+script_name="${script_name:-tenantfs}"
+die() { echo "$script_name: $*" >&2; exit 1; }
+say() { echo "$script_name: $*"; }
+
+# Option parsing, in the shape every script's loop takes:
+#   while (($#)); do
+#     case "$1" in
+#       --out) need_value "$@"; out="$2"; shift 2 ;;
+#       -h|--help) usage; exit 0 ;;
+#       *) unknown_argument "$1" ;;
+#     esac
+#   done
+# A wrong command line exits with status 2 and one line that says what was
+# wrong, before the script has done anything.
+usage_error() { echo "$script_name: $* (see --help)" >&2; exit 2; }
+unknown_argument() { usage_error "unknown argument '$1'"; }
+# For "$@" starting with an option that takes a value: fails unless the value
+# is there. A following option is not taken for the value (--out --binary x
+# means a forgotten value, not a directory named --binary).
+need_value() {
+  if (($# < 2)) || [[ "$2" == --* ]]; then usage_error "$1 needs a value"; fi
+}
+# Prints the running script's header comment (from its second line to the
+# first line that is not a comment) without the comment marks: each script
+# documents its usage there, once.
+usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}
 
 # Fails with one line when no Docker daemon answers.
 require_docker() {

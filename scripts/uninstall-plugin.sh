@@ -15,10 +15,10 @@ prefix=/usr/local
 name=tenantfs
 while (($#)); do
   case "$1" in
-    --prefix) prefix="$2"; shift 2 ;;
-    --name) name="$2"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (see --help)" ;;
+    --prefix) need_value "$@"; prefix="$2"; shift 2 ;;
+    --name) need_value "$@"; name="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) unknown_argument "$1" ;;
   esac
 done
 
