@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <set>
 
 #include "plugin/backing_dir.h"
 #include "plugin/child_reaper.h"
@@ -77,12 +78,6 @@ Result<std::string> string_field(const json& body, const char* field) {
   return it->get<std::string>();
 }
 
-json volume_summary(const std::string& name, const std::string& mountpoint, bool mounted) {
-  json v = {{"Name", name}};
-  if (mounted) v["Mountpoint"] = mountpoint;
-  return v;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<VolumeDriver>> VolumeDriver::Open(BindingStore& store,
@@ -114,11 +109,23 @@ VolumeDriver::~VolumeDriver() {
   if (supervisor_.joinable()) supervisor_.join();
 }
 
-std::shared_ptr<std::mutex> VolumeDriver::volume_lock(const std::string& name) {
-  std::lock_guard<std::mutex> lock(volume_locks_mu_);
-  auto& slot = volume_locks_[name];
-  if (!slot) slot = std::make_shared<std::mutex>();
-  return slot;
+VolumeDriver::HeldVolumeLock VolumeDriver::lock_volume(const std::string& name) {
+  std::shared_ptr<std::mutex> mu;
+  {
+    std::lock_guard<std::mutex> lock(volume_locks_mu_);
+    auto& slot = volume_locks_[name];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    mu = slot;
+  }
+  // Locked after volume_locks_mu_ is released: that one is only held alone.
+  return HeldVolumeLock(std::move(mu));
+}
+
+Result<VolumeDriver::LockedBinding> VolumeDriver::lock_bound_volume(const std::string& name) {
+  HeldVolumeLock lock = lock_volume(name);
+  auto b = store_.get_volume(name);
+  if (!b.ok()) return volume_lookup_error(name, b.status());
+  return LockedBinding{std::move(lock), std::move(b).value()};
 }
 
 std::string VolumeDriver::mountpoint_of(const std::string& name) const {
@@ -232,8 +239,7 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
   if (!parsed.ok()) return parsed.status();
   const CreateOptions& o = *parsed;
 
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
+  HeldVolumeLock lock = lock_volume(name);
 
   auto existing = store_.get_volume(name);
   if (existing.ok()) {
@@ -325,10 +331,9 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
 }
 
 Result<json> VolumeDriver::remove(const std::string& name) {
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
-  auto b = store_.get_volume(name);
-  if (!b.ok()) return volume_lookup_error(name, b.status());
+  auto locked = lock_bound_volume(name);
+  if (!locked.ok()) return locked.status();
+  const VolumeBinding& b = locked->binding;
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
   if (refs->total() > 0 || has_live_mount_locked(name)) {
@@ -354,17 +359,17 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   // The empty mountpoint directory goes with the volume; failing to remove
   // it only leaves an empty root-only directory behind.
   ::rmdir(mp.c_str());
-  if (!b->external) {
+  if (!b.external) {
     Status del =
-        delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b->uid, b->gid, b->groups});
+        delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.
       spdlog::error("volume \"{}\": delete data: {}", name, del.message());
     }
   }
-  spdlog::info("volume \"{}\": removed (tenant \"{}\"{})", name, b->tenant,
-               b->external ? ", existing data kept" : "");
+  spdlog::info("volume \"{}\": removed (tenant \"{}\"{})", name, b.tenant,
+               b.external ? ", existing data kept" : "");
   return json::object();
 }
 
@@ -455,21 +460,20 @@ Status VolumeDriver::stop_mapper_locked(const std::string& name) {
 }
 
 Result<json> VolumeDriver::mount(const std::string& name, const std::string& id) {
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
-  auto b = store_.get_volume(name);
-  if (!b.ok()) return volume_lookup_error(name, b.status());
+  auto locked = lock_bound_volume(name);
+  if (!locked.ok()) return locked.status();
+  const VolumeBinding& b = locked->binding;
   auto total = store_.add_ref(name, id);
   if (!total.ok()) return volume_error(name, total.status());
   if (!has_live_mount_locked(name)) {
-    Status st = start_mapper_locked(*b);
+    Status st = start_mapper_locked(b);
     if (!st.ok()) {
       auto released = store_.release_ref(name, id);
       if (!released.ok()) {
         spdlog::error("volume \"{}\": release reference after failed mount: {}", name,
                       released.status().message());
       }
-      spdlog::error("volume \"{}\" (tenant \"{}\"): mount failed: {}", name, b->tenant,
+      spdlog::error("volume \"{}\" (tenant \"{}\"): mount failed: {}", name, b.tenant,
                     st.message());
       return Status(st.code(), prefix(name) + "mount failed: " + st.message());
     }
@@ -478,8 +482,7 @@ Result<json> VolumeDriver::mount(const std::string& name, const std::string& id)
 }
 
 Result<json> VolumeDriver::unmount(const std::string& name, const std::string& id) {
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
+  HeldVolumeLock lock = lock_volume(name);
   auto total = store_.release_ref(name, id);
   if (!total.ok()) return volume_lookup_error(name, total.status());
   if (*total == 0) {
@@ -493,54 +496,62 @@ Result<json> VolumeDriver::unmount(const std::string& name, const std::string& i
 }
 
 Result<json> VolumeDriver::path(const std::string& name) {
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
-  auto b = store_.get_volume(name);
-  if (!b.ok()) return volume_lookup_error(name, b.status());
+  auto locked = lock_bound_volume(name);
+  if (!locked.ok()) return locked.status();
   return json{{"Mountpoint", has_live_mount_locked(name) ? mountpoint_of(name) : ""}};
 }
 
 Result<json> VolumeDriver::get(const std::string& name) {
-  auto lock_holder = volume_lock(name);
-  std::lock_guard<std::mutex> lock(*lock_holder);
-  auto b = store_.get_volume(name);
-  if (!b.ok()) return volume_lookup_error(name, b.status());
+  auto locked = lock_bound_volume(name);
+  if (!locked.ok()) return locked.status();
+  const VolumeBinding& b = locked->binding;
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
   json status = {
-      {"tenant", b->tenant},
-      {"uid", b->uid},
-      {"gid", b->gid},
-      {"groups", b->groups},
-      {"present_uid", b->present_uid},
-      {"present_gid", b->present_gid},
-      {"mode", format_mode(b->mode)},
-      {"cache", b->cache},
-      {"readonly", b->readonly},
-      {"path", b->backing_path},
-      {"external", b->external},
+      {"tenant", b.tenant},
+      {"uid", b.uid},
+      {"gid", b.gid},
+      {"groups", b.groups},
+      {"present_uid", b.present_uid},
+      {"present_gid", b.present_gid},
+      {"mode", format_mode(b.mode)},
+      {"cache", b.cache},
+      {"readonly", b.readonly},
+      {"path", b.backing_path},
+      {"external", b.external},
       {"mounts", refs->total()},
   };
-  json v = {{"Name", name}, {"CreatedAt", rfc3339(b->created_at)}, {"Status", status}};
+  json v = {{"Name", name}, {"CreatedAt", rfc3339(b.created_at)}, {"Status", status}};
   if (has_live_mount_locked(name)) v["Mountpoint"] = mountpoint_of(name);
   return json{{"Volume", v}};
 }
 
 Result<json> VolumeDriver::list() {
-  auto volumes = store_.list_volumes();
-  if (!volumes.ok())
-    return Status(volumes.status().code(), "tenantfs: " + volumes.status().message());
-  std::map<std::string, bool> live;
+  // Docker asks for every volume's name and, when mounted, its mountpoint:
+  // the names alone are read from the store, not whole bindings.
+  auto names = store_.list_volume_names();
+  if (!names.ok()) return Status(names.status().code(), "tenantfs: " + names.status().message());
+  std::set<std::string> live;
   {
     std::lock_guard<std::mutex> lock(mounts_mu_);
-    for (const auto& [name, m] : mounts_) live[name] = !(m.exited && m.exited->load());
+    for (const auto& [name, m] : mounts_) {
+      if (!(m.exited && m.exited->load())) live.insert(name);
+    }
   }
-  json out = json::array();
-  for (const VolumeBinding& b : *volumes) {
-    auto it = live.find(b.name);
-    out.push_back(volume_summary(b.name, mountpoint_of(b.name), it != live.end() && it->second));
+  // Built in place and moved into the reply: with 10,000 volumes a copy of
+  // the array costs as much as building it.
+  json volumes = json::array();
+  json::array_t& entries = volumes.get_ref<json::array_t&>();
+  entries.reserve(names->size());
+  for (std::string& name : *names) {
+    json::object_t entry;
+    if (live.count(name) != 0) entry.emplace("Mountpoint", mountpoint_of(name));
+    entry.emplace("Name", std::move(name));
+    entries.emplace_back(std::move(entry));
   }
-  return json{{"Volumes", out}};
+  json reply = json::object();
+  reply["Volumes"] = std::move(volumes);
+  return reply;
 }
 
 Status VolumeDriver::recover() {
@@ -594,8 +605,7 @@ Status VolumeDriver::recover() {
   for (const auto& [name, count] : refs) {
     auto b = by_name.find(name);
     if (b == by_name.end()) continue;
-    auto lock_holder = volume_lock(name);
-    std::lock_guard<std::mutex> lock(*lock_holder);
+    HeldVolumeLock lock = lock_volume(name);
     if (has_live_mount_locked(name)) continue;
     Status st = start_mapper_locked(b->second);
     if (st.ok()) {
@@ -635,8 +645,7 @@ void VolumeDriver::supervise() {
 }
 
 void VolumeDriver::on_mapper_exit(const MapperExit& e) {
-  auto lock_holder = volume_lock(e.volume);
-  std::lock_guard<std::mutex> lock(*lock_holder);
+  HeldVolumeLock lock = lock_volume(e.volume);
   std::string tenant;
   {
     std::lock_guard<std::mutex> mlock(mounts_mu_);
@@ -664,8 +673,7 @@ void VolumeDriver::check_adopted_mounts() {
     }
   }
   for (const std::string& name : adopted) {
-    auto lock_holder = volume_lock(name);
-    std::lock_guard<std::mutex> lock(*lock_holder);
+    HeldVolumeLock lock = lock_volume(name);
     has_live_mount_locked(name);  // unmounts and forgets it when dead
   }
 }

@@ -111,7 +111,28 @@ class VolumeDriver {
   VolumeDriver(BindingStore& store, TenantDirectory& tenants, MapperLauncher& launcher,
                DriverConfig config, UniqueFd data_dir_fd);
 
-  std::shared_ptr<std::mutex> volume_lock(const std::string& name);
+  // A volume's lock, held from construction to destruction. It shares the
+  // mutex, so the mutex lives as long as the lock whatever becomes of the
+  // map entry.
+  class HeldVolumeLock {
+   public:
+    explicit HeldVolumeLock(std::shared_ptr<std::mutex> mu) : mu_(std::move(mu)), held_(*mu_) {}
+
+   private:
+    std::shared_ptr<std::mutex> mu_;  // declared first: outlives held_
+    std::unique_lock<std::mutex> held_;
+  };
+  // A volume's binding, read while its lock is held; the lock goes with it.
+  struct LockedBinding {
+    HeldVolumeLock lock;
+    VolumeBinding binding;
+  };
+
+  [[nodiscard]] HeldVolumeLock lock_volume(const std::string& name);
+  // The opening of every handler of an existing volume: takes the volume's
+  // lock and reads its binding. Errors are the handlers' Err replies: an
+  // unknown volume says how to create it.
+  [[nodiscard]] Result<LockedBinding> lock_bound_volume(const std::string& name);
   std::string mountpoint_of(const std::string& name) const;
 
   // OK when the path= directory `dir_fd` neither lies in nor contains

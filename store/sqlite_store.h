@@ -75,6 +75,7 @@ class SqliteStore final : public BindingStore {
   Result<BindOutcome> bind_volume(const VolumeBinding& binding) override;
   Result<VolumeBinding> get_volume(const std::string& name) override;
   Result<std::vector<VolumeBinding>> list_volumes() override;  // ordered by name
+  Result<std::vector<std::string>> list_volume_names() override;  // ordered by name
   Status remove_volume(const std::string& name) override;
 
   Result<int64_t> add_ref(const std::string& volume, const std::string& id) override;

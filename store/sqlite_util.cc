@@ -110,11 +110,15 @@ int64_t Statement::column_int64(int index) const {
   return static_cast<int64_t>(sqlite3_column_int64(stmt_, index));
 }
 
-std::string Statement::column_text(int index) const {
+std::string Statement::column_text(int index) const { return std::string(column_view(index)); }
+
+std::string_view Statement::column_view(int index) const {
+  // sqlite3_column_text first, then _bytes: the order SQLite documents for
+  // a size that matches the returned text.
   const unsigned char* text = sqlite3_column_text(stmt_, index);
   const int size = sqlite3_column_bytes(stmt_, index);
   if (text == nullptr) return {};
-  return std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size));
+  return std::string_view(reinterpret_cast<const char*>(text), static_cast<size_t>(size));
 }
 
 void Statement::reset() {

@@ -76,6 +76,9 @@ class Statement {
 
   int64_t column_int64(int index) const;
   std::string column_text(int index) const;
+  // The text of a column without copying it; valid until the next step or
+  // reset of this statement, or the next column call on the same column.
+  std::string_view column_view(int index) const;
 
   // Ends the current execution and forgets the bindings, so the statement
   // holds no read snapshot between uses.

@@ -380,6 +380,53 @@ TEST_F(VolumeDriverTest, MountCountsPerIdAndStartsOneMapper) {
             std::string::npos);
 }
 
+TEST_F(VolumeDriverTest, ListNamesEveryVolumeInOrderWithTheMountpointsOfMountedOnes) {
+  EXPECT_EQ(CallRaw("List", "{}"), json::parse(R"({"Volumes":[]})"));
+  ASSERT_EQ(::mkdir(tmp_.sub("allowed/shared").c_str(), 0755), 0);
+  ASSERT_EQ(Create("web", {{"tenant", "alice"}}), json::object());
+  ASSERT_EQ(Create("db", {{"tenant", "alice"}, {"mode", "0750"}}), json::object());
+  ASSERT_EQ(Create("shared", {{"tenant", "alice"}, {"path", tmp_.sub("allowed/shared")}}),
+            json::object());
+  ASSERT_EQ(Err(Call("Mount", json{{"Name", "web"}, {"ID", "c1"}})), "");
+  ASSERT_EQ(Err(Call("Mount", json{{"Name", "shared"}, {"ID", "c2"}})), "");
+
+  json want = {{"Volumes",
+                {{{"Name", "db"}},
+                 {{"Name", "shared"}, {"Mountpoint", tmp_.sub("mnt/shared")}},
+                 {{"Name", "web"}, {"Mountpoint", tmp_.sub("mnt/web")}}}}};
+  EXPECT_EQ(CallRaw("List", "{}"), want);
+  EXPECT_EQ(CallRaw("List", ""), want) << "Docker may send no body at all";
+
+  ASSERT_EQ(Err(Call("Unmount", json{{"Name", "web"}, {"ID", "c1"}})), "");
+  ASSERT_EQ(Err(Call("Remove", json{{"Name", "db"}})), "");
+  EXPECT_EQ(CallRaw("List", "{}"),
+            (json{{"Volumes",
+                   {{{"Name", "shared"}, {"Mountpoint", tmp_.sub("mnt/shared")}},
+                    {{"Name", "web"}}}}}));
+}
+
+TEST_F(VolumeDriverTest, EveryRequestForAnUnknownVolumeSaysHowToCreateIt) {
+  const std::string want =
+      "tenantfs: volume \"ghost\": no such volume; create it with \"docker volume create "
+      "--driver tenantfs -o tenant=NAME ghost\"";
+  for (const char* endpoint : {"Remove", "Path", "Get"}) {
+    DriverReply r =
+        driver_->handle(std::string("/VolumeDriver.") + endpoint, R"({"Name":"ghost"})");
+    EXPECT_EQ(r.error, want) << endpoint;
+    EXPECT_EQ(r.code, Code::kNotFound) << endpoint;
+    EXPECT_EQ(r.body, (json{{"Err", want}})) << endpoint;
+  }
+  for (const char* endpoint : {"Mount", "Unmount"}) {
+    DriverReply r = driver_->handle(std::string("/VolumeDriver.") + endpoint,
+                                    R"({"Name":"ghost","ID":"c1"})");
+    EXPECT_EQ(r.error, want) << endpoint;
+    EXPECT_EQ(r.code, Code::kNotFound) << endpoint;
+  }
+  EXPECT_EQ(launcher_.starts("ghost"), 0);
+  EXPECT_EQ(CallRaw("List", "{}"), json::parse(R"({"Volumes":[]})"));
+  EXPECT_FALSE(exists(data("ghost")));
+}
+
 TEST_F(VolumeDriverTest, MountHandsTheBindingToTheMapper) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}, {"uid", "0"}, {"readonly", "true"}}),
             json::object());
@@ -474,11 +521,13 @@ TEST_F(VolumeDriverTest, CreateRefusesAnUnboundLeftoverDirectoryAndBindsNothing)
   EXPECT_EQ(entries, 1);
 }
 
-// The real store with one fault switched on: bind_volume fails, as it would
-// on a full disk or a locked database.
+// The real store with faults switched on: bind_volume always fails, and
+// listing names fails on request, as they would on a full disk or a locked
+// database.
 class FailingBindStore : public BindingStore {
  public:
   explicit FailingBindStore(BindingStore& real) : real_(real) {}
+  bool fail_listing = false;
   Status add_tenant(const Tenant& t) override { return real_.add_tenant(t); }
   Result<Tenant> get_tenant(const std::string& n) override { return real_.get_tenant(n); }
   Result<std::vector<Tenant>> list_tenants() override { return real_.list_tenants(); }
@@ -488,6 +537,10 @@ class FailingBindStore : public BindingStore {
   }
   Result<VolumeBinding> get_volume(const std::string& n) override { return real_.get_volume(n); }
   Result<std::vector<VolumeBinding>> list_volumes() override { return real_.list_volumes(); }
+  Result<std::vector<std::string>> list_volume_names() override {
+    if (fail_listing) return Status::IOError("database is locked");
+    return real_.list_volume_names();
+  }
   Status remove_volume(const std::string& n) override { return real_.remove_volume(n); }
   Result<int64_t> add_ref(const std::string& v, const std::string& id) override {
     return real_.add_ref(v, id);
@@ -520,6 +573,19 @@ TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
     EXPECT_EQ(::rmdir(e.path().c_str()), 0) << "not empty: " << e.path();
   }
   EXPECT_FALSE(store_->get_volume("data").ok());
+}
+
+TEST_F(VolumeDriverTest, ListOfAStoreThatCannotBeReadSaysWhy) {
+  driver_.reset();
+  FailingBindStore failing(*store_);
+  failing.fail_listing = true;
+  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
+  auto d = VolumeDriver::Open(failing, *tenants_, launcher_, cfg);
+  ASSERT_TRUE(d.ok());
+  DriverReply r = (*d)->handle("/VolumeDriver.List", "{}");
+  EXPECT_EQ(r.error, "tenantfs: database is locked");
+  EXPECT_EQ(r.body, (json{{"Err", "tenantfs: database is locked"}}));
+  EXPECT_EQ(r.code, Code::kIOError);
 }
 
 TEST_F(VolumeDriverTest, RecoveryCleansLeftoversAndRemountsReferencedVolumes) {
