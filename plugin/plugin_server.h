@@ -104,9 +104,9 @@ class UnixHttpServer : public httplib::Server {
   std::atomic<Dispatcher*> dispatcher_{nullptr};
 };
 
-// Adds /Plugin.Activate and /VolumeDriver.* routes, body limits, timeouts and
-// one log line per request (endpoint, volume, outcome, duration). `driver`
-// must outlive the server.
+// Adds /Plugin.Activate and /VolumeDriver.* routes, the body limit and one
+// log line per request (endpoint, volume, outcome, duration). `driver` must
+// outlive the server. Time limits are UnixHttpServer's (set_request_timeout).
 void register_plugin_routes(httplib::Server& server, VolumeDriver& driver);
 
 }  // namespace tenantfs
