@@ -1,5 +1,6 @@
 #include "plugin/mapper_launcher.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,7 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <thread>
 #include <vector>
 
 #include "common/unique_fd.h"
@@ -46,7 +51,62 @@ std::string describe_exit(int status) {
   return "ended";
 }
 
+// True once `pid` is gone or a zombie: either way it holds no /dev/fuse fd
+// and will mount nothing any more.
+bool has_exited(const std::string& proc_dir, pid_t pid) {
+  std::ifstream in(proc_dir + "/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
+}
+
+// Kills the mapper processes left for `mountpoint` by an earlier serve and
+// waits (bounded) until they are gone; returns how many there were.
+size_t stop_stray_mappers(const std::string& name, const std::string& mountpoint) {
+  const std::vector<pid_t> strays = find_mapper_processes(mountpoint);
+  if (strays.empty()) return 0;
+  for (pid_t pid : strays) ::kill(pid, SIGKILL);
+  const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+  for (pid_t pid : strays) {
+    while (!has_exited("/proc", pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  std::string pids;
+  for (pid_t pid : strays) pids += (pids.empty() ? "" : ", ") + std::to_string(pid);
+  spdlog::warn(
+      "volume \"{}\": killed {} mapper process(es) (pid {}) left starting at {} by an earlier "
+      "serve",
+      name, strays.size(), pids, mountpoint);
+  return strays.size();
+}
+
 }  // namespace
+
+std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
+                                         const std::string& proc_dir) {
+  std::vector<pid_t> pids;
+  DIR* proc = ::opendir(proc_dir.c_str());
+  if (proc == nullptr) return pids;
+  while (const dirent* d = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(d->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
+    std::ifstream in(proc_dir + "/" + d->d_name + "/cmdline");
+    std::vector<std::string> args;
+    for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+    if (args.size() < 2 || args[1] != "mapper") continue;
+    for (size_t i = 2; i + 1 < args.size(); ++i) {
+      if (args[i] == "--mountpoint") {
+        if (args[i + 1] == mountpoint) pids.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+    }
+  }
+  ::closedir(proc);
+  return pids;
+}
 
 ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,
                                              std::chrono::milliseconds ready_timeout)
@@ -71,6 +131,12 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
     args.push_back(join_gids(b.groups));
   }
   if (b.readonly) args.push_back("--readonly");
+  if (stop_stray_mappers(b.name, mountpoint) > 0) {
+    // What they mounted before dying is dead now.
+    if (auto table = read_mount_table(); table.ok() && is_mount_point(*table, mountpoint)) {
+      if (Status st = unmount_lazily(mountpoint); !st.ok()) return st;
+    }
+  }
   // Built before fork: the child may not allocate.
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "store/store.h"
@@ -39,8 +40,20 @@ class MapperLauncher {
   virtual Status stop(pid_t pid, const std::string& mountpoint) = 0;
 };
 
+// Pids of `tenantfs mapper` processes whose command line names `mountpoint`
+// (as ProcessMapperLauncher starts them: argv[1] "mapper", then
+// "--mountpoint" `mountpoint`), found under `proc_dir` (/proc).
+std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
+                                         const std::string& proc_dir = "/proc");
+
 // Runs `<exe> mapper ...` as a child in its own session (setsid), so that it
 // outlives a crash of serve, with stderr shared with serve.
+//
+// Before starting one, it kills whatever mapper process still names the same
+// mountpoint: the driver starts a mapper only when none serves the volume,
+// so such a process was started by an earlier serve that died before the
+// mapper reported ready (kill -9 mid-Mount). Left alone, it would finish
+// mounting over the new mapper's mount, or under it.
 class ProcessMapperLauncher final : public MapperLauncher {
  public:
   // `exe`: the tenantfs binary ("/proc/self/exe" inside serve).

@@ -1,0 +1,66 @@
+// Finding the mapper processes of a mountpoint by their command line, over a
+// made-up /proc: the launcher kills those an earlier serve left starting.
+#include "plugin/mapper_launcher.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace tenantfs {
+namespace {
+
+class FindMapperProcessesTest : public ::testing::Test {
+ protected:
+  // A /proc/<pid>/cmdline with `args` NUL-separated, as the kernel shows it.
+  void Process(const std::string& pid, const std::vector<std::string>& args) {
+    ASSERT_EQ(::mkdir(proc_.sub(pid).c_str(), 0700), 0);
+    std::string cmdline;
+    for (const auto& a : args) cmdline += a + '\0';
+    proc_.write(pid + "/cmdline", cmdline);
+  }
+  std::vector<pid_t> Find(const std::string& mountpoint) {
+    std::vector<pid_t> pids = find_mapper_processes(mountpoint, proc_.path());
+    std::sort(pids.begin(), pids.end());
+    return pids;
+  }
+  testing::TempDir proc_;
+};
+
+TEST_F(FindMapperProcessesTest, FindsTheMappersOfExactlyThatMountpoint) {
+  Process("100", {"tenantfs", "mapper", "--backing", "/proc/self/fd/4/.", "--mountpoint",
+                  "/mnt/tenantfs/a", "--name", "a"});
+  Process("101", {"tenantfs", "mapper", "--mountpoint", "/mnt/tenantfs/a"});
+  Process("102", {"tenantfs", "mapper", "--mountpoint", "/mnt/tenantfs/ab"});
+  Process("103", {"tenantfs", "mapper", "--mountpoint", "/mnt/tenantfs"});
+  EXPECT_EQ(Find("/mnt/tenantfs/a"), (std::vector<pid_t>{100, 101}));
+  EXPECT_EQ(Find("/mnt/tenantfs/ab"), (std::vector<pid_t>{102}));
+  EXPECT_EQ(Find("/mnt/tenantfs/b"), (std::vector<pid_t>{}));
+}
+
+TEST_F(FindMapperProcessesTest, IgnoresWhatIsNotAMapperNamingTheMountpoint) {
+  // serve itself, a shell whose arguments happen to mention the mountpoint,
+  // the mountpoint given as some other option's value, a kernel thread (no
+  // command line), an exited process's empty command line, no mountpoint.
+  Process("200", {"tenantfs", "serve", "--mount-root", "/mnt/tenantfs"});
+  Process("201", {"sh", "-c", "mapper --mountpoint /mnt/tenantfs/a"});
+  Process("202", {"tenantfs", "mapper", "--name", "--mountpoint", "--backing", "/mnt/tenantfs/a"});
+  Process("203", {});
+  Process("204", {"tenantfs", "mapper"});
+  Process("205", {"tenantfs", "mapper", "--mountpoint"});
+  ASSERT_EQ(::mkdir(proc_.sub("self").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(proc_.sub("sys").c_str(), 0700), 0);
+  EXPECT_EQ(Find("/mnt/tenantfs/a"), (std::vector<pid_t>{}));
+}
+
+TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
+  EXPECT_TRUE(find_mapper_processes("/mnt/tenantfs/a", proc_.sub("absent")).empty());
+}
+
+}  // namespace
+}  // namespace tenantfs
