@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -217,17 +218,19 @@ AdminReply list_volumes(const AdminDeps& deps, const json& req) {
   if (!st.ok()) return error(st);
   auto volumes = deps.store->list_volumes();
   if (!volumes.ok()) return error(volumes.status());
+  // One query for every volume's references, not one per volume.
+  auto referenced = deps.store->referenced_volumes();
+  if (!referenced.ok()) return error(referenced.status());
+  std::map<std::string, const VolumeRefs*> refs_of;
+  for (const auto& r : *referenced) refs_of[r.volume] = &r;
   json out = json::array();
   for (const auto& v : *volumes) {
     json ids = json::object();
     int64_t mounts = 0;
-    auto refs = deps.store->refs(v.name);
-    if (refs.ok()) {
-      for (const auto& [id, n] : refs->ids) ids[id] = n;
-      mounts = refs->total();
-    } else if (refs.status().code() != Code::kNotFound) {
-      return error(refs.status());
-    }  // kNotFound: removed since the listing; report it without mounts
+    if (auto it = refs_of.find(v.name); it != refs_of.end()) {
+      for (const auto& [id, n] : it->second->ids) ids[id] = n;
+      mounts = it->second->total();
+    }
     out.push_back(json{{"name", v.name},
                        {"tenant", v.tenant},
                        {"uid", v.uid},
