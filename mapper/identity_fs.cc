@@ -20,7 +20,11 @@
 namespace tenantfs {
 
 IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st)
-    : options_(std::move(options)), root_dev_(root_st.st_dev), inodes_(std::move(root_fd), root_st) {}
+    : options_(std::move(options)),
+      root_dev_(root_st.st_dev),
+      inodes_(std::move(root_fd), root_st),
+      flock_waiters_(
+          std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)) {}
 
 namespace {
 
@@ -639,8 +643,23 @@ void op_lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence, fuse_fi
 }
 
 void op_flock(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi, int op) {
-  const int res = ::flock(fd_of(fi), op);
-  fuse_reply_err(req, res == 0 ? 0 : last_errno());
+  // Unlocks and LOCK_NB never wait. A blocking lock is tried without
+  // waiting first (the common, uncontended case stays one system call); one
+  // that would wait goes to a thread of its own, never holding a worker.
+  // A conversion (shared to exclusive) that fails the try has already lost
+  // its old lock, exactly as a native blocking conversion does before it
+  // waits (flock(2): conversion is not atomic).
+  const bool blocking = (op & (LOCK_UN | LOCK_NB)) == 0;
+  if (::flock(fd_of(fi), blocking ? op | LOCK_NB : op) == 0) {
+    fuse_reply_err(req, 0);
+    return;
+  }
+  const int err = last_errno();
+  if (blocking && err == EWOULDBLOCK) {
+    fs_of(req).flock_waiters().wait(req, fd_of(fi), op);
+    return;
+  }
+  fuse_reply_err(req, err);
 }
 
 // ------------------------------------------------------------- directories

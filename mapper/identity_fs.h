@@ -16,9 +16,10 @@
 //     search permission takes effect at once, whatever the cache timeouts.
 //
 // Thread-safety: the operations run concurrently on libfuse's worker threads.
-// Shared state is the InodeTable (internally locked); per-open handles are
-// used by one request at a time, as the kernel serialises readdir per open
-// directory.
+// Shared state is the InodeTable and the FlockWaiters (both internally
+// locked); per-open handles are used by one request at a time, as the kernel
+// serialises readdir per open directory. A blocking flock that has to wait
+// is answered from a thread of its own (flock_waiters.h).
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -29,6 +30,7 @@
 #include <string>
 
 #include "common/unique_fd.h"
+#include "mapper/flock_waiters.h"
 #include "mapper/inode_table.h"
 
 namespace tenantfs {
@@ -52,6 +54,8 @@ struct IdentityFsOptions {
   // Forward close() as FLUSH: only network filesystems report write errors
   // at close; on local ones the round trip buys nothing.
   bool flush_on_close = true;
+  // Blocking flock requests that may wait at once (see flock_waiters.h).
+  size_t max_flock_waiters = FlockWaiters::kDefaultMaxWaiters;
 };
 
 class IdentityFs {
@@ -70,11 +74,14 @@ class IdentityFs {
   const IdentityFsOptions& options() const { return options_; }
   InodeTable& inodes() { return inodes_; }
   dev_t root_dev() const { return root_dev_; }
+  FlockWaiters& flock_waiters() { return *flock_waiters_; }
 
  private:
   IdentityFsOptions options_;
   dev_t root_dev_;
   InodeTable inodes_;
+  // Shared with the waiting threads, which may outlive this object.
+  std::shared_ptr<FlockWaiters> flock_waiters_;
   fuse_session* session_ = nullptr;
 };
 

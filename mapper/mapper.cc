@@ -15,7 +15,9 @@
 // rule out). So an external umount/fusermount3 -u ends the loop and the mapper
 // exits 0; on SIGTERM/SIGINT it stops serving, closes the FUSE connection and
 // exits 0, and the supervisor (root) removes the then-dead mount. Before the
-// drop a signal makes the mapper unmount itself.
+// drop a signal makes the mapper unmount itself. Requests still waiting for
+// a flock (flock_waiters.h) hold no libfuse worker and delay neither end:
+// their threads are left blocked and end with the process.
 #include "mapper/mapper.h"
 
 #define FUSE_USE_VERSION 312
@@ -44,6 +46,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
 #include "mapper/privileges.h"
 
@@ -106,7 +109,9 @@ Status install_signal_handlers() {
   struct sigaction ignore{};
   ignore.sa_handler = SIG_IGN;
   if (::sigaction(SIGPIPE, &ignore, nullptr) != 0) return PosixError("sigaction", errno);
-  return Status::Ok();
+  // Wakes threads waiting for a flock when the caller gives up; blocked here
+  // and so in every libfuse worker.
+  return FlockWaiters::install_wake_signal();
 }
 
 // Writes the one readiness line, then closes the fd so the reader sees EOF.
@@ -496,6 +501,9 @@ int run_mapper(const MapperConfig& cfg_in) {
   fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
   const int rc = fuse_session_loop_mt(raw, loop_cfg);
   fuse_loop_cfg_destroy(loop_cfg);
+  // Threads still waiting for a flock must not answer into the session
+  // destroyed below; they stay blocked until the process exits.
+  fs.flock_waiters().close();
 
   if (g_signalled != 0) {
     mapper_log()->info(

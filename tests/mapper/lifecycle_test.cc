@@ -25,17 +25,6 @@ class MapperLifecycleTest : public ::testing::Test {
   void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
 };
 
-bool exited_with(const std::optional<int>& status, int code) {
-  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == code;
-}
-
-std::string describe_status(const std::optional<int>& status) {
-  if (!status) return "still running after 10 s";
-  if (WIFEXITED(*status)) return "exit " + std::to_string(WEXITSTATUS(*status));
-  if (WIFSIGNALED(*status)) return "killed by signal " + std::to_string(WTERMSIG(*status));
-  return "status " + std::to_string(*status);
-}
-
 // Removes CAP_SETUID and CAP_SETGID from every capability set of this
 // process, so that the exec'd mapper (still uid 0, still CAP_SYS_ADMIN) can
 // mount but cannot switch to the tenant.

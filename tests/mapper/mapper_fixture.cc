@@ -397,6 +397,17 @@ std::optional<int> wait_for_exit(pid_t pid, milliseconds timeout) {
   return wait_pid_for(pid, timeout);
 }
 
+bool exited_with(const std::optional<int>& status, int code) {
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == code;
+}
+
+std::string describe_status(const std::optional<int>& status) {
+  if (!status) return "still running";
+  if (WIFEXITED(*status)) return "exit " + std::to_string(WEXITSTATUS(*status));
+  if (WIFSIGNALED(*status)) return "killed by signal " + std::to_string(WTERMSIG(*status));
+  return "status " + std::to_string(*status);
+}
+
 int run_command(const std::vector<std::string>& args) {
   std::vector<std::string> copy = args;
   std::vector<char*> argv;

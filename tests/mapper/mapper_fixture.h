@@ -192,6 +192,11 @@ const char* tenantfs_binary();
 // status, or nullopt if it is still running.
 std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout);
 
+// Whether a wait status says the process exited with `code`.
+bool exited_with(const std::optional<int>& status, int code);
+// "exit 1", "killed by signal 9", or "still running" for nullopt.
+std::string describe_status(const std::optional<int>& status);
+
 // Runs argv[0] (PATH lookup) with argv and returns its wait status.
 int run_command(const std::vector<std::string>& argv);
 
