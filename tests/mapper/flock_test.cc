@@ -37,6 +37,7 @@ constexpr int kExitLocked = 0;
 constexpr int kExitInterrupted = 3;
 constexpr int kExitOverlap = 4;
 constexpr int kExitOther = 5;
+constexpr int kExitNoLock = 6;
 
 // Forks a child that runs fn and exits with its result.
 pid_t spawn(const std::function<int()>& fn) {
@@ -112,7 +113,10 @@ class FlockTest : public ::testing::Test {
     const pid_t pid = spawn([=] {
       UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CLOEXEC));
       if (!fd) return kExitOther;
-      if (::flock(fd.get(), LOCK_EX) != 0) return errno == EINTR ? kExitInterrupted : kExitOther;
+      if (::flock(fd.get(), LOCK_EX) != 0) {
+        if (errno == EINTR) return kExitInterrupted;
+        return errno == ENOLCK ? kExitNoLock : kExitOther;
+      }
       // O_EXCL fails if another holder is inside at the same time.
       UniqueFd mark(::open(inside.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
       if (!mark) return errno == EEXIST ? kExitOverlap : kExitOther;
@@ -265,6 +269,48 @@ TEST_F(FlockTest, KilledAndInterruptedWaitersGoAwayAndLeaveNoThreadBehind) {
   int threads = -1;
   EXPECT_TRUE(eventually([&] { return (threads = thread_count(mapper)) <= 17; }))
       << "mapper still has " << threads << " threads";
+}
+
+TEST_F(FlockTest, WaitersBeyondTheBoundAreRefusedWithEnolckAndLoggedOnce) {
+  // The mapper lets 256 blocking locks wait at once; four more are refused.
+  constexpr int kBound = 256, kBeyond = 4;
+  std::vector<pid_t> waiters;
+  for (int i = 0; i < kBound + kBeyond; ++i) {
+    const pid_t pid = start_waiter();
+    ASSERT_GT(pid, 0) << std::strerror(errno);
+    waiters.push_back(pid);
+  }
+  // While the holder holds the lock nobody gets it, so exactly the ones
+  // over the bound end, refused.
+  std::vector<std::optional<int>> statuses(waiters.size());
+  auto ended = [&] {
+    int n = 0;
+    for (size_t i = 0; i < waiters.size(); ++i) {
+      if (!statuses[i]) statuses[i] = wait_for_exit(waiters[i], milliseconds(0));
+      n += statuses[i] ? 1 : 0;
+    }
+    return n;
+  };
+  EXPECT_TRUE(eventually([&] { return ended() >= kBeyond; }));
+  expect_volume_serves("at-the-bound");
+  unlock_holder();
+  const auto deadline = steady_clock::now() + seconds(60);
+  int locked = 0, refused = 0;
+  for (size_t i = 0; i < waiters.size(); ++i) {
+    if (!statuses[i]) statuses[i] = reap_by(waiters[i], deadline);
+    if (statuses[i]) std::erase(children_, waiters[i]);
+    locked += exited_with(statuses[i], kExitLocked) ? 1 : 0;
+    refused += exited_with(statuses[i], kExitNoLock) ? 1 : 0;
+  }
+  EXPECT_EQ(refused, kBeyond);
+  EXPECT_EQ(locked, kBound);
+  EXPECT_EQ(read_file(m("count")), std::to_string(kBound));
+  const std::string log = vol_->log();
+  size_t lines = 0;
+  for (size_t at = log.find("ENOLCK"); at != std::string::npos; at = log.find("ENOLCK", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
 }
 
 TEST_F(FlockTest, SharedLocksCoexistAndABlockedExclusiveOneFollowsThem) {
