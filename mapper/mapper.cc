@@ -49,6 +49,7 @@
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
 #include "mapper/privileges.h"
+#include "mapper/request_loop.h"
 
 namespace tenantfs {
 namespace {
@@ -96,13 +97,14 @@ volatile sig_atomic_t g_signalled = 0;
 void on_stop_signal(int sig) {
   g_signalled = sig;
   if (fuse_session* se = g_session.load()) fuse_session_exit(se);
+  wake_request_loop();
 }
 
 Status install_signal_handlers() {
   struct sigaction sa{};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  // No SA_RESTART: the loop's main thread must wake from sem_wait to notice.
+  // No SA_RESTART: libfuse's loop must wake from sem_wait to notice.
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     if (::sigaction(sig, &sa, nullptr) != 0) return PosixError("sigaction", errno);
   }
@@ -329,6 +331,10 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
 // CAP_FSETID, so the backing kernel already kills suid/sgid and file
 // capabilities on every write, truncate and chown it makes, and chown to the
 // ids an object already shows (a no-op here) clears them in do_chown.
+// Threads serving requests at most (blocking flocks wait on threads of
+// their own, see flock_waiters.h).
+constexpr int kMaxThreads = 16;
+
 constexpr uint32_t kFuseHandleKillprivV2 = 1u << 28;
 constexpr uint32_t kFuseKernelVersion = 7;
 std::atomic<bool> g_init_reply_pending{true};
@@ -493,14 +499,11 @@ int run_mapper(const MapperConfig& cfg_in) {
                      cfg.gid);
   report_ready(cfg.ready_fd, "ready\n");
 
-  fuse_loop_config* loop_cfg = fuse_loop_cfg_create();
-  // clone_fd reopens /dev/fuse in each worker, which the tenant cannot do
-  // (0600 root): libfuse would warn and share the one fd anyway.
-  fuse_loop_cfg_set_clone_fd(loop_cfg, 0);
-  fuse_loop_cfg_set_max_threads(loop_cfg, 16);
-  fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
-  const int rc = fuse_session_loop_mt(raw, loop_cfg);
-  fuse_loop_cfg_destroy(loop_cfg);
+  const std::vector<int> cpus = allowed_cpus();
+  const RequestLoop loop = resolve_request_loop(cfg.request_loop, cpus.size());
+  mapper_log()->info("volume {}: request loop {} ({} CPUs)", cfg.name, request_loop_name(loop),
+                     cpus.size());
+  const int rc = run_request_loop(raw, loop, cpus, kMaxThreads);
   // Threads still waiting for a flock must not answer into the session
   // destroyed below; they stay blocked until the process exits.
   fs.flock_waiters().close();
@@ -512,7 +515,7 @@ int run_mapper(const MapperConfig& cfg_in) {
     return 0;
   }
   if (rc != 0) {
-    mapper_log()->error("volume {}: FUSE loop failed: {}", cfg.name, std::strerror(rc < 0 ? -rc : rc));
+    mapper_log()->error("volume {}: FUSE loop failed: {}", cfg.name, std::strerror(rc));
     return 1;
   }
   mapper_log()->info("volume {}: unmounted, exiting", cfg.name);

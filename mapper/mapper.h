@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "mapper/request_loop.h"
+
 #include "common/status.h"
 
 namespace tenantfs {
@@ -48,6 +50,7 @@ struct MapperConfig {
   CacheMode cache = CacheMode::kStrict;
   bool readonly = false;
   int ready_fd = -1;  // -1: no readiness report
+  RequestLoop request_loop = RequestLoop::kAuto;  // see request_loop.h
 };
 
 // Mounts, drops privileges, serves until unmounted. Returns the process exit

@@ -13,6 +13,7 @@ namespace {
 struct MapperFlags {
   MapperConfig cfg;
   std::string cache = "strict";
+  std::string request_loop = "auto";
   long long present_uid = -1;
   long long present_gid = -1;
 };
@@ -48,6 +49,10 @@ void register_mapper_command(CLI::App& app) {
       ->check(CLI::IsMember({"strict", "exclusive"}));
   cmd->add_flag("--readonly", c.readonly, "refuse every modification with EROFS");
   cmd->add_option("--name", c.name, "volume name (mount source tenantfs:NAME)");
+  cmd->add_option("--request-loop", flags->request_loop,
+                  "which threads read requests: per-cpu (a receiver pinned to each CPU), shared "
+                  "(libfuse's pool) or auto (per-cpu on up to 8 CPUs)")
+      ->check(CLI::IsMember({"auto", "per-cpu", "shared"}));
   cmd->add_option("--ready-fd", c.ready_fd, "fd that receives \"ready\" or \"error: ...\"");
   cmd->callback([flags] {
     MapperConfig cfg = flags->cfg;
@@ -56,6 +61,7 @@ void register_mapper_command(CLI::App& app) {
     cfg.present_gid =
         flags->present_gid >= 0 ? static_cast<gid_t>(flags->present_gid) : cfg.gid;
     cfg.cache = flags->cache == "exclusive" ? CacheMode::kExclusive : CacheMode::kStrict;
+    parse_request_loop(flags->request_loop, &cfg.request_loop);  // checked above
     if (cfg.name.empty()) cfg.name = default_name(cfg.backing);
     std::exit(run_mapper(cfg));
   });

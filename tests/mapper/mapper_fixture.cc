@@ -339,6 +339,9 @@ std::vector<std::string> MountedVolume::mapper_args() const {
   if (opts_.present_gid) a.insert(a.end(), {"--present-gid", std::to_string(*opts_.present_gid)});
   if (opts_.readonly) a.push_back("--readonly");
   if (!opts_.cache.empty()) a.insert(a.end(), {"--cache", opts_.cache});
+  // The suite runs once per request loop (see CMakeLists.txt).
+  if (const char* loop = std::getenv("TENANTFS_TEST_REQUEST_LOOP"); loop != nullptr && *loop != 0)
+    a.insert(a.end(), {"--request-loop", loop});
   return a;
 }
 

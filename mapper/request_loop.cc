@@ -1,0 +1,250 @@
+#include "mapper/request_loop.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "common/unique_fd.h"
+
+namespace tenantfs {
+namespace {
+
+// The eventfd of the running per-CPU loop, for wake_request_loop().
+std::atomic<int> g_wake_fd{-1};
+
+// Starts `fn` on a thread with every signal blocked.
+template <typename Fn>
+std::thread start_thread(Fn&& fn) {
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  std::thread t(std::forward<Fn>(fn));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return t;
+}
+
+class PerCpuLoop {
+ public:
+  PerCpuLoop(fuse_session* se, std::vector<int> cpus, int max_threads)
+      : se_(se), fd_(fuse_session_fd(se)), cpus_(std::move(cpus)), max_threads_(max_threads) {
+    if (static_cast<int>(cpus_.size()) > max_threads_) cpus_.resize(max_threads_);
+  }
+
+  int run() {
+    wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_) return errno;
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
+    g_wake_fd.store(wake_.get());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int cpu : cpus_) threads_.push_back(start_thread([this, cpu] { serve(cpu); }));
+    }
+    std::vector<std::thread> threads;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stopped_cv_.wait(lock, [this] { return stopping_; });
+      // No thread is added once stopping_ is set (add_receiver checks it).
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+    g_wake_fd.store(-1);
+    ::fcntl(fd_, F_SETFL, flags);
+    return error_.load();
+  }
+
+ private:
+  enum class Got { kRequest, kIdle, kStop };
+
+  // cpu < 0: an overflow thread.
+  void serve(int cpu) {
+    if (cpu >= 0) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      // A CPU taken away since (cpuset change) leaves this thread unpinned,
+      // which costs speed, not correctness.
+      pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    }
+    fuse_buf buf{};
+    for (;;) {
+      receiving_.fetch_add(1);
+      const Got got = receive(&buf, cpu < 0);
+      receiving_.fetch_sub(1);
+      if (got == Got::kStop) break;
+      if (got == Got::kIdle) {
+        if (park()) continue;
+        break;
+      }
+      // Nobody left to take the next request while this one is served.
+      if (receiving_.load() == 0) add_receiver();
+      fuse_session_process_buf(se_, &buf);
+    }
+    std::free(buf.mem);
+  }
+
+  Got receive(fuse_buf* buf, bool overflow) {
+    for (;;) {
+      if (fuse_session_exited(se_)) {
+        stop();
+        return Got::kStop;
+      }
+      const int res = fuse_session_receive_buf(se_, buf);
+      if (res > 0) return Got::kRequest;
+      if (res == 0) {  // unmounted: libfuse has marked the session exited
+        stop();
+        return Got::kStop;
+      }
+      if (res != -EAGAIN && res != -EINTR) {
+        error_.store(-res);
+        fuse_session_exit(se_);
+        stop();
+        return Got::kStop;
+      }
+      pollfd p[2] = {{fd_, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+      const int n = ::poll(p, 2, overflow ? kOverflowIdleMs : -1);
+      // An overflow thread idle for a while parks if someone else receives.
+      if (n == 0 && receiving_.load() > 1) return Got::kIdle;
+    }
+  }
+
+  // Called with no thread receiving: wakes a parked overflow thread or
+  // starts one, up to max_threads.
+  void add_receiver() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    if (parked_ > unparks_) {
+      ++unparks_;
+      parked_cv_.notify_one();
+      return;
+    }
+    if (static_cast<int>(threads_.size()) < max_threads_) {
+      threads_.push_back(start_thread([this] { serve(-1); }));
+    }
+  }
+
+  // false when the loop is stopping.
+  bool park() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++parked_;
+    parked_cv_.wait(lock, [this] { return stopping_ || unparks_ > 0; });
+    --parked_;
+    if (stopping_) return false;
+    --unparks_;
+    return true;
+  }
+
+  void stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      // Left readable: every poll() returns from now on.
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+    }
+    parked_cv_.notify_all();
+    stopped_cv_.notify_all();
+  }
+
+  static constexpr int kOverflowIdleMs = 1000;
+
+  fuse_session* se_;
+  int fd_;
+  std::vector<int> cpus_;
+  int max_threads_;
+  UniqueFd wake_;
+  std::atomic<int> receiving_{0};
+  std::atomic<int> error_{0};
+  std::mutex mu_;
+  std::condition_variable parked_cv_;
+  std::condition_variable stopped_cv_;
+  std::vector<std::thread> threads_;  // guarded by mu_
+  int parked_ = 0;                    // guarded by mu_
+  int unparks_ = 0;                   // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+};
+
+int run_shared_loop(fuse_session* se, int max_threads) {
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  // clone_fd reopens /dev/fuse in each worker, which the tenant cannot do
+  // (0600 root): libfuse would warn and share the one fd anyway.
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(max_threads));
+  fuse_loop_cfg_set_idle_threads(cfg, 4);
+  const int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc < 0 ? -rc : rc;
+}
+
+}  // namespace
+
+bool parse_request_loop(const std::string& text, RequestLoop* out) {
+  if (text == "auto") {
+    *out = RequestLoop::kAuto;
+  } else if (text == "per-cpu") {
+    *out = RequestLoop::kPerCpu;
+  } else if (text == "shared") {
+    *out = RequestLoop::kShared;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* request_loop_name(RequestLoop loop) {
+  switch (loop) {
+    case RequestLoop::kAuto:
+      return "auto";
+    case RequestLoop::kPerCpu:
+      return "per-cpu";
+    case RequestLoop::kShared:
+      return "shared";
+  }
+  return "?";
+}
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus) {
+  if (wanted != RequestLoop::kAuto) return wanted;
+  return cpus >= 1 && cpus <= kMaxPerCpu ? RequestLoop::kPerCpu : RequestLoop::kShared;
+}
+
+int run_request_loop(fuse_session* se, RequestLoop loop, const std::vector<int>& cpus,
+                     int max_threads) {
+  if (loop == RequestLoop::kShared || cpus.empty()) return run_shared_loop(se, max_threads);
+  PerCpuLoop per_cpu(se, cpus, max_threads);
+  return per_cpu.run();
+}
+
+void wake_request_loop() {
+  const int fd = g_wake_fd.load();
+  if (fd < 0) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+}
+
+}  // namespace tenantfs
