@@ -148,21 +148,40 @@ void reply_entry_or_forget(fuse_req_t req, const fuse_entry_param& e) {
   if (fuse_reply_entry(req, &e) != 0 && e.ino != 0) fs_of(req).inodes().forget(e.ino, 1);
 }
 
-// Makes the kernel forget what it cached below directory `dir`, so that the
-// next path walk through it asks us again and the backing store re-checks
-// search permission. Dropping the directory's own entry drops its whole
-// cached subtree; the root has no entry, so its children are dropped one by
-// one. Must run after the reply to the request that changed `dir`: the
+// What the kernel cached below a directory, to be dropped after the reply
+// to a request that changed the directory's permissions, so that the next
+// path walk through it asks us again and the backing store re-checks search
+// permission. Dropping the directory's own entry drops its whole cached
+// subtree; the root has no entry, so its children are dropped one by one.
+//
+// Two steps, because the reply is in between: subtree_below() reads the
+// inode table and must run before the reply (once answered, the kernel may
+// forget the directory, and its id would point at freed memory);
+// drop_cached_subtree() sends the notifications and must run after it (the
 // kernel may still hold locks for that request, and the notification takes
-// the parent's.
-void drop_cached_subtree(IdentityFs& fs, fuse_ino_t dir) {
+// the parent's).
+struct CachedSubtree {
+  bool root = false;
+  std::optional<DirEntryName> entry;
+};
+
+CachedSubtree subtree_below(IdentityFs& fs, fuse_ino_t dir) {
+  CachedSubtree s;
+  s.root = dir == FUSE_ROOT_ID;
+  if (!s.root) s.entry = fs.inodes().dir_entry_name(dir);
+  return s;
+}
+
+void drop_cached_subtree(IdentityFs& fs, const CachedSubtree& subtree) {
   fuse_session* se = fs.session();
   if (se == nullptr) return;
-  if (std::optional<DirEntryName> e = fs.inodes().dir_entry_name(dir)) {
-    fuse_lowlevel_notify_inval_entry(se, e->parent, e->name.data(), e->name.size());
+  if (subtree.entry) {
+    // The parent id is only passed on: the kernel looks it up itself.
+    fuse_lowlevel_notify_inval_entry(se, subtree.entry->parent, subtree.entry->name.data(),
+                                     subtree.entry->name.size());
     return;
   }
-  if (dir != FUSE_ROOT_ID) return;
+  if (!subtree.root) return;
   const ProcPath path(fs.inodes().root().fd.get());
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
@@ -327,10 +346,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
     fuse_reply_err(req, err);
     return;
   }
+  const bool permissions_changed =
+      S_ISDIR(inode.type) && (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
+  // Read before the reply: afterwards `inode` may be gone (subtree_below).
+  const CachedSubtree subtree = permissions_changed ? subtree_below(fs, ino) : CachedSubtree{};
   op_getattr(req, ino, fi);
-  if (S_ISDIR(inode.type) && (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
-    drop_cached_subtree(fs, ino);
-  }
+  drop_cached_subtree(fs, subtree);
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -842,12 +863,16 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     fuse_reply_err(req, EROFS);
     return;
   }
-  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const Inode& inode = fs.inodes().get(ino);
+  const ProcPath path(inode.fd.get());
   const int res = ::setxattr(path.c_str(), name, value, size, flags);
-  fuse_reply_err(req, res == 0 ? 0 : last_errno());
-  if (res == 0 && is_access_acl(name) && S_ISDIR(fs.inodes().get(ino).type)) {
-    drop_cached_subtree(fs, ino);
-  }
+  const int err = res == 0 ? 0 : last_errno();
+  // Read before the reply: afterwards `inode` may be gone (subtree_below).
+  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
+                                    ? subtree_below(fs, ino)
+                                    : CachedSubtree{};
+  fuse_reply_err(req, err);
+  drop_cached_subtree(fs, subtree);
 }
 
 // getxattr's size protocol: size 0 asks how big.
@@ -938,12 +963,16 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  const ProcPath path(fs.inodes().get(ino).fd.get());
+  const Inode& inode = fs.inodes().get(ino);
+  const ProcPath path(inode.fd.get());
   const int res = ::removexattr(path.c_str(), name);
-  fuse_reply_err(req, res == 0 ? 0 : last_errno());
-  if (res == 0 && is_access_acl(name) && S_ISDIR(fs.inodes().get(ino).type)) {
-    drop_cached_subtree(fs, ino);
-  }
+  const int err = res == 0 ? 0 : last_errno();
+  // Read before the reply: afterwards `inode` may be gone (subtree_below).
+  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
+                                    ? subtree_below(fs, ino)
+                                    : CachedSubtree{};
+  fuse_reply_err(req, err);
+  drop_cached_subtree(fs, subtree);
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
