@@ -52,16 +52,14 @@ class PerCpuLoop {
     g_wake_fd.store(wake_.get());
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (int cpu : cpus_) threads_.push_back(start_thread([this, cpu] { serve(cpu); }));
+      for (int cpu : cpus_) start(cpu);
     }
-    std::vector<std::thread> threads;
     {
+      // Threads are detached; this object outlives them because run() only
+      // returns once the last one has said goodbye.
       std::unique_lock<std::mutex> lock(mu_);
-      stopped_cv_.wait(lock, [this] { return stopping_; });
-      // No thread is added once stopping_ is set (add_receiver checks it).
-      threads.swap(threads_);
+      done_cv_.wait(lock, [this] { return stopping_ && live_ == 0; });
     }
-    for (std::thread& t : threads) t.join();
     g_wake_fd.store(-1);
     ::fcntl(fd_, F_SETFL, flags);
     return error_.load();
@@ -70,7 +68,12 @@ class PerCpuLoop {
  private:
   enum class Got { kRequest, kIdle, kStop };
 
-  // cpu < 0: an overflow thread.
+  // With mu_ held. cpu < 0: an overflow thread.
+  void start(int cpu) {
+    ++live_;
+    start_thread([this, cpu] { serve(cpu); }).detach();
+  }
+
   void serve(int cpu) {
     if (cpu >= 0) {
       cpu_set_t one;
@@ -85,16 +88,14 @@ class PerCpuLoop {
       receiving_.fetch_add(1);
       const Got got = receive(&buf, cpu < 0);
       receiving_.fetch_sub(1);
-      if (got == Got::kStop) break;
-      if (got == Got::kIdle) {
-        if (park()) continue;
-        break;
-      }
+      if (got != Got::kRequest) break;
       // Nobody left to take the next request while this one is served.
       if (receiving_.load() == 0) add_receiver();
       fuse_session_process_buf(se_, &buf);
     }
     std::free(buf.mem);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--live_ == 0) done_cv_.notify_all();
   }
 
   Got receive(fuse_buf* buf, bool overflow) {
@@ -117,47 +118,25 @@ class PerCpuLoop {
       }
       pollfd p[2] = {{fd_, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
       const int n = ::poll(p, 2, overflow ? kOverflowIdleMs : -1);
-      // An overflow thread idle for a while parks if someone else receives.
+      // An overflow thread idle for a while ends if someone else receives.
       if (n == 0 && receiving_.load() > 1) return Got::kIdle;
     }
   }
 
-  // Called with no thread receiving: wakes a parked overflow thread or
-  // starts one, up to max_threads.
+  // Called with no thread receiving: starts an overflow thread, up to
+  // max_threads.
   void add_receiver() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
-    if (parked_ > unparks_) {
-      ++unparks_;
-      parked_cv_.notify_one();
-      return;
-    }
-    if (static_cast<int>(threads_.size()) < max_threads_) {
-      threads_.push_back(start_thread([this] { serve(-1); }));
-    }
-  }
-
-  // false when the loop is stopping.
-  bool park() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++parked_;
-    parked_cv_.wait(lock, [this] { return stopping_ || unparks_ > 0; });
-    --parked_;
-    if (stopping_) return false;
-    --unparks_;
-    return true;
+    if (!stopping_ && live_ < max_threads_) start(-1);
   }
 
   void stop() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
-      stopping_ = true;
-      // Left readable: every poll() returns from now on.
-      const uint64_t one = 1;
-      [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
-    }
-    parked_cv_.notify_all();
-    stopped_cv_.notify_all();
+    if (stopping_) return;
+    stopping_ = true;
+    // Left readable: every poll() returns from now on.
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
   }
 
   static constexpr int kOverflowIdleMs = 1000;
@@ -170,12 +149,9 @@ class PerCpuLoop {
   std::atomic<int> receiving_{0};
   std::atomic<int> error_{0};
   std::mutex mu_;
-  std::condition_variable parked_cv_;
-  std::condition_variable stopped_cv_;
-  std::vector<std::thread> threads_;  // guarded by mu_
-  int parked_ = 0;                    // guarded by mu_
-  int unparks_ = 0;                   // guarded by mu_
-  bool stopping_ = false;             // guarded by mu_
+  std::condition_variable done_cv_;
+  int live_ = 0;          // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
 };
 
 int run_shared_loop(fuse_session* se, int max_threads) {

@@ -14,8 +14,8 @@
 // all of them, and the one on the caller's CPU, which runs as soon as the
 // caller goes to sleep, usually takes it; the others find nothing and wait
 // again. When every receiver is busy with a request (a slow disk, many
-// callers), overflow threads, not pinned, join until `max_threads`; once
-// idle for a second they park until needed again. Because every receiver
+// callers), overflow threads, not pinned, join until `max_threads`; each
+// ends after a second without a request. Because every receiver
 // is woken by every request, this is only chosen for up to kMaxPerCpu CPUs.
 //
 // kShared: libfuse's multi-threaded loop. Its threads block in read() and

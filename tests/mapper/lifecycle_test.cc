@@ -297,9 +297,9 @@ TEST_F(MapperLifecycleTest, MapperKeepsServingAfterItsStarterExits) {
 }
 
 // More callers at once than the request loop has receivers (one per CPU in
-// the per-cpu loop): extra threads join while every receiver is busy, park
-// once idle, come back for the next burst, and none of that stands in the
-// way of a clean end.
+// the per-cpu loop): extra threads join while every receiver is busy, end
+// once idle, are started again for the next burst, and none of that stands
+// in the way of a clean end.
 int write_fsync_read_back(const std::string& path, char fill, size_t size) {
   const std::string data(size, fill);
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -336,7 +336,7 @@ TEST_F(MapperLifecycleTest, BurstsOfConcurrentCallersAreServedAndSigtermStillEnd
     EXPECT_EQ(st.st_size, static_cast<off_t>(kSize));
     EXPECT_EQ(st.st_uid, kTenantUid);
   }
-  // Longer than an idle extra thread waits before it parks.
+  // Longer than an idle extra thread waits before it ends.
   std::this_thread::sleep_for(milliseconds(1500));
   EXPECT_EQ(in_parallel(kCallers,
                         [&](int i) {
