@@ -118,6 +118,11 @@ class PerCpuLoop {
       }
       pollfd p[2] = {{fd_, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
       const int n = ::poll(p, 2, overflow ? kOverflowIdleMs : -1);
+      // Written only once the loop is to end (stop(), wake_request_loop()).
+      if (n > 0 && p[1].revents != 0) {
+        stop();
+        return Got::kStop;
+      }
       // An overflow thread idle for a while ends if someone else receives.
       if (n == 0 && receiving_.load() > 1) return Got::kIdle;
     }
