@@ -51,16 +51,6 @@ std::string describe_exit(int status) {
   return "ended";
 }
 
-// True once `pid` is gone or a zombie: either way it holds no /dev/fuse fd
-// and will mount nothing any more.
-bool has_exited(const std::string& proc_dir, pid_t pid) {
-  std::ifstream in(proc_dir + "/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
-  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
-}
-
 // Kills the mapper processes left for `mountpoint` by an earlier serve and
 // waits (bounded) until they are gone; returns how many there were.
 size_t stop_stray_mappers(const std::string& name, const std::string& mountpoint) {
@@ -69,7 +59,7 @@ size_t stop_stray_mappers(const std::string& name, const std::string& mountpoint
   for (pid_t pid : strays) ::kill(pid, SIGKILL);
   const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   for (pid_t pid : strays) {
-    while (!has_exited("/proc", pid) && std::chrono::steady_clock::now() < deadline) {
+    while (!process_has_exited(pid) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
@@ -106,6 +96,14 @@ std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
   }
   ::closedir(proc);
   return pids;
+}
+
+bool process_has_exited(pid_t pid, const std::string& proc_dir) {
+  std::ifstream in(proc_dir + "/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] == 'Z' || stat[paren + 2] == 'X';
 }
 
 ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,

@@ -46,6 +46,10 @@ class MapperLauncher {
 std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
                                          const std::string& proc_dir = "/proc");
 
+// True once `pid` is gone or a zombie (per `proc_dir`/PID/stat): either way
+// it holds no /dev/fuse fd and will mount nothing any more.
+bool process_has_exited(pid_t pid, const std::string& proc_dir = "/proc");
+
 // Runs `<exe> mapper ...` as a child in its own session (setsid), so that it
 // outlives a crash of serve, with stderr shared with serve.
 //

@@ -11,14 +11,18 @@
 # when clang or its libFuzzer runtime is missing.
 set -euo pipefail
 
+script_name=fuzz.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/plugin-common.sh"
+
 src=. build=build-fuzz seconds=60 jobs=2 targets=()
 while (($#)); do
   case "$1" in
-    --source) src="$2"; shift 2 ;;
-    --build) build="$2"; shift 2 ;;
-    --seconds) seconds="$2"; shift 2 ;;
-    --jobs) jobs="$2"; shift 2 ;;
-    -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
+    --source) need_value "$@"; src="$2"; shift 2 ;;
+    --build) need_value "$@"; build="$2"; shift 2 ;;
+    --seconds) need_value "$@"; seconds="$2"; shift 2 ;;
+    --jobs) need_value "$@"; jobs="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) unknown_argument "$1" ;;
     *) targets+=("$1"); shift ;;
   esac
 done

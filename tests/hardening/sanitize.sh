@@ -12,15 +12,19 @@
 # Any sanitizer report fails the test that produced it (halt_on_error).
 set -euo pipefail
 
+script_name=sanitize.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/plugin-common.sh"
+
 mode="" src=. build="" jobs=2 full=0
 while (($#)); do
   case "$1" in
-    --mode) mode="$2"; shift 2 ;;
-    --source) src="$2"; shift 2 ;;
-    --build) build="$2"; shift 2 ;;
-    --jobs) jobs="$2"; shift 2 ;;
+    --mode) need_value "$@"; mode="$2"; shift 2 ;;
+    --source) need_value "$@"; src="$2"; shift 2 ;;
+    --build) need_value "$@"; build="$2"; shift 2 ;;
+    --jobs) need_value "$@"; jobs="$2"; shift 2 ;;
     --full) full=1; shift ;;
-    *) echo "sanitize.sh: unknown argument $1" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) unknown_argument "$1" ;;
   esac
 done
 [[ -n "$build" ]] || build="build-$mode"
@@ -37,7 +41,7 @@ case "$mode" in
     sanitize=thread
     targets=(tenantfs_store_tests serve_unit_tests hardening_unit_tests)
     ;;
-  *) echo "sanitize.sh: --mode asan or tsan" >&2; exit 2 ;;
+  *) usage_error "--mode asan or tsan" ;;
 esac
 
 start=$SECONDS

@@ -1,6 +1,5 @@
 #include "tests/support/serve_harness.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -17,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "plugin/mapper_launcher.h"
 #include "plugin/mount_table.h"
 #include "plugin/unix_http_client.h"
 
@@ -108,39 +108,10 @@ bool is_mounted(const std::string& path) {
 }
 
 std::vector<pid_t> mapper_pids(const std::string& mountpoint) {
-  std::vector<pid_t> pids;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return pids;
-  while (struct dirent* d = ::readdir(proc)) {
-    pid_t pid = static_cast<pid_t>(std::atoi(d->d_name));
-    if (pid <= 0) continue;
-    std::string cmdline = read_file("/proc/" + std::string(d->d_name) + "/cmdline");
-    std::vector<std::string> args;
-    std::string cur;
-    for (char c : cmdline) {
-      if (c == '\0') {
-        args.push_back(cur);
-        cur.clear();
-      } else {
-        cur += c;
-      }
-    }
-    bool is_mapper = args.size() > 1 && args[1] == "mapper";
-    for (size_t i = 0; is_mapper && i + 1 < args.size(); ++i) {
-      if (args[i] == "--mountpoint" && args[i + 1] == mountpoint) pids.push_back(pid);
-    }
-  }
-  ::closedir(proc);
-  return pids;
+  return find_mapper_processes(mountpoint);
 }
 
-bool has_exited(pid_t pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  if (stat.empty()) return true;
-  size_t paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() &&
-         (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X');
-}
+bool has_exited(pid_t pid) { return process_has_exited(pid); }
 
 bool eventually(const std::function<bool()>& cond, std::chrono::seconds bound) {
   auto deadline = std::chrono::steady_clock::now() + bound;
