@@ -34,13 +34,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -51,7 +49,6 @@
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
 #include "mapper/privileges.h"
-#include "mapper/readahead.h"
 #include "mapper/request_loop.h"
 
 namespace tenantfs {
@@ -341,8 +338,6 @@ constexpr int kMaxThreads = 16;
 constexpr uint32_t kFuseHandleKillprivV2 = 1u << 28;
 constexpr uint32_t kFuseKernelVersion = 7;
 std::atomic<bool> g_init_reply_pending{true};
-// max_readahead for the INIT reply, bytes; 0: what libfuse says.
-std::atomic<uint32_t> g_init_max_readahead{0};
 
 ssize_t io_writev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
   // The first message of a session is the INIT reply: the kernel sends no
@@ -354,10 +349,7 @@ ssize_t io_writev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
     auto* init_out = static_cast<uint32_t*>(iov[1].iov_base);
     int32_t error;
     std::memcpy(&error, static_cast<const char*>(iov[0].iov_base) + 4, sizeof error);
-    if (error == 0 && init_out[0] == kFuseKernelVersion) {
-      init_out[3] |= kFuseHandleKillprivV2;
-      init_out[2] = std::max(init_out[2], g_init_max_readahead.load());
-    }
+    if (error == 0 && init_out[0] == kFuseKernelVersion) init_out[3] |= kFuseHandleKillprivV2;
   }
   return ::writev(fd, iov, count);
 }
@@ -434,13 +426,6 @@ int run_mapper(const MapperConfig& cfg_in) {
     return fail(cfg, Status::InvalidArgument("mountpoint " + cfg.mountpoint +
                                              " is not a directory"));
   }
-  // Resolved now: once mounted, looking at the path would ask the mapper,
-  // which does not answer before it serves.
-  std::string real_mountpoint = cfg.mountpoint;
-  if (char* real = ::realpath(cfg.mountpoint.c_str(), nullptr)) {
-    real_mountpoint = real;
-    std::free(real);
-  }
   if (Status st = raise_nofile_limit(); !st.ok()) return fail(cfg, st);
   if (Status st = rehearse_drop(tenant, backing.get(), cfg.backing); !st.ok()) {
     return fail(cfg, st);
@@ -479,19 +464,6 @@ int run_mapper(const MapperConfig& cfg_in) {
     if (int err = fuse_session_custom_io(raw, &io, fuse_session_fd(raw)); err != 0) {
       return fail(cfg, Status::Internal(std::string("cannot set the FUSE session's I/O: ") +
                                         std::strerror(-err)));
-    }
-  }
-
-  // See readahead.h: raised while still root, then asked for in the INIT
-  // reply, whose smaller value would otherwise win.
-  {
-    const uint32_t ra_kb = mount_readahead_kb(backing_st.st_dev);
-    if (Status st = set_mount_readahead_kb(real_mountpoint, ra_kb); st.ok()) {
-      g_init_max_readahead.store(ra_kb * 1024);
-      mapper_log()->info("volume {}: readahead {} KiB", cfg.name, ra_kb);
-    } else {
-      mapper_log()->info("volume {}: readahead stays at the kernel's default: {}", cfg.name,
-                         st.message());
     }
   }
 

@@ -7,10 +7,25 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/mountinfo.h"
-
 namespace tenantfs {
 namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      const char a = s[i + 1], b = s[i + 2], c = s[i + 3];
+      if (a >= '0' && a <= '3' && b >= '0' && b <= '7' && c >= '0' && c <= '7') {
+        out += static_cast<char>((a - '0') * 64 + (b - '0') * 8 + (c - '0'));
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
 
 constexpr int kMaxStackedMounts = 16;
 
@@ -30,8 +45,8 @@ Result<std::vector<MountEntry>> read_mount_table(const std::string& mountinfo_pa
     }
     MountEntry e;
     if (!(fields >> e.fstype >> e.source)) continue;
-    e.mount_point = unescape_mountinfo(mount_point);
-    e.source = unescape_mountinfo(e.source);
+    e.mount_point = unescape(mount_point);
+    e.source = unescape(e.source);
     table.push_back(std::move(e));
   }
   return table;

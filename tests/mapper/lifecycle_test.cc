@@ -6,14 +6,11 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
@@ -354,24 +351,6 @@ TEST_F(MapperLifecycleTest, BurstsOfConcurrentCallersAreServedAndSigtermStillEnd
   EXPECT_TRUE(exited_with(status, 0)) << describe_status(status);
   vol.drop_mapper();
   EXPECT_EQ(::umount2(vol.mountpoint().c_str(), MNT_DETACH), 0) << std::strerror(errno);
-}
-
-// mapper/readahead.h: the mount reads ahead like the disk below the backing
-// store (1-8 MiB), not the 128 KiB a FUSE mount starts with.
-TEST_F(MapperLifecycleTest, MountReadsAheadAtLeastOneMebibyte) {
-  MountedVolume vol;
-  ASSERT_EQ(vol.start(), "ready");
-  struct stat st {};
-  ASSERT_EQ(::stat(vol.mountpoint().c_str(), &st), 0) << std::strerror(errno);
-  const std::string bdi = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
-                          std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
-  const std::string text = read_file(bdi);
-  ASSERT_FALSE(text.empty()) << "cannot read " << bdi;
-  const long kb = std::strtol(text.c_str(), nullptr, 10);
-  EXPECT_GE(kb, 1024) << bdi;
-  EXPECT_LE(kb, 8192) << bdi;
-  EXPECT_NE(vol.log().find("readahead " + std::to_string(kb) + " KiB"), std::string::npos)
-      << vol.log();
 }
 
 TEST_F(MapperLifecycleTest, NameDefaultsToBackingDirectoryName) {

@@ -19,8 +19,6 @@
 #include <sstream>
 #include <thread>
 
-#include "common/mountinfo.h"
-
 namespace tenantfs::testing {
 namespace {
 
@@ -103,6 +101,20 @@ int remove_entry(const char* path, const struct stat*, int type, FTW*) {
 void remove_tree(const std::string& root) {
   if (root.empty()) return;
   ::nftw(root.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8)));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
 }
 
 }  // namespace
