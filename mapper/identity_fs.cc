@@ -199,6 +199,20 @@ void drop_cached_subtree(IdentityFs& fs, const CachedSubtree& subtree) {
 
 bool is_access_acl(const char* name) { return std::strcmp(name, "system.posix_acl_access") == 0; }
 
+// Replies to setxattr or removexattr of `name` on `inode` (id `ino`), whose
+// system call returned `res`. A changed access ACL on a directory changes
+// who may search it, so what the kernel cached below it is dropped, read
+// before the reply as `inode` may be gone after it (see CachedSubtree).
+void reply_xattr_change(fuse_req_t req, IdentityFs& fs, fuse_ino_t ino, const Inode& inode,
+                        const char* name, int res) {
+  const int err = res == 0 ? 0 : last_errno();
+  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
+                                    ? subtree_below(fs, ino)
+                                    : CachedSubtree{};
+  fuse_reply_err(req, err);
+  drop_cached_subtree(fs, subtree);
+}
+
 // ---------------------------------------------------------------- metadata
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -866,13 +880,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   const Inode& inode = fs.inodes().get(ino);
   const ProcPath path(inode.fd.get());
   const int res = ::setxattr(path.c_str(), name, value, size, flags);
-  const int err = res == 0 ? 0 : last_errno();
-  // Read before the reply: afterwards `inode` may be gone (subtree_below).
-  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
-                                    ? subtree_below(fs, ino)
-                                    : CachedSubtree{};
-  fuse_reply_err(req, err);
-  drop_cached_subtree(fs, subtree);
+  reply_xattr_change(req, fs, ino, inode, name, res);
 }
 
 // getxattr's size protocol: size 0 asks how big.
@@ -966,13 +974,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   const Inode& inode = fs.inodes().get(ino);
   const ProcPath path(inode.fd.get());
   const int res = ::removexattr(path.c_str(), name);
-  const int err = res == 0 ? 0 : last_errno();
-  // Read before the reply: afterwards `inode` may be gone (subtree_below).
-  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
-                                    ? subtree_below(fs, ino)
-                                    : CachedSubtree{};
-  fuse_reply_err(req, err);
-  drop_cached_subtree(fs, subtree);
+  reply_xattr_change(req, fs, ino, inode, name, res);
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {

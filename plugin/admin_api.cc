@@ -4,13 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <exception>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 
+#include "common/file_mode.h"
 #include "plugin/request_json.h"
 
 namespace tenantfs {
@@ -92,12 +92,6 @@ Result<uint32_t> required_id(const json& j, const char* field) {
 json tenant_json(const Tenant& t, const std::string& source) {
   return json{{"name", t.name},     {"uid", t.uid},     {"gid", t.gid},
               {"groups", t.groups}, {"source", source}, {"created_at", t.created_at}};
-}
-
-std::string octal_mode(uint32_t mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04o", mode & 07777u);
-  return buf;
 }
 
 AdminReply add_tenant(const AdminDeps& deps, const json& req) {
@@ -238,7 +232,7 @@ AdminReply list_volumes(const AdminDeps& deps, const json& req) {
                        {"groups", v.groups},
                        {"present_uid", v.present_uid},
                        {"present_gid", v.present_gid},
-                       {"mode", octal_mode(v.mode)},
+                       {"mode", format_mode(v.mode)},
                        {"cache", v.cache},
                        {"readonly", v.readonly},
                        {"external", v.external},

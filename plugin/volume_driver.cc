@@ -10,6 +10,7 @@
 #include <ctime>
 #include <set>
 
+#include "common/file_mode.h"
 #include "plugin/backing_dir.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mount_table.h"

@@ -1,7 +1,6 @@
 #include "plugin/volume_spec.h"
 
 #include <charconv>
-#include <cstdio>
 #include <limits>
 
 namespace tenantfs {
@@ -154,12 +153,6 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
         "drop -o mode or set the permissions on the directory yourself");
   }
   return out;
-}
-
-std::string format_mode(uint32_t mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
 }
 
 }  // namespace tenantfs

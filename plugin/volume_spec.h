@@ -53,7 +53,4 @@ struct CreateOptions {
 Result<CreateOptions> parse_create_options(std::string_view volume,
                                            const std::map<std::string, std::string>& opts);
 
-// "0750" style text of a mode, as shown in Get's Status.
-std::string format_mode(uint32_t mode);
-
 }  // namespace tenantfs

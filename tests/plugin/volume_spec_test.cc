@@ -1,7 +1,9 @@
 #include "plugin/volume_spec.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include "common/file_mode.h"
 #include "plugin/serve.h"
 
 namespace tenantfs {
@@ -120,6 +122,7 @@ TEST(FormatMode, FourOctalDigits) {
   EXPECT_EQ(format_mode(0700), "0700");
   EXPECT_EQ(format_mode(0750), "0750");
   EXPECT_EQ(format_mode(0), "0000");
+  EXPECT_EQ(format_mode(S_IFDIR | 02750), "2750");
 }
 
 TEST(AllowedRoots, SplitsAndNormalises) {
