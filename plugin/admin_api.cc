@@ -10,8 +10,8 @@
 #include <optional>
 #include <set>
 
-#include "common/file_mode.h"
 #include "plugin/request_json.h"
+#include "plugin/volume_json.h"
 
 namespace tenantfs {
 namespace {
@@ -225,22 +225,14 @@ AdminReply list_volumes(const AdminDeps& deps, const json& req) {
       for (const auto& [id, n] : it->second->ids) ids[id] = n;
       mounts = it->second->total();
     }
-    out.push_back(json{{"name", v.name},
-                       {"tenant", v.tenant},
-                       {"uid", v.uid},
-                       {"gid", v.gid},
-                       {"groups", v.groups},
-                       {"present_uid", v.present_uid},
-                       {"present_gid", v.present_gid},
-                       {"mode", format_mode(v.mode)},
-                       {"cache", v.cache},
-                       {"readonly", v.readonly},
-                       {"external", v.external},
-                       {"path", v.backing_path},
-                       {"options", v.options},
-                       {"mounts", mounts},
-                       {"mount_ids", std::move(ids)},
-                       {"created_at", v.created_at}});
+    // Get's Status plus what only the listing shows (json objects keep
+    // their keys sorted, so adding these changes nothing in the output).
+    json entry = volume_status_json(v, mounts);
+    entry["name"] = v.name;
+    entry["options"] = v.options;
+    entry["mount_ids"] = std::move(ids);
+    entry["created_at"] = v.created_at;
+    out.push_back(std::move(entry));
   }
   return AdminReply{200, json{{"volumes", std::move(out)}}};
 }

@@ -10,11 +10,11 @@
 #include <ctime>
 #include <set>
 
-#include "common/file_mode.h"
 #include "plugin/backing_dir.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mount_table.h"
 #include "plugin/request_json.h"
+#include "plugin/volume_json.h"
 #include "plugin/volume_spec.h"
 
 namespace tenantfs {
@@ -508,21 +508,9 @@ Result<json> VolumeDriver::get(const std::string& name) {
   const VolumeBinding& b = locked->binding;
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
-  json status = {
-      {"tenant", b.tenant},
-      {"uid", b.uid},
-      {"gid", b.gid},
-      {"groups", b.groups},
-      {"present_uid", b.present_uid},
-      {"present_gid", b.present_gid},
-      {"mode", format_mode(b.mode)},
-      {"cache", b.cache},
-      {"readonly", b.readonly},
-      {"path", b.backing_path},
-      {"external", b.external},
-      {"mounts", refs->total()},
-  };
-  json v = {{"Name", name}, {"CreatedAt", rfc3339(b.created_at)}, {"Status", status}};
+  json v = {{"Name", name},
+            {"CreatedAt", rfc3339(b.created_at)},
+            {"Status", volume_status_json(b, refs->total())}};
   if (has_live_mount_locked(name)) v["Mountpoint"] = mountpoint_of(name);
   return json{{"Volume", v}};
 }

@@ -8,49 +8,19 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "plugin/volume_driver.h"
 #include "store/sqlite_store.h"
+#include "tests/support/recording_launcher.h"
 
 namespace tenantfs {
 namespace {
 
 using json = nlohmann::json;
-
-// Counts live mappers per volume; a second start while one is live, or a
-// stop without one, is recorded as a violation.
-class CountingLauncher final : public MapperLauncher {
- public:
-  Result<pid_t> start(const VolumeBinding& b, int, const std::string&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (live_[b.name]++ != 0) ++violations_;
-    return next_pid_++;
-  }
-  Status stop(pid_t, const std::string& mountpoint) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::string name = mountpoint.substr(mountpoint.rfind('/') + 1);
-    if (live_[name]-- != 1) ++violations_;
-    return Status::Ok();
-  }
-  int live(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return live_[name];
-  }
-  int violations() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return violations_;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, int> live_;
-  int violations_ = 0;
-  pid_t next_pid_ = 4000000;  // beyond pid_max: never a real process
-};
+using testing::RecordingLauncher;
 
 class RefcountStressTest : public ::testing::Test {
  protected:
@@ -87,7 +57,7 @@ class RefcountStressTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<TenantDirectory> tenants_;
-  CountingLauncher launcher_;
+  RecordingLauncher launcher_;
   std::unique_ptr<VolumeDriver> driver_;
 };
 

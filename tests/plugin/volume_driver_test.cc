@@ -9,74 +9,22 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <mutex>
 #include <set>
 #include <thread>
 
 #include "plugin/backing_dir.h"
 #include "plugin_test_support.h"
 #include "store/sqlite_store.h"
+#include "tests/support/recording_launcher.h"
 
 namespace tenantfs {
 namespace {
 
 using json = nlohmann::json;
 using testing::exists;
+using testing::RecordingLauncher;
 using testing::stat_of;
 using testing::TempDir;
-
-// Counts starts and stops; fails starts on request. Never forks.
-class RecordingLauncher : public MapperLauncher {
- public:
-  Result<pid_t> start(const VolumeBinding& b, int backing_fd,
-                      const std::string& mountpoint) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!fail_with_.empty()) return Status::IOError(fail_with_);
-    // The fd handed over must be the binding's backing directory.
-    struct stat by_fd {};
-    struct stat by_path = stat_of(b.backing_path);
-    if (::fstat(backing_fd, &by_fd) != 0 || by_fd.st_ino != by_path.st_ino ||
-        by_fd.st_dev != by_path.st_dev) {
-      return Status::Internal("backing fd is not " + b.backing_path);
-    }
-    ++starts_[b.name];
-    last_mountpoint_ = mountpoint;
-    last_binding_ = b;
-    return next_pid_++;
-  }
-  Status stop(pid_t, const std::string&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stops_[last_mountpoint_];
-    return Status::Ok();
-  }
-  int starts(const std::string& v) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return starts_[v];
-  }
-  int total_stops() {
-    std::lock_guard<std::mutex> lock(mu_);
-    int n = 0;
-    for (auto& [k, c] : stops_) n += c;
-    return n;
-  }
-  void fail_with(std::string line) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fail_with_ = std::move(line);
-  }
-  VolumeBinding last_binding() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return last_binding_;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<std::string, int> starts_;
-  std::map<std::string, int> stops_;
-  std::string fail_with_;
-  std::string last_mountpoint_;
-  VolumeBinding last_binding_;
-  pid_t next_pid_ = 4000000;  // beyond pid_max: never a real process
-};
 
 class VolumeDriverTest : public ::testing::Test {
  protected:
