@@ -1,6 +1,7 @@
 #include "mapper/identity_fs.h"
 
 #include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -198,6 +199,76 @@ void drop_cached_subtree(IdentityFs& fs, const CachedSubtree& subtree) {
 }
 
 bool is_access_acl(const char* name) { return std::strcmp(name, "system.posix_acl_access") == 0; }
+
+bool is_posix_acl(const char* name) {
+  return is_access_acl(name) || std::strcmp(name, "system.posix_acl_default") == 0;
+}
+
+// An ACL's named entries carry ids, and the tenant's own ids are presented
+// as the volume's: inside the mount `user:<present uid>` is the tenant, on
+// the storage `user:<tenant uid>`. Entries naming anyone else keep their ids,
+// as files of other owners do.
+struct AclIdMap {
+  uid_t from_uid;
+  uid_t to_uid;
+  gid_t from_gid;
+  gid_t to_gid;
+};
+
+bool presents_other_ids(const IdentityFsOptions& o) {
+  return o.present_uid != o.tenant_uid || o.present_gid != o.tenant_gid;
+}
+
+AclIdMap storage_to_mount(const IdentityFsOptions& o) {
+  return {o.tenant_uid, o.present_uid, o.tenant_gid, o.present_gid};
+}
+
+AclIdMap mount_to_storage(const IdentityFsOptions& o) {
+  return {o.present_uid, o.tenant_uid, o.present_gid, o.tenant_gid};
+}
+
+// Rewrites the named entries of an ACL in the kernel's xattr form: a 4-byte
+// version (2), then 8-byte entries of tag (16 bits), permissions (16) and
+// id (32), little-endian, sorted by tag and then id (the kernel refuses any
+// other order, so entries whose id changed are sorted again). A value of
+// any other form is left as it is: the kernel has parsed every ACL it sends
+// us and parses every one we return, so it fails there with EINVAL either
+// way.
+void map_acl_ids(char* data, size_t size, const AclIdMap& map) {
+  constexpr size_t kHeader = 4;
+  constexpr size_t kEntrySize = 8;
+  constexpr uint32_t kVersion = 2;
+  constexpr uint16_t kUser = 0x02;
+  constexpr uint16_t kGroup = 0x08;
+  if (size < kHeader || (size - kHeader) % kEntrySize != 0) return;
+  uint32_t version;
+  std::memcpy(&version, data, sizeof version);
+  if (le32toh(version) != kVersion) return;
+  struct Entry {
+    uint16_t tag;
+    uint16_t perm;
+    uint32_t id;
+  };
+  static_assert(sizeof(Entry) == kEntrySize);
+  std::vector<Entry> entries((size - kHeader) / kEntrySize);
+  std::memcpy(entries.data(), data + kHeader, size - kHeader);
+  bool changed = false;
+  for (Entry& e : entries) {
+    const uint16_t tag = le16toh(e.tag);
+    const uint32_t id = le32toh(e.id);
+    if ((tag == kUser && id == map.from_uid) || (tag == kGroup && id == map.from_gid)) {
+      e.id = htole32(tag == kUser ? map.to_uid : map.to_gid);
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    const uint16_t ta = le16toh(a.tag);
+    const uint16_t tb = le16toh(b.tag);
+    return ta != tb ? ta < tb : le32toh(a.id) < le32toh(b.id);
+  });
+  std::memcpy(data + kHeader, entries.data(), size - kHeader);
+}
 
 // Replies to setxattr or removexattr of `name` on `inode` (id `ino`), whose
 // system call returned `res`. A changed access ACL on a directory changes
@@ -879,6 +950,12 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   }
   const Inode& inode = fs.inodes().get(ino);
   const ProcPath path(inode.fd.get());
+  std::string mapped;
+  if (is_posix_acl(name) && presents_other_ids(fs.options())) {
+    mapped.assign(value, size);
+    map_acl_ids(mapped.data(), mapped.size(), mount_to_storage(fs.options()));
+    value = mapped.data();
+  }
   const int res = ::setxattr(path.c_str(), name, value, size, flags);
   reply_xattr_change(req, fs, ino, inode, name, res);
 }
@@ -909,9 +986,15 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
+  const IdentityFsOptions& o = fs_of(req).options();
+  const bool map_ids = is_posix_acl(name) && presents_other_ids(o);
   const ProcPath path(inode_of(req, ino).fd.get());
   reply_xattr_data(req, size, [&](char* buf, size_t len) {
-    return ::getxattr(path.c_str(), name, buf, len);
+    const ssize_t n = ::getxattr(path.c_str(), name, buf, len);
+    if (n > 0 && buf != nullptr && map_ids) {
+      map_acl_ids(buf, static_cast<size_t>(n), storage_to_mount(o));
+    }
+    return n;
   });
 }
 

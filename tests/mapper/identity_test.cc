@@ -9,6 +9,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <utility>
+#include <vector>
 
 #include "tests/mapper/mapper_fixture.h"
 
@@ -308,6 +311,16 @@ INSTANTIATE_TEST_SUITE_P(AsSeveralUsers, CallerIdentityTest,
                                            Caller{2000, 2000, {2000}}),
                          [](const ::testing::TestParamInfo<Caller>& p) { return p.param.name(); });
 
+// Mounts a volume with `opts` holding one file, "f", into `vol`; skips the
+// test where the backing filesystem does not store POSIX ACLs.
+void mount_acl_volume(const VolumeOptions& opts, std::unique_ptr<MountedVolume>* vol) {
+  *vol = std::make_unique<MountedVolume>(opts);
+  if (!supports_posix_acl((*vol)->backing()))
+    GTEST_SKIP() << "the backing filesystem does not store POSIX ACLs";
+  ASSERT_EQ((*vol)->start(), "ready");
+  ASSERT_TRUE(write_file((*vol)->path("f"), "acl"));
+}
+
 // The kernel lets only the file's (presented) owner, or a caller with
 // CAP_FOWNER, change an ACL, before the mapper is asked. So each caller gets a
 // volume presented with its own ids, as a container running as that uid would.
@@ -320,11 +333,7 @@ class CallerAclTest : public ::testing::TestWithParam<Caller> {
       opts.present_uid = GetParam().uid;
       opts.present_gid = GetParam().gid;
     }
-    vol_ = std::make_unique<MountedVolume>(opts);
-    if (!supports_posix_acl(vol_->backing()))
-      GTEST_SKIP() << "the backing filesystem does not store POSIX ACLs";
-    ASSERT_EQ(vol_->start(), "ready");
-    ASSERT_TRUE(write_file(vol_->path("f"), "acl"));
+    mount_acl_volume(opts, &vol_);
   }
   void TearDown() override { vol_.reset(); }
   std::unique_ptr<MountedVolume> vol_;
@@ -380,6 +389,115 @@ TEST(AclOwnershipTest, AclChangeByCallerNotPresentedAsOwnerFailsWithEperm) {
   EXPECT_EQ(o.ret, -1);
   EXPECT_EQ(o.err, EPERM) << describe(o);
   EXPECT_FALSE(get_xattr(vol.backing_path("f"), kAclAccessXattr)) << "an ACL reached the storage";
+}
+
+// ACL entries that name the tenant are presented the way the tenant's files
+// are: with the volume's ids inside the mount, with the tenant's on the
+// storage. Entries naming anyone else keep their ids.
+class AclIdPresentationTest : public ::testing::Test {
+ protected:
+  static constexpr uid_t kPresentUid = 1000;
+  static constexpr gid_t kPresentGid = 1000;
+  // Sorts after the presented ids and before the tenant's, so that mapping
+  // an entry moves it past this one.
+  static constexpr uid_t kBetweenUid = 5000;
+
+  void SetUp() override {
+    SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
+    VolumeOptions opts;
+    opts.present_uid = kPresentUid;
+    opts.present_gid = kPresentGid;
+    mount_acl_volume(opts, &vol_);
+  }
+  void TearDown() override { vol_.reset(); }
+
+  // Sets `acl` as `name` of `path` as the presented owner, as a container
+  // process running as that uid would.
+  Outcome set_as_owner(const std::string& path, const char* name, const std::string& acl) {
+    return run_as(Caller{kPresentUid, kPresentGid, {kPresentGid}}, [&] {
+      return sys(::setxattr(path.c_str(), name, acl.data(), acl.size(), 0));
+    });
+  }
+
+  std::unique_ptr<MountedVolume> vol_;
+};
+
+// The named entries (tag, id) of an ACL, in stored order.
+using Named = std::vector<std::pair<uint16_t, uint32_t>>;
+Named named_entries(const std::string& xattr) {
+  Named out;
+  for (const AclEntry& e : decode_acl(xattr))
+    if (e.tag == kAclUser || e.tag == kAclGroup) out.emplace_back(e.tag, e.id);
+  return out;
+}
+
+// An access ACL granting read to users `low` and `high` (in that order, as
+// the kernel demands) and to group `group`.
+std::string acl_granting_read(uid_t low, uid_t high, gid_t group) {
+  return encode_acl({{kAclUserObj, 6, kAclNoId},
+                     {kAclUser, 4, low},
+                     {kAclUser, 4, high},
+                     {kAclGroupObj, 4, kAclNoId},
+                     {kAclGroup, 4, group},
+                     {kAclMask, 4, kAclNoId},
+                     {kAclOther, 0, kAclNoId}});
+}
+
+TEST_F(AclIdPresentationTest, StorageAclNamingTheTenantShowsThePresentedIds) {
+  const std::string stored = acl_granting_read(kBetweenUid, kTenantUid, kTenantGid);
+  ASSERT_EQ(::setxattr(vol_->backing_path("f").c_str(), kAclAccessXattr, stored.data(),
+                       stored.size(), 0),
+            0)
+      << std::strerror(errno);
+  std::optional<std::string> shown = get_xattr(vol_->path("f"), kAclAccessXattr);
+  ASSERT_TRUE(shown) << std::strerror(errno);
+  // Sorted as the kernel demands: the presented uid now comes first.
+  EXPECT_EQ(named_entries(*shown),
+            (Named{{kAclUser, kPresentUid}, {kAclUser, kBetweenUid}, {kAclGroup, kPresentGid}}));
+  // What getfacl prints through the mount: the tenant appears as the
+  // volume's ids.
+  const std::string cmd = "getfacl -n --omit-header '" + vol_->path("f") + "' 2>&1";
+  std::string printed;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[512];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) printed.append(buf, n);
+    EXPECT_EQ(::pclose(p), 0) << printed;
+  }
+  EXPECT_NE(printed.find("user:1000:r--"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("group:1000:r--"), std::string::npos) << printed;
+  EXPECT_EQ(printed.find("7001"), std::string::npos) << printed;
+}
+
+TEST_F(AclIdPresentationTest, AclNamingThePresentedIdsIsStoredForTheTenant) {
+  const std::string acl = acl_granting_read(kPresentUid, kBetweenUid, kPresentGid);
+  Outcome o = set_as_owner(vol_->path("f"), kAclAccessXattr, acl);
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  std::optional<std::string> stored = get_xattr(vol_->backing_path("f"), kAclAccessXattr);
+  ASSERT_TRUE(stored) << std::strerror(errno);
+  EXPECT_EQ(named_entries(*stored),
+            (Named{{kAclUser, kBetweenUid}, {kAclUser, kTenantUid}, {kAclGroup, kTenantGid}}));
+  EXPECT_EQ(get_xattr(vol_->path("f"), kAclAccessXattr), acl)
+      << "the ACL read back through the mount is the one that was set";
+}
+
+TEST_F(AclIdPresentationTest, DefaultAclForThePresentedIdsIsInheritedByNewFiles) {
+  ASSERT_EQ(::mkdir(vol_->path("d").c_str(), 0750), 0) << std::strerror(errno);
+  const std::string acl = encode_acl({{kAclUserObj, 7, kAclNoId},
+                                      {kAclUser, 5, kPresentUid},
+                                      {kAclGroupObj, 5, kAclNoId},
+                                      {kAclGroup, 5, kPresentGid},
+                                      {kAclMask, 7, kAclNoId},
+                                      {kAclOther, 0, kAclNoId}});
+  Outcome o = set_as_owner(vol_->path("d"), "system.posix_acl_default", acl);
+  ASSERT_EQ(o.ret, 0) << describe(o);
+  ASSERT_TRUE(write_file(vol_->path("d/new"), "inherits"));
+  std::optional<std::string> stored = get_xattr(vol_->backing_path("d/new"), kAclAccessXattr);
+  ASSERT_TRUE(stored) << "no ACL inherited on the storage: " << std::strerror(errno);
+  EXPECT_EQ(named_entries(*stored), (Named{{kAclUser, kTenantUid}, {kAclGroup, kTenantGid}}));
+  std::optional<std::string> shown = get_xattr(vol_->path("d/new"), kAclAccessXattr);
+  ASSERT_TRUE(shown) << std::strerror(errno);
+  EXPECT_EQ(named_entries(*shown), (Named{{kAclUser, kPresentUid}, {kAclGroup, kPresentGid}}));
 }
 
 // How the mount presents ownership, for each --present-uid/--present-gid.
