@@ -12,6 +12,8 @@
 // numbers, inode numbers, devices or the current time.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
 #include <string_view>
@@ -81,8 +83,8 @@ class Steps {
   std::string line_;
 };
 
-// One identity-independent view of the ids a case names: the tenant, a
-// supplementary group of the tenant, and another user.
+// The ids the cases name: the tenant, a supplementary group of the tenant,
+// and another user with its own group.
 struct Ids {
   uid_t tenant_uid;
   gid_t tenant_gid;

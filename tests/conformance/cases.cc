@@ -17,7 +17,6 @@
 #include <string>
 
 #include "tests/conformance/battery.h"
-#include "tests/mapper/mapper_fixture.h"
 
 namespace tenantfs::conformance {
 namespace {
