@@ -36,6 +36,7 @@ void exec(S s, std::string_view label, const std::string& path) {
   if (::pipe2(fds, O_CLOEXEC) != 0) return s.call(label, -1);
   UniqueFd rd(fds[0]), wr(fds[1]);
   pid_t pid = ::fork();
+  if (pid < 0) return s.call(label, -1);
   if (pid == 0) {
     rd.reset();
     char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
@@ -46,12 +47,13 @@ void exec(S s, std::string_view label, const std::string& path) {
     ::_exit(127);
   }
   wr.reset();
+  // The pipe closes on a successful exec (O_CLOEXEC) and carries errno otherwise.
   int err = 0;
-  const bool exec_failed = pid > 0 && ::read(rd.get(), &err, sizeof err) == sizeof err;
+  const bool exec_failed = ::read(rd.get(), &err, sizeof err) == sizeof err;
   int status = 0;
-  if (pid > 0) ::waitpid(pid, &status, 0);
-  if (pid < 0 || exec_failed) {
-    errno = pid < 0 ? errno : err;
+  ::waitpid(pid, &status, 0);
+  if (exec_failed) {
+    errno = err;
     return s.call(label, -1);
   }
   s.note(label, WIFEXITED(status) ? "exit" + std::to_string(WEXITSTATUS(status)) : "signal");
