@@ -537,6 +537,14 @@ std::vector<Case> make_battery() {
          fd.reset();
          s.stat("stat", "f");
        }},
+      {"write_by_group_clears_setgid",
+       [](F f, I id) { f.file("f", id.other_uid, id.shared_gid, 02770); },
+       [](S s, I) {
+         UniqueFd fd = s.open("open", "f", O_WRONLY);
+         write_to(s, "write", fd.get(), "x");
+         fd.reset();
+         s.stat("stat", "f");
+       }},
       {"truncate_clears_setuid_setgid",
        [](F f, I id) { f.file("f", id.tenant_uid, id.tenant_gid, 06755); },
        [](S s, I) {
@@ -545,12 +553,6 @@ std::vector<Case> make_battery() {
        }},
 
       // ------------------------------------------------------- mknod, FIFOs
-      {"mkfifo_own",
-       {},
-       [](S s, I) {
-         s.call("mkfifo", ::mkfifo("p", 0640));
-         s.stat("stat", "p");
-       }},
       {"fifo_open_permissions",
        [](F f, I id) {
          f.fifo("p", id.other_uid, id.other_gid, 0600);
@@ -563,9 +565,11 @@ std::vector<Case> make_battery() {
          s.open("other_rdonly", "p", O_RDONLY | O_NONBLOCK);
          s.open("group_rdwr", "g", O_RDWR);
        }},
-      {"mknod_devices",
+      {"mknod_types",
        {},
        [](S s, I) {
+         s.call("fifo", ::mkfifo("p", 0640));
+         s.stat("stat_fifo", "p");
          s.call("char", ::mknod("c", S_IFCHR | 0600, makedev(1, 3)));
          s.call("block", ::mknod("b", S_IFBLK | 0600, makedev(7, 0)));
        }},
