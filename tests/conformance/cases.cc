@@ -30,6 +30,15 @@ void write_to(S s, std::string_view label, int fd, const std::string& text) {
   s.value(label, static_cast<long>(::write(fd, text.data(), text.size())));
 }
 
+// Writes one byte to `path` through an fd of its own, closes it, and
+// records what stat shows after: a write may clear setuid/setgid.
+void write_then_stat(S s, const std::string& path) {
+  UniqueFd fd = s.open("open", path, O_WRONLY);
+  write_to(s, "write", fd.get(), "x");
+  fd.reset();
+  s.stat("stat", path);
+}
+
 // Runs `path` in a child and records "exit<N>", or the errno of execve.
 void exec(S s, std::string_view label, const std::string& path) {
   int fds[2];
@@ -531,20 +540,10 @@ std::vector<Case> make_battery() {
       // --------------------------------------------------- setuid on write
       {"write_clears_setuid_setgid",
        [](F f, I id) { f.file("f", id.tenant_uid, id.tenant_gid, 06755); },
-       [](S s, I) {
-         UniqueFd fd = s.open("open", "f", O_WRONLY);
-         write_to(s, "write", fd.get(), "x");
-         fd.reset();
-         s.stat("stat", "f");
-       }},
+       [](S s, I) { write_then_stat(s, "f"); }},
       {"write_by_group_clears_setgid",
        [](F f, I id) { f.file("f", id.other_uid, id.shared_gid, 02770); },
-       [](S s, I) {
-         UniqueFd fd = s.open("open", "f", O_WRONLY);
-         write_to(s, "write", fd.get(), "x");
-         fd.reset();
-         s.stat("stat", "f");
-       }},
+       [](S s, I) { write_then_stat(s, "f"); }},
       {"truncate_clears_setuid_setgid",
        [](F f, I id) { f.file("f", id.tenant_uid, id.tenant_gid, 06755); },
        [](S s, I) {
