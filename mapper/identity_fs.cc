@@ -20,17 +20,27 @@
 
 namespace tenantfs {
 
-IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st)
+IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const BackingStat& root)
     : options_(std::move(options)),
-      root_dev_(root_st.st_dev),
-      inodes_(std::move(root_fd), root_st),
+      inodes_(std::move(root_fd), root, options_.max_open_fds),
       flock_waiters_(
           std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)) {}
 
 namespace {
 
 IdentityFs& fs_of(fuse_req_t req) { return *static_cast<IdentityFs*>(fuse_req_userdata(req)); }
-Inode& inode_of(fuse_req_t req, fuse_ino_t ino) { return fs_of(req).inodes().get(ino); }
+
+// Pins the fd of `ino` for this request into `fd`; if that fails (the
+// object moved away on the storage, or no fd is left), replies with the
+// errno and returns false. Every fd a request needs is taken this way
+// before it changes the storage, so a request never fails after a change.
+bool pin_or_reply(fuse_req_t req, fuse_ino_t ino, PinnedFd* fd) {
+  if (int err = fs_of(req).inodes().pin(ino, fd); err != 0) {
+    fuse_reply_err(req, err);
+    return false;
+  }
+  return true;
+}
 
 // "N" in /proc/self/fd, the mapper's working directory (run_mapper changes
 // to it before the privilege drop): the only way to reach an object held as
@@ -59,8 +69,8 @@ void present_owner(const IdentityFsOptions& o, struct stat* st) {
   if (st->st_gid == o.tenant_gid) st->st_gid = o.present_gid;
 }
 
-int stat_inode(const Inode& inode, struct stat* st) {
-  if (::fstatat(inode.fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+int stat_fd(int fd, struct stat* st) {
+  if (::fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }
   return 0;
@@ -75,71 +85,49 @@ void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, fuse_entry
   e->entry_timeout = fs.options().entry_timeout;
 }
 
-// Opens `name` in `dirfd` as O_PATH, stats what was opened (the name may
-// have changed in between) and records one kernel lookup of it.
-int add_lookup_by_name(IdentityFs& fs, fuse_ino_t parent, int dirfd, const char* name,
-                       fuse_entry_param* e) {
-  UniqueFd fd(::openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return last_errno();
-  struct stat st;
-  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-    return last_errno();
-  }
-  // Another filesystem mounted inside the backing tree is not part of the
-  // volume.
-  if (st.st_dev != fs.root_dev()) return EXDEV;
-  fill_entry(fs, fs.inodes().add_lookup(std::move(fd), st, parent, name), st, e);
-  return 0;
-}
-
-// Looks `name` up in `parent` and, on success, records one kernel lookup and
-// fills `e`. Returns 0 or an errno.
-int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+// Looks `name` up in the directory `dirfd` (an fd of `parent`) and, on
+// success, records one kernel lookup and fills `e`. Opens nothing, so a
+// lookup needs no fd beyond its directory's, and nothing found in a nested
+// mount is ever held. Returns 0 or an errno.
+int lookup_in(IdentityFs& fs, fuse_ino_t parent, int dirfd, const char* name, fuse_entry_param* e) {
   *e = fuse_entry_param{};
   // The kernel resolves "." and ".." itself; answering them here could walk
   // above the backing root.
   if (is_dot_or_dotdot(name)) return EINVAL;
-  Inode& dir = fs.inodes().get(parent);
-  // Most lookups revalidate objects the kernel already knows: one fstatat
-  // finds them without opening a new fd.
-  struct stat st;
-  if (::fstatat(dir.fd.get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
-  if (st.st_dev != fs.root_dev()) return EXDEV;
-  if (fuse_ino_t id = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name)) {
-    fill_entry(fs, id, st, e);
-    return 0;
-  }
-  return add_lookup_by_name(fs, parent, dir.fd.get(), name, e);
+  BackingStat found;
+  if (int err = backing_stat(dirfd, name, AT_SYMLINK_NOFOLLOW, &found); err != 0) return err;
+  // Any other mount under the backing tree (another filesystem, or a bind
+  // mount of this one that may show data from outside the volume) is not
+  // part of the volume.
+  if (found.mnt_id != fs.inodes().root_mnt_id()) return EXDEV;
+  fill_entry(fs, fs.inodes().add_lookup(found.st, parent, name), found.st, e);
+  return 0;
 }
 
-// The entry of an object this request just made as `name` in `parent`
-// (mkdir, mknod, symlink): a new object is never known yet, so the fstatat
-// by name that do_lookup starts with would only cost a system call.
-int lookup_made(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
-  *e = fuse_entry_param{};
-  return add_lookup_by_name(fs, parent, fs.inodes().get(parent).fd.get(), name, e);
+int do_lookup(IdentityFs& fs, fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+  PinnedFd dir;
+  if (int err = fs.inodes().pin(parent, &dir); err != 0) {
+    *e = fuse_entry_param{};
+    return err;
+  }
+  return lookup_in(fs, parent, dir.get(), name, e);
 }
 
 // The entry of the file `file_fd` that CREATE opened as `name` in `parent`.
 // The open fd says what was opened, and its magic link leads back to that
-// very object, whatever happened to the name since: fstat and one O_PATH
-// open, instead of a lookup by name (fstatat, openat, fstatat).
+// very object, whatever happened to the name since. The file exists now, so
+// nothing after the open may fail for want of an fd: if its O_PATH fd cannot
+// be opened, the Inode is recorded without one and opened when next used.
 int lookup_created(IdentityFs& fs, fuse_ino_t parent, const char* name, int file_fd,
                    fuse_entry_param* e) {
   *e = fuse_entry_param{};
-  struct stat st;
-  if (::fstat(file_fd, &st) != 0) return last_errno();
+  BackingStat opened;
+  if (int err = backing_stat(file_fd, "", AT_EMPTY_PATH, &opened); err != 0) return err;
   // A file bind-mounted over `name` was opened, not created.
-  if (st.st_dev != fs.root_dev()) return EXDEV;
-  // O_CREAT without O_EXCL may open a file the kernel already knows.
-  fuse_ino_t id = fs.inodes().add_lookup_if_known(st.st_ino, st.st_dev, parent, name);
-  if (id == 0) {
-    const ProcPath path(file_fd);
-    UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-    if (!fd) return last_errno();
-    id = fs.inodes().add_lookup(std::move(fd), st, parent, name);
-  }
-  fill_entry(fs, id, st, e);
+  if (opened.mnt_id != fs.inodes().root_mnt_id()) return EXDEV;
+  const ProcPath path(file_fd);
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  fill_entry(fs, fs.inodes().add_lookup(opened.st, parent, name, std::move(fd)), opened.st, e);
   return 0;
 }
 
@@ -183,7 +171,9 @@ void drop_cached_subtree(IdentityFs& fs, const CachedSubtree& subtree) {
     return;
   }
   if (!subtree.root) return;
-  const ProcPath path(fs.inodes().root().fd.get());
+  PinnedFd root;  // the root's fd is never closed: this cannot fail
+  if (fs.inodes().pin(FUSE_ROOT_ID, &root) != 0) return;
+  const ProcPath path(root.get());
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   DIR* dp = ::fdopendir(fd);
@@ -317,8 +307,10 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   IdentityFs& fs = fs_of(req);
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
   struct stat st;
-  if (int err = stat_inode(fs.inodes().get(ino), &st); err != 0) {
+  if (int err = stat_fd(fd.get(), &st); err != 0) {
     fuse_reply_err(req, err);
     return;
   }
@@ -329,9 +321,9 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
 // chown/chgrp: the presented id stands for the tenant's; the id an object
 // already shows means "unchanged"; anything else is refused. What remains is
 // a real change to the tenant's own ids, which the kernel judges.
-int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* attr, int valid) {
+int do_chown(const IdentityFsOptions& o, int fd, const struct stat* attr, int valid) {
   struct stat cur;
-  if (int err = stat_inode(inode, &cur); err != 0) return err;
+  if (int err = stat_fd(fd, &cur); err != 0) return err;
   struct stat shown = cur;
   present_owner(o, &shown);
   uid_t uid = static_cast<uid_t>(-1);
@@ -360,19 +352,19 @@ int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* 
     if (mode & S_ISUID) mode &= ~S_ISUID;
     if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
     if (mode == (cur.st_mode & 07777)) return 0;
-    const ProcPath path(inode.fd.get());
+    const ProcPath path(fd);
     if (::chmod(path.c_str(), mode) != 0) return last_errno();
     return 0;
   }
-  if (::fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+  if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }
   return 0;
 }
 
-int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr, int valid,
+int do_setattr(const IdentityFsOptions& o, const Inode& inode, int fd, struct stat* attr, int valid,
                fuse_file_info* fi) {
-  const ProcPath path(inode.fd.get());
+  const ProcPath path(fd);
   const bool is_symlink = S_ISLNK(inode.type);
   if (valid & FUSE_SET_ATTR_MODE) {
     if (is_symlink) return EOPNOTSUPP;
@@ -381,7 +373,7 @@ int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr
     if (res != 0) return last_errno();
   }
   if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    if (int err = do_chown(o, inode, attr, valid); err != 0) return err;
+    if (int err = do_chown(o, fd, attr, valid); err != 0) return err;
   }
   if (valid & FUSE_SET_ATTR_SIZE) {
     if (!S_ISREG(inode.type)) return S_ISDIR(inode.type) ? EISDIR : EINVAL;
@@ -410,7 +402,7 @@ int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr
     } else if (is_symlink) {
       // The magic link would be followed to the symlink's target; only the
       // AT_EMPTY_PATH form reaches the symlink itself.
-      res = ::utimensat(inode.fd.get(), "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+      res = ::utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     } else {
       res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
     }
@@ -427,10 +419,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
     return;
   }
   Inode& inode = fs.inodes().get(ino);
-  if (int err = do_setattr(fs.options(), inode, attr, valid, fi); err != 0) {
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  if (int err = do_setattr(fs.options(), inode, fd.get(), attr, valid, fi); err != 0) {
     fuse_reply_err(req, err);
     return;
   }
+  fd.reset();
   const bool permissions_changed =
       S_ISDIR(inode.type) && (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
   // Read before the reply: afterwards `inode` may be gone (subtree_below).
@@ -440,8 +435,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
   char buf[PATH_MAX + 1];
-  const ssize_t n = ::readlinkat(inode_of(req, ino).fd.get(), "", buf, sizeof buf);
+  const ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
   if (n < 0) {
     fuse_reply_err(req, last_errno());
     return;
@@ -457,21 +454,23 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 // ------------------------------------------------------- directory entries
 
 // Runs `make` (which creates `name` in the parent's fd and returns 0 or -1
-// with errno) and replies with the new entry.
-// `is_new`: `make` creates a new object (not link()), so it cannot be known.
+// with errno) and replies with the new entry. The parent's fd is pinned
+// before `make` runs, and the entry needs no other fd.
 template <typename Make>
-void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, bool is_new, Make make) {
+void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
   IdentityFs& fs = fs_of(req);
   if (fs.options().readonly) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  if (make(fs.inodes().get(parent).fd.get()) != 0) {
+  PinnedFd dir;
+  if (!pin_or_reply(req, parent, &dir)) return;
+  if (make(dir.get()) != 0) {
     fuse_reply_err(req, last_errno());
     return;
   }
   fuse_entry_param e;
-  const int err = is_new ? lookup_made(fs, parent, name, &e) : do_lookup(fs, parent, name, &e);
+  const int err = lookup_in(fs, parent, dir.get(), name, &e);
   if (err != 0) {
     fuse_reply_err(req, err);
     return;
@@ -486,23 +485,24 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     fuse_reply_err(req, EPERM);
     return;
   }
-  make_entry(req, parent, name, true,
-             [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
+  make_entry(req, parent, name, [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  make_entry(req, parent, name, true, [&](int dirfd) { return ::mkdirat(dirfd, name, mode); });
+  make_entry(req, parent, name, [&](int dirfd) { return ::mkdirat(dirfd, name, mode); });
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  make_entry(req, parent, name, true, [&](int dirfd) { return ::symlinkat(link, dirfd, name); });
+  make_entry(req, parent, name, [&](int dirfd) { return ::symlinkat(link, dirfd, name); });
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  const ProcPath path(inode_of(req, ino).fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; following
   // the magic link does not, and links the object itself (even a symlink).
-  make_entry(req, newparent, newname, false, [&](int dirfd) {
+  make_entry(req, newparent, newname, [&](int dirfd) {
     return ::linkat(AT_FDCWD, path.c_str(), dirfd, newname, AT_SYMLINK_FOLLOW);
   });
 }
@@ -513,7 +513,9 @@ void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int flags
     fuse_reply_err(req, EROFS);
     return;
   }
-  const int res = ::unlinkat(fs.inodes().get(parent).fd.get(), name, flags);
+  PinnedFd dir;
+  if (!pin_or_reply(req, parent, &dir)) return;
+  const int res = ::unlinkat(dir.get(), name, flags);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
 
@@ -537,20 +539,23 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     fuse_reply_err(req, EINVAL);
     return;
   }
-  const int from_fd = fs.inodes().get(parent).fd.get();
-  const int to_fd = fs.inodes().get(newparent).fd.get();
+  PinnedFd from_dir;
+  PinnedFd to_dir;
+  if (!pin_or_reply(req, parent, &from_dir) || !pin_or_reply(req, newparent, &to_dir)) return;
+  const int from_fd = from_dir.get();
+  const int to_fd = to_dir.get();
   if (::renameat2(from_fd, name, to_fd, newname, flags) != 0) {
     fuse_reply_err(req, last_errno());
     return;
   }
-  // Keep the names of moved directories current for drop_cached_subtree.
+  // Keep the names of moved objects current: an Inode whose fd was closed
+  // is reopened by name, and drop_cached_subtree names directories.
   struct stat st;
-  if (::fstatat(to_fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-    fs.inodes().rename_dir(st.st_ino, st.st_dev, newparent, newname);
+  if (::fstatat(to_fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    fs.inodes().renamed(st.st_ino, st.st_dev, newparent, newname);
   }
-  if ((flags & RENAME_EXCHANGE) != 0 && ::fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-      S_ISDIR(st.st_mode)) {
-    fs.inodes().rename_dir(st.st_ino, st.st_dev, parent, name);
+  if ((flags & RENAME_EXCHANGE) != 0 && ::fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    fs.inodes().renamed(st.st_ino, st.st_dev, parent, name);
   }
   fuse_reply_err(req, 0);
 }
@@ -621,7 +626,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  const ProcPath path(fs.inodes().get(ino).fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   const OpenedFile f = open_backing_file(o, reopen_flags(fi->flags), [&](int flags) {
     return ::open(path.c_str(), flags | O_CLOEXEC);
   });
@@ -630,7 +637,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   set_open_flags(o, f, fi);
-  if (fuse_reply_open(req, fi) != 0) ::close(f.fd);
+  // Held until release (op_release), before the reply lets it come.
+  fs.inodes().hold(ino);
+  if (fuse_reply_open(req, fi) != 0) {
+    ::close(f.fd);
+    fs.inodes().unpin(ino);
+  }
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -641,7 +653,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fuse_reply_err(req, EROFS);
     return;
   }
-  const int dirfd = fs.inodes().get(parent).fd.get();
+  PinnedFd dir;
+  if (!pin_or_reply(req, parent, &dir)) return;
+  const int dirfd = dir.get();
   // O_NOFOLLOW: an existing symlink at `name` must not be followed, least of
   // all out of the backing tree.
   const OpenedFile f = open_backing_file(o, fi->flags, [&](int flags) {
@@ -658,8 +672,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return;
   }
   set_open_flags(o, f, fi);
+  fs.inodes().hold(e.ino);  // until release, as in op_open
   if (fuse_reply_create(req, &e, fi) != 0) {
     ::close(f.fd);
+    fs.inodes().unpin(e.ino);
     fs.inodes().forget(e.ino, 1);
   }
 }
@@ -710,8 +726,9 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
 
-void op_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   ::close(fd_of(fi));
+  fs_of(req).inodes().unpin(ino);
   fuse_reply_err(req, 0);
 }
 
@@ -796,7 +813,9 @@ DirHandle* dir_of(const fuse_file_info* fi) { return reinterpret_cast<DirHandle*
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   IdentityFs& fs = fs_of(req);
-  const ProcPath path(fs.inodes().get(ino).fd.get());
+  PinnedFd pinned;
+  if (!pin_or_reply(req, ino, &pinned)) return;
+  const ProcPath path(pinned.get());
   const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     fuse_reply_err(req, last_errno());
@@ -817,7 +836,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
   }
-  if (fuse_reply_open(req, fi) != 0) delete handle;
+  fs.inodes().hold(ino);  // until releasedir, as in op_open
+  if (fuse_reply_open(req, fi) != 0) {
+    delete handle;
+    fs.inodes().unpin(ino);
+  }
 }
 
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
@@ -847,7 +870,8 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_
     size_t used;
     if (plus) {
       fuse_entry_param e{};
-      int lookup_err = is_dot_or_dotdot(ent->d_name) ? EINVAL : do_lookup(fs, ino, ent->d_name, &e);
+      // The open directory is the object itself: no fd to pin per entry.
+      int lookup_err = lookup_in(fs, ino, ::dirfd(d->dp), ent->d_name, &e);
       if (lookup_err == ENOENT) {  // removed since it was read: skip it
         d->entry = nullptr;
         d->offset = next;
@@ -893,8 +917,9 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
   do_readdir(req, ino, size, off, fi, true);
 }
 
-void op_releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   delete dir_of(fi);
+  fs_of(req).inodes().unpin(ino);
   fuse_reply_err(req, 0);
 }
 
@@ -907,8 +932,10 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_inf
 // ------------------------------------------------------------------- other
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
   struct statvfs sv;
-  if (::fstatvfs(inode_of(req, ino).fd.get(), &sv) != 0) {
+  if (::fstatvfs(fd.get(), &sv) != 0) {
     fuse_reply_err(req, last_errno());
     return;
   }
@@ -921,8 +948,9 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  const int res = ::faccessat(fs.inodes().get(ino).fd.get(), "", mask,
-                              AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const int res = ::faccessat(fd.get(), "", mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
 
@@ -958,7 +986,9 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
     return;
   }
   const Inode& inode = fs.inodes().get(ino);
-  const ProcPath path(inode.fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   std::string mapped;
   if (is_posix_acl(name) && presents_other_ids(fs.options())) {
     mapped.assign(value, size);
@@ -997,7 +1027,9 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   }
   const IdentityFsOptions& o = fs_of(req).options();
   const bool map_ids = is_posix_acl(name) && presents_other_ids(o);
-  const ProcPath path(inode_of(req, ino).fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   reply_xattr_data(req, size, [&](char* buf, size_t len) {
     const ssize_t n = ::getxattr(path.c_str(), name, buf, len);
     if (n > 0 && buf != nullptr && map_ids) {
@@ -1037,7 +1069,9 @@ ssize_t list_offered_xattrs(const char* path, std::vector<char>* names) {
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  const ProcPath path(inode_of(req, ino).fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   std::vector<char> names;
   if (list_offered_xattrs(path.c_str(), &names) < 0) {
     fuse_reply_err(req, last_errno());
@@ -1064,7 +1098,9 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     return;
   }
   const Inode& inode = fs.inodes().get(ino);
-  const ProcPath path(inode.fd.get());
+  PinnedFd fd;
+  if (!pin_or_reply(req, ino, &fd)) return;
+  const ProcPath path(fd.get());
   const int res = ::removexattr(path.c_str(), name);
   reply_xattr_change(req, fs, ino, inode, name, res);
 }

@@ -9,7 +9,8 @@
 //   - chown/chgrp to the presented ids (or to the ids an object already shows)
 //     is accepted; any other id fails with EPERM;
 //   - device nodes cannot be created (EPERM), and a lookup never leaves the
-//     backing filesystem (a different st_dev answers EXDEV);
+//     backing directory's mount (any other mount under it, even a bind
+//     mount of the same filesystem, answers EXDEV; see inode_table.h);
 //   - a read-only volume answers EROFS to anything that would modify it;
 //   - when a directory's permissions change through the mount (chmod, chown,
 //     ACL), the kernel's cached entries below it are dropped, so a revoked
@@ -56,12 +57,14 @@ struct IdentityFsOptions {
   bool flush_on_close = true;
   // Blocking flock requests that may wait at once (see flock_waiters.h).
   size_t max_flock_waiters = FlockWaiters::kDefaultMaxWaiters;
+  // O_PATH fds of looked-up objects kept open at most (see inode_table.h).
+  size_t max_open_fds = 32768;
 };
 
 class IdentityFs {
  public:
   // `root_fd` must be an O_PATH|O_DIRECTORY fd of the backing directory.
-  IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st);
+  IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const BackingStat& root);
 
   // The operation table to pass to fuse_session_new together with `this`.
   static const fuse_lowlevel_ops& operations();
@@ -73,12 +76,10 @@ class IdentityFs {
 
   const IdentityFsOptions& options() const { return options_; }
   InodeTable& inodes() { return inodes_; }
-  dev_t root_dev() const { return root_dev_; }
   FlockWaiters& flock_waiters() { return *flock_waiters_; }
 
  private:
   IdentityFsOptions options_;
-  dev_t root_dev_;
   InodeTable inodes_;
   // Shared with the waiting threads, which may outlive this object.
   std::shared_ptr<FlockWaiters> flock_waiters_;

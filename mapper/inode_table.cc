@@ -1,85 +1,255 @@
 #include "mapper/inode_table.h"
 
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+
 namespace tenantfs {
 
-InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st) {
-  auto root = std::make_unique<Inode>();
-  root->fd = std::move(root_fd);
-  root->ino = root_st.st_ino;
-  root->dev = root_st.st_dev;
-  root->type = root_st.st_mode & S_IFMT;
-  // The kernel never forgets the root; one permanent lookup keeps it.
-  root->nlookup = 1;
-  root_ = root.get();
-  inodes_.emplace(Key{root_st.st_ino, root_st.st_dev}, std::move(root));
+int backing_stat(int dirfd, const char* name, int flags, BackingStat* out) {
+  struct statx stx;
+  if (::statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_MNT_ID, &stx) != 0) {
+    return errno != 0 ? errno : EIO;
+  }
+  // Every filesystem reports the mount id (kernel 5.8 and later); without
+  // it no boundary could be checked, so refuse rather than guess.
+  if ((stx.stx_mask & STATX_MNT_ID) == 0) return EXDEV;
+  struct stat& st = out->st;
+  st = {};
+  st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st.st_ino = stx.stx_ino;
+  st.st_mode = stx.stx_mode;
+  st.st_nlink = stx.stx_nlink;
+  st.st_uid = stx.stx_uid;
+  st.st_gid = stx.stx_gid;
+  st.st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  st.st_size = static_cast<off_t>(stx.stx_size);
+  st.st_blksize = static_cast<blksize_t>(stx.stx_blksize);
+  st.st_blocks = static_cast<blkcnt_t>(stx.stx_blocks);
+  st.st_atim = {stx.stx_atime.tv_sec, stx.stx_atime.tv_nsec};
+  st.st_mtim = {stx.stx_mtime.tv_sec, stx.stx_mtime.tv_nsec};
+  st.st_ctim = {stx.stx_ctime.tv_sec, stx.stx_ctime.tv_nsec};
+  out->mnt_id = stx.stx_mnt_id;
+  return 0;
 }
 
-fuse_ino_t InodeTable::add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t parent,
-                                  const char* name) {
-  std::lock_guard<std::mutex> lock(inodes_mutex_);
+PinnedFd& PinnedFd::operator=(PinnedFd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    table_ = std::exchange(o.table_, nullptr);
+    inode_ = std::exchange(o.inode_, nullptr);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+void PinnedFd::reset() {
+  if (table_ != nullptr) table_->unpin_inode(*inode_);
+  table_ = nullptr;
+  inode_ = nullptr;
+  fd_ = -1;
+}
+
+InodeTable::InodeTable(UniqueFd root_fd, const BackingStat& root, size_t max_open)
+    : max_open_(max_open), root_mnt_id_(root.mnt_id) {
+  auto inode = std::make_unique<Inode>();
+  inode->fd = std::move(root_fd);
+  inode->ino = root.st.st_ino;
+  inode->dev = root.st.st_dev;
+  inode->type = root.st.st_mode & S_IFMT;
+  // The kernel never forgets the root; one permanent lookup keeps it.
+  inode->nlookup = 1;
+  root_ = inode.get();
+  inodes_.emplace(Key{root.st.st_ino, root.st.st_dev}, std::move(inode));
+}
+
+void InodeTable::set_parent_locked(Inode& inode, Inode* parent, const char* name,
+                                   std::vector<UniqueFd>* closing) {
+  if (&inode == root_) return;
+  if (inode.name != name) inode.name = name;
+  if (inode.parent == parent) return;
+  ++parent->children;
+  Inode* old = std::exchange(inode.parent, parent);
+  if (old == nullptr) return;
+  --old->children;
+  // The old parent may have been held by this child alone.
+  erase_if_unused_locked(old, closing);
+}
+
+fuse_ino_t InodeTable::add_lookup(const struct stat& st, fuse_ino_t parent, const char* name,
+                                  UniqueFd fd) {
+  std::vector<UniqueFd> closing;  // closed after the lock is released
+  std::lock_guard<std::mutex> lock(mutex_);
   auto [it, inserted] = inodes_.try_emplace(Key{st.st_ino, st.st_dev});
   if (inserted) {
     it->second = std::make_unique<Inode>();
-    Inode& inode = *it->second;
-    inode.fd = std::move(fd);
-    inode.ino = st.st_ino;
-    inode.dev = st.st_dev;
-    inode.type = st.st_mode & S_IFMT;
+    it->second->ino = st.st_ino;
+    it->second->dev = st.st_dev;
+    it->second->type = st.st_mode & S_IFMT;
   }
-  return count_lookup_locked(*it->second, parent, name);
-}
-
-fuse_ino_t InodeTable::add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent,
-                                           const char* name) {
-  std::lock_guard<std::mutex> lock(inodes_mutex_);
-  auto it = inodes_.find(Key{ino, dev});
-  if (it == inodes_.end()) return 0;
-  return count_lookup_locked(*it->second, parent, name);
-}
-
-fuse_ino_t InodeTable::count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name) {
+  Inode& inode = *it->second;
   ++inode.nlookup;
-  if (S_ISDIR(inode.type) && &inode != root_ && inode.name != name) {
-    inode.parent = parent;
-    inode.name = name;
+  set_parent_locked(inode, &get(parent), name, &closing);
+  if (fd) {
+    if (inode.fd || &inode == root_) {
+      closing.push_back(std::move(fd));
+    } else {
+      inode.fd = std::move(fd);
+      lru_.push_front(&inode);
+      inode.lru = lru_.begin();
+      evict_locked(&closing);
+    }
   }
   return id_of(inode);
 }
 
-void InodeTable::forget(fuse_ino_t id, uint64_t n) {
-  if (id == FUSE_ROOT_ID) return;
-  std::unique_ptr<Inode> doomed;  // closed outside the lock
+int InodeTable::pin(fuse_ino_t id, PinnedFd* out) { return pin_inode(get(id), out); }
+
+int InodeTable::pin_inode(Inode& inode, PinnedFd* out) {
+  out->reset();
+  if (&inode == root_) {
+    out->fd_ = root_->fd.get();  // never closed: no pin needed
+    return 0;
+  }
+  Inode* parent;
+  std::string name;
   {
-    std::lock_guard<std::mutex> lock(inodes_mutex_);
-    Inode& inode = get(id);
-    inode.nlookup = n >= inode.nlookup ? 0 : inode.nlookup - n;
-    if (inode.nlookup == 0) {
-      auto it = inodes_.find(Key{inode.ino, inode.dev});
-      doomed = std::move(it->second);
-      inodes_.erase(it);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (inode.fd) {
+      ++inode.pins;
+      lru_.splice(lru_.begin(), lru_, inode.lru);
+      out->table_ = this;
+      out->inode_ = &inode;
+      out->fd_ = inode.fd.get();
+      return 0;
     }
+    // Both pinned while we reopen, so that neither can go away meanwhile,
+    // even if a rename points `inode` at another parent.
+    ++inode.pins;
+    parent = inode.parent;
+    if (parent != root_) ++parent->pins;
+    name = inode.name;
+  }
+  // Reopen by name, from the parent (itself reopened if need be).
+  PinnedFd dir;
+  int err = pin_inode(*parent, &dir);
+  unpin_inode(*parent);  // `dir` holds it now, if it could be opened
+  UniqueFd fd;
+  if (err == 0) {
+    fd.reset(::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) err = errno != 0 ? errno : EIO;
+    // Gone from where it was: the kernel's view is stale.
+    if (err == ENOENT || err == ENOTDIR) err = ESTALE;
+  }
+  if (err == 0) {
+    BackingStat now;
+    err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
+    if (err == 0 &&
+        (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || now.mnt_id != root_mnt_id_)) {
+      err = ESTALE;  // another object (or another mount) holds the name now
+    }
+  }
+  dir.reset();
+  std::vector<UniqueFd> closing;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (err != 0) {
+    --inode.pins;
+    erase_if_unused_locked(&inode, &closing);
+    return err;
+  }
+  if (inode.fd) {
+    closing.push_back(std::move(fd));  // another request reopened it first
+    lru_.splice(lru_.begin(), lru_, inode.lru);
+  } else {
+    inode.fd = std::move(fd);
+    lru_.push_front(&inode);
+    inode.lru = lru_.begin();
+    evict_locked(&closing);
+  }
+  out->table_ = this;
+  out->inode_ = &inode;
+  out->fd_ = inode.fd.get();
+  return 0;
+}
+
+void InodeTable::hold(fuse_ino_t id) {
+  if (id == FUSE_ROOT_ID) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++get(id).pins;
+}
+
+void InodeTable::unpin(fuse_ino_t id) { unpin_inode(get(id)); }
+
+void InodeTable::unpin_inode(Inode& inode) {
+  if (&inode == root_) return;
+  std::vector<UniqueFd> closing;  // closed after the lock is released
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (inode.pins > 0) --inode.pins;
+  erase_if_unused_locked(&inode, &closing);
+  evict_locked(&closing);
+}
+
+void InodeTable::evict_locked(std::vector<UniqueFd>* closing) {
+  // Scan from the least recently used end; pinned fds stay, so the scan
+  // may end with more than max_open_ open, until their pins end.
+  auto it = lru_.end();
+  while (lru_.size() > max_open_ && it != lru_.begin()) {
+    --it;
+    Inode* victim = *it;
+    if (victim->pins > 0) continue;
+    closing->push_back(std::move(victim->fd));
+    it = lru_.erase(it);
   }
 }
 
-void InodeTable::rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
-  std::lock_guard<std::mutex> lock(inodes_mutex_);
+void InodeTable::erase_if_unused_locked(Inode* inode, std::vector<UniqueFd>* closing) {
+  while (inode != root_ && inode->nlookup == 0 && inode->pins == 0 && inode->children == 0) {
+    Inode* parent = inode->parent;
+    if (inode->fd) {
+      lru_.erase(inode->lru);
+      closing->push_back(std::move(inode->fd));
+    }
+    if (parent != nullptr) --parent->children;
+    inodes_.erase(Key{inode->ino, inode->dev});
+    if (parent == nullptr) return;
+    inode = parent;
+  }
+}
+
+void InodeTable::forget(fuse_ino_t id, uint64_t n) {
+  if (id == FUSE_ROOT_ID) return;
+  std::vector<UniqueFd> closing;  // closed after the lock is released
+  std::lock_guard<std::mutex> lock(mutex_);
+  Inode& inode = get(id);
+  inode.nlookup = n >= inode.nlookup ? 0 : inode.nlookup - n;
+  erase_if_unused_locked(&inode, &closing);
+}
+
+void InodeTable::renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
+  std::vector<UniqueFd> closing;  // closed after the lock is released
+  std::lock_guard<std::mutex> lock(mutex_);
   auto it = inodes_.find(Key{ino, dev});
-  if (it == inodes_.end() || it->second.get() == root_ || !S_ISDIR(it->second->type)) return;
-  it->second->parent = parent;
-  it->second->name = name;
+  if (it == inodes_.end()) return;
+  set_parent_locked(*it->second, &get(parent), name, &closing);
 }
 
 std::optional<DirEntryName> InodeTable::dir_entry_name(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return std::nullopt;
-  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   const Inode& inode = get(id);
-  if (!S_ISDIR(inode.type) || inode.name.empty()) return std::nullopt;
-  return DirEntryName{inode.parent, inode.name};
+  if (!S_ISDIR(inode.type) || inode.name.empty() || inode.parent == nullptr) return std::nullopt;
+  return DirEntryName{id_of(*inode.parent), inode.name};
 }
 
 size_t InodeTable::size() {
-  std::lock_guard<std::mutex> lock(inodes_mutex_);
+  std::lock_guard<std::mutex> lock(mutex_);
   return inodes_.size();
+}
+
+size_t InodeTable::open_fds() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lru_.size();
 }
 
 }  // namespace tenantfs

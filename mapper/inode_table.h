@@ -1,19 +1,34 @@
 // InodeTable: the mapper's view of the backing objects the kernel knows.
 //
-// Each object the kernel has looked up is held open as an O_PATH|O_NOFOLLOW
-// fd, keyed by (st_ino, st_dev) and counted by the kernel's lookups. Holding
-// the fd pins the backing inode, so its number cannot be reused while the
-// kernel still refers to it, and every later operation on the object is an
-// *at() call relative to that fd: no path string is ever resolved through the
-// backing tree.
+// Each object the kernel has looked up is an Inode, keyed by (st_ino,
+// st_dev) and counted by the kernel's lookups. The fuse_ino_t handed to the
+// kernel is the address of the Inode; FUSE's root id (1) names the root. An
+// Inode stays alive while the kernel still refers to it, while a request or
+// an open file uses it (a pin), or while another Inode names it as parent.
 //
-// The fuse_ino_t handed to the kernel is the address of the Inode; FUSE's
-// root id (1) names the root. An Inode stays alive until the kernel forgets
-// its last lookup.
+// Bounded fds. An operation reaches its object through an O_PATH|O_NOFOLLOW
+// fd and *at() calls relative to it: no path string is ever resolved through
+// the backing tree. Those fds are opened when first needed and kept in an
+// LRU of at most `max_open` (the mapper sets it to half its RLIMIT_NOFILE;
+// the other half is for open files and the FUSE session). The kernel may
+// cache millions of inodes; the mapper then holds `max_open` fds, not one
+// per inode. An Inode whose fd was closed remembers where it was last found
+// (parent Inode and name), and is reopened from there when next used: the
+// object found there must be the same one (st_dev, st_ino and mount id), or
+// the use fails with ESTALE. The kernel answers ESTALE by looking the path
+// up again, so a name replaced on the storage is then served as the new
+// object, never as the old one.
 //
-// Thread-safety: every method is safe to call concurrently. An Inode's fd,
-// ino, dev and type never change after creation; its lookup count is guarded
-// by the table's mutex.
+// Mount boundaries. Every object must lie on the mount of the backing
+// directory (compared by statx's mount id, so a bind mount of the same
+// filesystem counts as another mount). Lookups refuse anything else with
+// EXDEV without opening it, and a reopen that crosses a mount fails with
+// ESTALE, so no fd inside a nested mount is ever kept and the nested mount
+// can be unmounted while the volume is served.
+//
+// Thread-safety: every method is safe to call concurrently. An Inode's ino,
+// dev and type never change after creation; everything else in it is
+// guarded by the table's mutex. A pinned fd stays open until unpinned.
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -22,30 +37,36 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/unique_fd.h"
 
 namespace tenantfs {
 
 struct Inode {
-  UniqueFd fd;      // O_PATH|O_NOFOLLOW on the backing object
   ino_t ino = 0;
   dev_t dev = 0;
   mode_t type = 0;  // S_IFMT bits
-  uint64_t nlookup = 0;  // guarded by InodeTable::inodes_mutex_
-  // Directories only: the parent id and name under which the kernel last
-  // found it (a directory has exactly one name). Lets the mapper drop the
-  // kernel's cached subtree when the directory's permissions change. May be
-  // stale after a rename done outside the mount; then the drop misses.
-  // Guarded by InodeTable::inodes_mutex_.
-  fuse_ino_t parent = 0;
+
+  // Guarded by InodeTable::mutex_.
+  UniqueFd fd;            // O_PATH|O_NOFOLLOW on the object; empty when closed
+  uint64_t nlookup = 0;   // the kernel's lookups
+  uint64_t pins = 0;      // users of `fd` right now (requests, open files)
+  uint64_t children = 0;  // Inodes whose `parent` is this one
+  // Where the object was last found: reopened from here, and, for
+  // directories, where the kernel's cached subtree hangs. Null for the
+  // root. May be stale after a rename done outside the mount; then a
+  // reopen fails with ESTALE and the kernel looks the object up again.
+  Inode* parent = nullptr;
   std::string name;
+  std::list<Inode*>::iterator lru;  // valid while `fd` is open (not root)
 };
 
 // Where a directory sits, as far as the kernel knows.
@@ -54,57 +75,113 @@ struct DirEntryName {
   std::string name;
 };
 
+// What the mapper needs to know of a backing object: its stat (st_dev,
+// st_ino, owner, mode...) and the id of the mount it lies on.
+struct BackingStat {
+  struct stat st;
+  uint64_t mnt_id = 0;
+};
+
+// statx() of `name` in `dirfd` (flags as for statx, e.g. AT_EMPTY_PATH,
+// AT_SYMLINK_NOFOLLOW) with the mount id; 0 or an errno.
+int backing_stat(int dirfd, const char* name, int flags, BackingStat* out);
+
+class InodeTable;
+
+// An fd of an Inode, open and pinned for as long as this object lives.
+// Move-only; obtained from InodeTable::pin.
+class PinnedFd {
+ public:
+  PinnedFd() = default;
+  PinnedFd(const PinnedFd&) = delete;
+  PinnedFd& operator=(const PinnedFd&) = delete;
+  PinnedFd(PinnedFd&& o) noexcept { *this = std::move(o); }
+  PinnedFd& operator=(PinnedFd&& o) noexcept;
+  ~PinnedFd() { reset(); }
+
+  int get() const { return fd_; }
+  // Ends the pin early.
+  void reset();
+
+ private:
+  friend class InodeTable;
+  InodeTable* table_ = nullptr;
+  Inode* inode_ = nullptr;
+  int fd_ = -1;
+};
+
 class InodeTable {
  public:
-  // `root_fd` is the O_PATH fd of the backing directory, `root_st` its stat.
-  InodeTable(UniqueFd root_fd, const struct stat& root_st);
+  // `root_fd` is the O_PATH fd of the backing directory, `root` its stat.
+  // At most `max_open` fds of other objects are kept open while unpinned.
+  InodeTable(UniqueFd root_fd, const BackingStat& root, size_t max_open);
   InodeTable(const InodeTable&) = delete;
   InodeTable& operator=(const InodeTable&) = delete;
 
-  Inode& root() { return *root_; }
-
   // The Inode for a kernel id. The kernel only sends ids it was given and
   // has not forgotten, so this never fails.
-  Inode& get(fuse_ino_t id) {
-    return id == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(id);
-  }
+  Inode& get(fuse_ino_t id) { return id == FUSE_ROOT_ID ? *root_ : *reinterpret_cast<Inode*>(id); }
   fuse_ino_t id_of(const Inode& inode) const {
     return &inode == root_ ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&inode);
   }
+  uint64_t root_mnt_id() const { return root_mnt_id_; }
 
-  // Records one kernel lookup of the object `fd` refers to (stat'ed as
-  // `st`), found as `name` in `parent`, and returns its id. Takes ownership
-  // of `fd`; if the object is already known, the known fd is kept and `fd`
-  // is closed.
-  fuse_ino_t add_lookup(UniqueFd fd, const struct stat& st, fuse_ino_t parent, const char* name);
+  // Records one kernel lookup of the object stat'ed as `st` (which must lie
+  // on the root's mount), found as `name` in `parent`, and returns its id.
+  // `fd`, if valid, is an O_PATH fd of that object, kept if the Inode has
+  // none; otherwise the fd is opened by the first pin.
+  fuse_ino_t add_lookup(const struct stat& st, fuse_ino_t parent, const char* name,
+                        UniqueFd fd = UniqueFd());
 
-  // Records one more kernel lookup of the known object (ino, dev), found as
-  // `name` in `parent`; returns its id, or 0 if the object is not held.
-  // Spares a lookup of a known object from opening a new fd.
-  fuse_ino_t add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
+  // Opens (or reopens by name) the object's fd and pins it into `out`.
+  // 0, or an errno: ESTALE when the object is no longer where it was last
+  // found, EMFILE/ENFILE when no fd is left. Never changes the storage.
+  int pin(fuse_ino_t id, PinnedFd* out);
+  // Pins the Inode without opening anything, for an open file or
+  // directory: its fd, once open, is never evicted until unpin(), so
+  // operations on an object unlinked while open still reach it.
+  void hold(fuse_ino_t id);
+  // Ends a hold.
+  void unpin(fuse_ino_t id);
 
-  // Notes that the directory (ino, dev), if known, is now `name` in
-  // `parent` (after a rename).
-  void rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
+  // Notes that the object (ino, dev), if known, is now `name` in `parent`
+  // (after a rename).
+  void renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
   // The name of a known directory; nullopt for the root and non-directories.
   std::optional<DirEntryName> dir_entry_name(fuse_ino_t id);
 
-  // Drops `n` lookups; the object is closed when none remain.
+  // Drops `n` lookups; the Inode goes once nothing refers to it.
   void forget(fuse_ino_t id, uint64_t n);
 
-  // Number of objects currently held (root included), for diagnostics.
+  // Number of Inodes held (root included), and of fds open besides the
+  // root's, for diagnostics and tests.
   size_t size();
+  size_t open_fds();
 
  private:
+  friend class PinnedFd;
   using Key = std::pair<ino_t, dev_t>;
 
-  // Counts a lookup of `inode`; inodes_mutex_ must be held.
-  fuse_ino_t count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name);
+  int pin_inode(Inode& inode, PinnedFd* out);
+  void unpin_inode(Inode& inode);
+  // Points `inode` at (parent, name); an old parent left unreferenced is
+  // erased. mutex_ must be held.
+  void set_parent_locked(Inode& inode, Inode* parent, const char* name,
+                         std::vector<UniqueFd>* closing);
+  // Erases `inode` (and parents left unreferenced) if nothing refers to it
+  // any more; their fds are moved to `closing`. mutex_ must be held.
+  void erase_if_unused_locked(Inode* inode, std::vector<UniqueFd>* closing);
+  // Closes the least recently used unpinned fds beyond max_open_; mutex_
+  // must be held.
+  void evict_locked(std::vector<UniqueFd>* closing);
 
-  std::mutex inodes_mutex_;
-  std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by inodes_mutex_
-  Inode* root_;  // owned by inodes_, never removed
+  const size_t max_open_;
+  uint64_t root_mnt_id_;
+  std::mutex mutex_;
+  std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by mutex_
+  std::list<Inode*> lru_;  // open fds, most recently used first; guarded by mutex_
+  Inode* root_;            // owned by inodes_, never removed, never closed
 };
 
 }  // namespace tenantfs

@@ -1,6 +1,6 @@
 // run_mapper: the life of one mapper process.
 //
-//   root:   validate, open the backing directory, raise RLIMIT_NOFILE,
+//   root:   validate, open the backing directory, set RLIMIT_NOFILE,
 //           rehearse the privilege drop in a child, mount /dev/fuse
 //   drop:   become the tenant (privileges.h), the last step that can fail
 //   tenant: report "ready", serve until unmounted or signalled
@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -157,6 +158,11 @@ Status validate(const MapperConfig& cfg) {
   if (cfg.uid == 0) {
     return Status::InvalidArgument("tenant uid 0 is root; a volume must act as a non-root tenant");
   }
+  if (cfg.max_fds < kMinMaxFds) {
+    return Status::InvalidArgument("--max-fds " + std::to_string(cfg.max_fds) +
+                                   " is too small for the FUSE session; use at least " +
+                                   std::to_string(kMinMaxFds));
+  }
   if (::geteuid() != 0) {
     return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
   }
@@ -175,24 +181,25 @@ Status count_threads(int* threads) {
   return Status::Ok();
 }
 
-// Open files are the mapper's working set (one O_PATH fd per object the
-// kernel caches, plus one per open file): take all the kernel allows.
-Status raise_nofile_limit() {
+// The mapper's fds: O_PATH fds of looked-up objects (an LRU of at most
+// half the limit, inode_table.h), open files and directories, and the FUSE
+// session. The limit is set, not just raised, so that a few volumes cannot
+// exhaust the host's file table (fs.file-max) however many files they
+// hold; the soft and hard limits are equal, so the tenant cannot raise it.
+// Without CAP_SYS_RESOURCE (some containers) a lower hard limit is the
+// ceiling. Stores the limit in effect in `*limit`.
+Status set_nofile_limit(rlim_t want, rlim_t* limit) {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return PosixError("getrlimit(RLIMIT_NOFILE)", errno);
-  rlim_t want = lim.rlim_max;
-  if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "re")) {
-    unsigned long nr_open = 0;
-    if (std::fscanf(f, "%lu", &nr_open) == 1 && nr_open > want) want = nr_open;
-    std::fclose(f);
+  rlimit fixed{want, want};
+  if (::setrlimit(RLIMIT_NOFILE, &fixed) != 0) {
+    const rlim_t ceiling = std::min(want, lim.rlim_max);
+    fixed = rlimit{ceiling, ceiling};
+    if (::setrlimit(RLIMIT_NOFILE, &fixed) != 0) {
+      return PosixError("setrlimit(RLIMIT_NOFILE, " + std::to_string(ceiling) + ")", errno);
+    }
   }
-  rlimit raised{want, want};
-  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return Status::Ok();
-  // Without CAP_SYS_RESOURCE (some containers) the hard limit is the ceiling.
-  raised = rlimit{lim.rlim_max, lim.rlim_max};
-  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
-    return PosixError("setrlimit(RLIMIT_NOFILE, " + std::to_string(lim.rlim_max) + ")", errno);
-  }
+  *limit = fixed.rlim_cur;
   return Status::Ok();
 }
 
@@ -426,7 +433,8 @@ int run_mapper(const MapperConfig& cfg_in) {
     return fail(cfg, Status::InvalidArgument("mountpoint " + cfg.mountpoint +
                                              " is not a directory"));
   }
-  if (Status st = raise_nofile_limit(); !st.ok()) return fail(cfg, st);
+  rlim_t nofile = 0;
+  if (Status st = set_nofile_limit(cfg.max_fds, &nofile); !st.ok()) return fail(cfg, st);
   if (Status st = rehearse_drop(tenant, backing.get(), cfg.backing); !st.ok()) {
     return fail(cfg, st);
   }
@@ -436,7 +444,12 @@ int run_mapper(const MapperConfig& cfg_in) {
   // before fs_options_for looked at it, so every mount believed its backing
   // store remote and paid a FLUSH round trip per close()).
   IdentityFsOptions fs_opts = fs_options_for(cfg, backing.get());
-  IdentityFs fs(std::move(fs_opts), std::move(backing), backing_st);
+  fs_opts.max_open_fds = static_cast<size_t>(nofile / 2);
+  BackingStat root;
+  if (int err = backing_stat(backing.get(), "", AT_EMPTY_PATH, &root); err != 0) {
+    return fail(cfg, PosixError("cannot stat backing directory " + cfg.backing, err));
+  }
+  IdentityFs fs(std::move(fs_opts), std::move(backing), root);
 
   std::string opts = "allow_other,fsname=tenantfs:" + cfg.name + ",subtype=tenantfs";
   if (cfg.readonly) opts += ",ro";

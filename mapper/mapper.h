@@ -5,7 +5,7 @@
 //   tenantfs mapper --backing DIR --mountpoint DIR --uid U --gid G
 //                   [--groups G1,G2,...] [--present-uid U] [--present-gid G]
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
-//                   [--ready-fd N]
+//                   [--ready-fd N] [--max-fds N]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
 // --uid 0 is refused.
@@ -38,6 +38,9 @@ namespace tenantfs {
 
 enum class CacheMode { kStrict, kExclusive };
 
+inline constexpr unsigned kDefaultMaxFds = 65536;
+inline constexpr unsigned kMinMaxFds = 64;
+
 struct MapperConfig {
   std::string backing;     // directory to serve (opened as root, before the drop)
   std::string mountpoint;  // where to mount
@@ -51,6 +54,10 @@ struct MapperConfig {
   bool readonly = false;
   int ready_fd = -1;  // -1: no readiness report
   RequestLoop request_loop = RequestLoop::kAuto;  // see request_loop.h
+  // RLIMIT_NOFILE of the mapper: every fd it holds, half of them at most for
+  // looked-up objects (inode_table.h). Bounds what one volume can take of
+  // the host's file table.
+  unsigned max_fds = kDefaultMaxFds;
 };
 
 // Mounts, drops privileges, serves until unmounted. Returns the process exit

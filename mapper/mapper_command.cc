@@ -53,6 +53,10 @@ void register_mapper_command(CLI::App& app) {
                   "which threads read requests: per-cpu (a receiver pinned to each CPU), shared "
                   "(libfuse's pool) or auto (per-cpu on up to 8 CPUs)")
       ->check(CLI::IsMember({"auto", "per-cpu", "shared"}));
+  cmd->add_option("--max-fds", c.max_fds,
+                  "fds the mapper may hold (RLIMIT_NOFILE); half of them at most keep looked-up "
+                  "files open, the rest serve open files")
+      ->check(CLI::Range(kMinMaxFds, 1U << 20));
   cmd->add_option("--ready-fd", c.ready_fd, "fd that receives \"ready\" or \"error: ...\"");
   cmd->callback([flags] {
     MapperConfig cfg = flags->cfg;

@@ -1,5 +1,6 @@
 #include "tests/mapper/mapper_fixture.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
@@ -339,6 +340,7 @@ std::vector<std::string> MountedVolume::mapper_args() const {
   if (opts_.present_gid) a.insert(a.end(), {"--present-gid", std::to_string(*opts_.present_gid)});
   if (opts_.readonly) a.push_back("--readonly");
   if (!opts_.cache.empty()) a.insert(a.end(), {"--cache", opts_.cache});
+  if (opts_.max_fds) a.insert(a.end(), {"--max-fds", std::to_string(*opts_.max_fds)});
   // The suite runs once per request loop (see CMakeLists.txt).
   if (const char* loop = std::getenv("TENANTFS_TEST_REQUEST_LOOP"); loop != nullptr && *loop != 0)
     a.insert(a.end(), {"--request-loop", loop});
@@ -409,6 +411,17 @@ std::string describe_status(const std::optional<int>& status) {
   if (WIFEXITED(*status)) return "exit " + std::to_string(WEXITSTATUS(*status));
   if (WIFSIGNALED(*status)) return "killed by signal " + std::to_string(WTERMSIG(*status));
   return "status " + std::to_string(*status);
+}
+
+int count_fds(pid_t pid) {
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n;
 }
 
 int run_command(const std::vector<std::string>& args) {

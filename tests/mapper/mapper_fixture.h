@@ -78,7 +78,8 @@ struct VolumeOptions {
   std::optional<uid_t> present_uid;
   std::optional<gid_t> present_gid;
   bool readonly = false;
-  std::string cache;  // --cache value; empty: the mapper's default
+  std::string cache;                // --cache value; empty: the mapper's default
+  std::optional<unsigned> max_fds;  // --max-fds; unset: the mapper's default
   std::string name = "testvol";
 };
 
@@ -183,6 +184,9 @@ struct MountEntry {
 };
 // The topmost mount at exactly `path`, if any.
 std::optional<MountEntry> find_mount(const std::string& path);
+
+// Number of fds process `pid` holds (entries of /proc/PID/fd), or -1.
+int count_fds(pid_t pid);
 
 // Path of the tenantfs binary under test: $TENANTFS_TEST_BINARY if set, else
 // the one built beside the tests.
