@@ -145,8 +145,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out) {
   if (err == 0) {
     BackingStat now;
     err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
-    if (err == 0 &&
-        (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || now.mnt_id != root_mnt_id_)) {
+    if (err == 0 && (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || !on_volume(now))) {
       err = ESTALE;  // another object (or another mount) holds the name now
     }
   }
