@@ -172,7 +172,13 @@ class InodeTable {
   friend class PinnedFd;
   using Key = std::pair<ino_t, dev_t>;
 
-  int pin_inode(Inode& inode, PinnedFd* out);
+  // Parents a reopen may climb through at most. Names recorded before the
+  // storage was rearranged outside the mount can form a cycle (a directory
+  // recorded under its own former child); the bound turns that into ESTALE
+  // (and a fresh lookup by the kernel) instead of endless recursion.
+  static constexpr int kMaxReopenDepth = 1024;
+
+  int pin_inode(Inode& inode, PinnedFd* out, int depth = 0);
   void unpin_inode(Inode& inode);
   // Points `inode` at (parent, name); an old parent left unreferenced is
   // erased. mutex_ must be held.
