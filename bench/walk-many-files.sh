@@ -92,7 +92,8 @@ echo 0 >"$work/max-fds"
   max=0
   while kill -0 "$mapper_pid" 2>/dev/null; do
     n=$(find "/proc/$mapper_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-    ((n > max)) && { max=$n; echo "$max" >"$work/max-fds"; }
+    # Replaced whole (rename), so that a reader never sees it half written.
+    ((n > max)) && { max=$n; echo "$max" >"$work/max-fds.new" && mv -f "$work/max-fds.new" "$work/max-fds"; }
     sleep 0.2
   done
 ) &

@@ -96,10 +96,7 @@ int lookup_in(IdentityFs& fs, fuse_ino_t parent, int dirfd, const char* name, fu
   if (is_dot_or_dotdot(name)) return EINVAL;
   BackingStat found;
   if (int err = backing_stat(dirfd, name, AT_SYMLINK_NOFOLLOW, &found); err != 0) return err;
-  // Any other mount under the backing tree (another filesystem, or a bind
-  // mount of this one that may show data from outside the volume) is not
-  // part of the volume.
-  if (found.mnt_id != fs.inodes().root_mnt_id()) return EXDEV;
+  if (!fs.inodes().on_volume(found)) return EXDEV;
   fill_entry(fs, fs.inodes().add_lookup(found.st, parent, name), found.st, e);
   return 0;
 }
@@ -124,7 +121,7 @@ int lookup_created(IdentityFs& fs, fuse_ino_t parent, const char* name, int file
   BackingStat opened;
   if (int err = backing_stat(file_fd, "", AT_EMPTY_PATH, &opened); err != 0) return err;
   // A file bind-mounted over `name` was opened, not created.
-  if (opened.mnt_id != fs.inodes().root_mnt_id()) return EXDEV;
+  if (!fs.inodes().on_volume(opened)) return EXDEV;
   const ProcPath path(file_fd);
   UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
   fill_entry(fs, fs.inodes().add_lookup(opened.st, parent, name, std::move(fd)), opened.st, e);

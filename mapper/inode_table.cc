@@ -106,12 +106,13 @@ fuse_ino_t InodeTable::add_lookup(const struct stat& st, fuse_ino_t parent, cons
 
 int InodeTable::pin(fuse_ino_t id, PinnedFd* out) { return pin_inode(get(id), out); }
 
-int InodeTable::pin_inode(Inode& inode, PinnedFd* out) {
+int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
   out->reset();
   if (&inode == root_) {
     out->fd_ = root_->fd.get();  // never closed: no pin needed
     return 0;
   }
+  if (depth > kMaxReopenDepth) return ESTALE;
   Inode* parent;
   std::string name;
   {
@@ -133,7 +134,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out) {
   }
   // Reopen by name, from the parent (itself reopened if need be).
   PinnedFd dir;
-  int err = pin_inode(*parent, &dir);
+  int err = pin_inode(*parent, &dir, depth + 1);
   unpin_inode(*parent);  // `dir` holds it now, if it could be opened
   UniqueFd fd;
   if (err == 0) {
@@ -145,8 +146,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out) {
   if (err == 0) {
     BackingStat now;
     err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
-    if (err == 0 &&
-        (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || now.mnt_id != root_mnt_id_)) {
+    if (err == 0 && (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || !on_volume(now))) {
       err = ESTALE;  // another object (or another mount) holds the name now
     }
   }

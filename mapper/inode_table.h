@@ -17,14 +17,16 @@
 // object found there must be the same one (st_dev, st_ino and mount id), or
 // the use fails with ESTALE. The kernel answers ESTALE by looking the path
 // up again, so a name replaced on the storage is then served as the new
-// object, never as the old one.
+// object. (Reopening by name cannot tell an object from a new one that got
+// the same inode number after the old one was deleted; both lie in the
+// volume, and the kernel's revalidation of attributes follows.)
 //
 // Mount boundaries. Every object must lie on the mount of the backing
 // directory (compared by statx's mount id, so a bind mount of the same
-// filesystem counts as another mount). Lookups refuse anything else with
-// EXDEV without opening it, and a reopen that crosses a mount fails with
-// ESTALE, so no fd inside a nested mount is ever kept and the nested mount
-// can be unmounted while the volume is served.
+// filesystem counts as another mount) and on its device (st_dev). Lookups
+// refuse anything else with EXDEV without opening it, and a reopen that
+// crosses a mount fails with ESTALE, so no fd inside a nested mount is ever
+// kept and the nested mount can be unmounted while the volume is served.
 //
 // Thread-safety: every method is safe to call concurrently. An Inode's ino,
 // dev and type never change after creation; everything else in it is
@@ -124,7 +126,14 @@ class InodeTable {
   fuse_ino_t id_of(const Inode& inode) const {
     return &inode == root_ ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(&inode);
   }
-  uint64_t root_mnt_id() const { return root_mnt_id_; }
+  // Whether an object lies in the volume's reach: on the backing
+  // directory's mount and filesystem. Any other mount below it (another
+  // filesystem, or a bind mount of this one that may show a directory from
+  // elsewhere) is not part of the volume; neither is another device on the
+  // same mount (a btrfs subvolume), as before mount ids were compared.
+  bool on_volume(const BackingStat& found) const {
+    return found.mnt_id == root_mnt_id_ && found.st.st_dev == root_->dev;
+  }
 
   // Records one kernel lookup of the object stat'ed as `st` (which must lie
   // on the root's mount), found as `name` in `parent`, and returns its id.
@@ -163,7 +172,13 @@ class InodeTable {
   friend class PinnedFd;
   using Key = std::pair<ino_t, dev_t>;
 
-  int pin_inode(Inode& inode, PinnedFd* out);
+  // Parents a reopen may climb through at most. Names recorded before the
+  // storage was rearranged outside the mount can form a cycle (a directory
+  // recorded under its own former child); the bound turns that into ESTALE
+  // (and a fresh lookup by the kernel) instead of endless recursion.
+  static constexpr int kMaxReopenDepth = 1024;
+
+  int pin_inode(Inode& inode, PinnedFd* out, int depth = 0);
   void unpin_inode(Inode& inode);
   // Points `inode` at (parent, name); an old parent left unreferenced is
   // erased. mutex_ must be held.

@@ -110,6 +110,27 @@ TEST_F(InodeTableTest, NameHoldingAnotherObjectOrNoneIsStale) {
   EXPECT_EQ(pinned_ino(fresh), ino_on_disk("victim"));
 }
 
+TEST_F(InodeTableTest, ParentsRecordedInACycleGiveEstaleNotACrash) {
+  make_table(1);
+  ASSERT_EQ(::mkdir(dir_.sub("a").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir(dir_.sub("a/b").c_str(), 0700), 0);
+  const fuse_ino_t a = lookup(FUSE_ROOT_ID, "a");
+  const fuse_ino_t b = lookup(a, "b");
+  ASSERT_GT(pinned_ino(b), 0);  // b's fd stays open (and a's is closed)
+  // Rearranged on the storage: b moves up, a moves into it. The kernel,
+  // still caching b under a, then finds a in b: each is recorded as the
+  // other's parent.
+  ASSERT_EQ(::rename(dir_.sub("a/b").c_str(), dir_.sub("b").c_str()), 0);
+  ASSERT_EQ(::rename(dir_.sub("a").c_str(), dir_.sub("b/a").c_str()), 0);
+  EXPECT_EQ(lookup(b, "a"), a);
+  dir_.write("other", "x");
+  (void)pinned_ino(lookup(FUSE_ROOT_ID, "other"));  // closes a's and b's fds
+  EXPECT_EQ(pinned_ino(a), -ESTALE);
+  // A fresh lookup from the root mends it.
+  EXPECT_EQ(lookup(FUSE_ROOT_ID, "b"), b);
+  EXPECT_EQ(pinned_ino(a), ino_on_disk("b/a"));
+}
+
 TEST_F(InodeTableTest, RenameKeepsAClosedObjectReachable) {
   make_table(1);
   dir_.write("before", "x");

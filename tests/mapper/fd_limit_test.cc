@@ -196,6 +196,29 @@ TEST_F(FdLimitTest, FileReplacedOnStorageAfterItsFdWasClosedIsServedAsTheNewFile
   EXPECT_EQ(gone.err, ENOENT) << describe(gone);
 }
 
+TEST_F(FdLimitTest, FileUnlinkedWhileOpenStaysReachableThroughItsFd) {
+  MountedVolume vol(with_max_fds(kMaxFds));
+  populate(vol, 2, 200);
+  ASSERT_EQ(vol.start(), "ready");
+  Outcome o = run_as(kRoot, [&] {
+    UniqueFd fd(::open(vol.path("kept").c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd) return sys(-1);
+    if (::unlink(vol.path("kept").c_str()) != 0) return sys(-1);
+    // Far more objects than the mapper keeps open come and go meanwhile.
+    Walk w;
+    walk(vol.mountpoint(), &w);
+    if (!w.errors.empty()) {
+      Outcome bad = sys(-1);
+      bad.data = w.errors.front();
+      return bad;
+    }
+    // Reaches the mapper without a file handle: only the object's own fd,
+    // kept while the file is open, can serve it (its name is gone).
+    return sys(::fchmod(fd.get(), 0600));
+  });
+  EXPECT_EQ(o.ret, 0) << describe(o) << " " << o.data;
+}
+
 TEST_F(FdLimitTest, MaxFdsBelowTheMinimumIsRefusedWithTheReason) {
   MountedVolume vol(with_max_fds(8));
   EXPECT_NE(vol.start(), "ready");
