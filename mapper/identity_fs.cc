@@ -921,8 +921,10 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
     fuse_reply_err(req, EROFS);
     return;
   }
+  // AT_EACCESS: the filesystem ids are the tenant's, the real ones are not
+  // (privileges.h).
   const int res = ::faccessat(fs.inodes().get(ino).fd.get(), "", mask,
-                              AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+                              AT_EACCESS | AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
 

@@ -28,12 +28,13 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <sys/uio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -45,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "common/reserved_ids.h"
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
@@ -157,6 +159,13 @@ Status validate(const MapperConfig& cfg) {
   if (cfg.uid == 0) {
     return Status::InvalidArgument("tenant uid 0 is root; a volume must act as a non-root tenant");
   }
+  if (is_reserved_id(cfg.uid) || is_reserved_id(cfg.gid) || is_reserved_id(cfg.present_uid) ||
+      is_reserved_id(cfg.present_gid) ||
+      std::any_of(cfg.groups.begin(), cfg.groups.end(), is_reserved_id)) {
+    return Status::InvalidArgument("id " + std::to_string(kMapperProcessUid) +
+                                   " is reserved for the mapper's own process; no tenant, "
+                                   "group or presented id may use it");
+  }
   if (::geteuid() != 0) {
     return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
   }
@@ -212,7 +221,7 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
     Status st = drop_privileges_to(id);
     if (!st.ok()) {
       msg = "cannot drop privileges to uid " + std::to_string(id.uid) + ": " + st.message();
-    } else if (::faccessat(backing_fd, "", X_OK, AT_EMPTY_PATH) != 0) {
+    } else if (::faccessat(backing_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) != 0) {
       msg = PosixError("tenant uid " + std::to_string(id.uid) + " gid " + std::to_string(id.gid) +
                            " cannot enter backing directory " + backing,
                        errno)
@@ -495,8 +504,8 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   session.keep_mount_on_destroy();
 
-  mapper_log()->info("volume {}: serving {} as uid {} gid {}", cfg.name, cfg.mountpoint, cfg.uid,
-                     cfg.gid);
+  mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
+                     cfg.mountpoint, cfg.uid, cfg.gid, kMapperProcessUid);
   report_ready(cfg.ready_fd, "ready\n");
 
   const std::vector<int> cpus = allowed_cpus();
