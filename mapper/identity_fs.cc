@@ -59,6 +59,44 @@ void present_owner(const IdentityFsOptions& o, struct stat* st) {
   if (st->st_gid == o.tenant_gid) st->st_gid = o.present_gid;
 }
 
+// A FIFO is opened by the kernel alone: no request reaches the mapper, and
+// without default_permissions the kernel checks no permission either, so
+// any caller could open any FIFO for reading and writing. Presentation is
+// the only lever: a FIFO of another owner that the tenant may not both read
+// and write is shown as character device 0:0, which never opens (EACCES on
+// the mount, which is nodev; ENXIO were it not, as no driver has 0:0).
+// Stricter than native for a FIFO the tenant may only read or only write.
+// The tenant's own FIFOs are shown as they are, whatever their mode: their
+// owner may chmod them anyway, so hiding them would protect nothing, and
+// mknod and chmod through the mount keep the type the kernel expects.
+//
+// The kernel marks an inode bad (EIO) when an attribute reply changes its
+// type, so the choice is made at lookups only and repeated by attribute
+// replies; a FIFO whose access changes on the storage shows its new type
+// from its next lookup on.
+bool fifo_shown_as_device(IdentityFs& fs, Inode& inode, const struct stat& st, bool lookup) {
+  if (!lookup) return inode.fifo_shown_as_device.load(std::memory_order_relaxed);
+  // AT_EACCESS: the check of the filesystem ids, which are the tenant's;
+  // the mapper's real uid is not (privileges.h).
+  const bool device = st.st_uid != fs.options().tenant_uid &&
+                      ::faccessat(inode.fd.get(), "", R_OK | W_OK,
+                                  AT_EACCESS | AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0;
+  inode.fifo_shown_as_device.store(device, std::memory_order_relaxed);
+  return device;
+}
+
+// What the mount shows of `inode`, stat'ed as `st`: presented owners and
+// the FIFO rule above. `lookup`: the reply creates or revalidates the
+// kernel's entry (lookup, readdirplus, create), rather than refreshing the
+// attributes of an inode the kernel holds.
+void present_attr(IdentityFs& fs, Inode& inode, bool lookup, struct stat* st) {
+  if (S_ISFIFO(st->st_mode) && fifo_shown_as_device(fs, inode, *st, lookup)) {
+    st->st_mode = S_IFCHR | (st->st_mode & 07777);
+    st->st_rdev = 0;
+  }
+  present_owner(fs.options(), st);
+}
+
 int stat_inode(const Inode& inode, struct stat* st) {
   if (::fstatat(inode.fd.get(), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
@@ -70,7 +108,7 @@ int stat_inode(const Inode& inode, struct stat* st) {
 void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, fuse_entry_param* e) {
   e->ino = id;
   e->attr = st;
-  present_owner(fs.options(), &e->attr);
+  present_attr(fs, fs.inodes().get(id), true, &e->attr);
   e->attr_timeout = fs.options().attr_timeout;
   e->entry_timeout = fs.options().entry_timeout;
 }
@@ -317,18 +355,47 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   IdentityFs& fs = fs_of(req);
+  Inode& inode = fs.inodes().get(ino);
   struct stat st;
-  if (int err = stat_inode(fs.inodes().get(ino), &st); err != 0) {
+  if (int err = stat_inode(inode, &st); err != 0) {
     fuse_reply_err(req, err);
     return;
   }
-  present_owner(fs.options(), &st);
+  present_attr(fs, inode, false, &st);
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
 }
 
+bool tenant_in_group(const IdentityFsOptions& o, gid_t gid) {
+  return gid == o.tenant_gid ||
+         std::find(o.tenant_groups.begin(), o.tenant_groups.end(), gid) != o.tenant_groups.end();
+}
+
+// What a chown that changes no id still does natively to a non-directory
+// (chown_common, setattr_should_drop_sgid): suid goes, and sgid goes when
+// group execute is set or the caller is not in the file's group. chown(f,
+// -1, -1) and chown to the ids a file already shows reach the mapper as
+// such a request; with killpriv negotiated (mapper.cc) the kernel leaves
+// the clearing to us, and the chmod it takes needs ownership, as natively.
+int kill_suid_sgid(const IdentityFsOptions& o, const Inode& inode) {
+  if (S_ISDIR(inode.type) || S_ISLNK(inode.type)) return 0;
+  struct stat cur;
+  if (int err = stat_inode(inode, &cur); err != 0) return err;
+  mode_t mode = cur.st_mode & 07777;
+  mode &= ~S_ISUID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !tenant_in_group(o, cur.st_gid))) {
+    mode &= ~S_ISGID;
+  }
+  if (mode == (cur.st_mode & 07777)) return 0;
+  const ProcPath path(inode.fd.get());
+  if (::chmod(path.c_str(), mode) != 0) return last_errno();
+  return 0;
+}
+
 // chown/chgrp: the presented id stands for the tenant's; the id an object
-// already shows means "unchanged"; anything else is refused. What remains is
-// a real change to the tenant's own ids, which the kernel judges.
+// already shows means "unchanged"; one of the tenant's supplementary groups
+// (shown as itself: only the primary gid is presented) means that group;
+// anything else is refused. What remains is a real change, which the kernel
+// judges as it would the tenant's own (owner, group membership).
 int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* attr, int valid) {
   struct stat cur;
   if (int err = stat_inode(inode, &cur); err != 0) return err;
@@ -346,28 +413,79 @@ int do_chown(const IdentityFsOptions& o, const Inode& inode, const struct stat* 
   if (valid & FUSE_SET_ATTR_GID) {
     if (attr->st_gid == o.present_gid) {
       if (cur.st_gid != o.tenant_gid) gid = o.tenant_gid;
+    } else if (attr->st_gid != o.tenant_gid && tenant_in_group(o, attr->st_gid)) {
+      if (cur.st_gid != attr->st_gid) gid = attr->st_gid;
     } else if (attr->st_gid != shown.st_gid) {
       return EPERM;
     }
   }
   if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) {
-    // chown clears suid, and sgid with group execute, of a non-directory
-    // even when the owner does not change. The kernel leaves that to the
-    // server once killpriv is negotiated (mapper.cc); a real chown below
-    // gets it from the backing kernel.
-    if (S_ISDIR(cur.st_mode) || S_ISLNK(cur.st_mode)) return 0;
-    mode_t mode = cur.st_mode & 07777;
-    if (mode & S_ISUID) mode &= ~S_ISUID;
-    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
-    if (mode == (cur.st_mode & 07777)) return 0;
-    const ProcPath path(inode.fd.get());
-    if (::chmod(path.c_str(), mode) != 0) return last_errno();
-    return 0;
+    return kill_suid_sgid(o, inode);
   }
   if (::fchownat(inode.fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }
   return 0;
+}
+
+// With the writeback cache the kernel keeps a regular file's times itself
+// and sends them as explicit values: on `touch` (atime "now", mtime and
+// ctime explicit), on truncate, and when it writes back the times of
+// buffered writes (fsync, fdatasync, close). Explicit times need ownership;
+// "now" needs only write permission, so a writer that does not own the file
+// would get EPERM where natively it succeeds. A caller cannot set ctime: the
+// kernel fills it with the current time, and fills mtime with that same
+// time when the caller asked for "now" or wrote. So mtime equal to ctime
+// is the kernel's "now"; a caller's own time (touch -d) differs from it.
+// Limit: a ctime changed alone after the last write (a rename, a link)
+// makes the two differ, so a non-owner's fsync after that still fails.
+bool is_kernel_now(const struct stat* attr, int valid) {
+  return (valid & FUSE_SET_ATTR_CTIME) && (valid & FUSE_SET_ATTR_MTIME) &&
+         !(valid & FUSE_SET_ATTR_MTIME_NOW) && attr->st_mtim.tv_sec == attr->st_ctim.tv_sec &&
+         attr->st_mtim.tv_nsec == attr->st_ctim.tv_nsec;
+}
+
+// `tv` null: both "now".
+int set_times(const Inode& inode, const struct timespec tv[2], fuse_file_info* fi) {
+  int res;
+  if (fi != nullptr) {
+    res = ::futimens(static_cast<int>(fi->fh), tv);
+  } else if (S_ISLNK(inode.type)) {
+    // The magic link would be followed to the symlink's target; only the
+    // AT_EMPTY_PATH form reaches the symlink itself.
+    res = ::utimensat(inode.fd.get(), "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  } else {
+    const ProcPath path(inode.fd.get());
+    res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
+  }
+  return res == 0 ? 0 : last_errno();
+}
+
+int do_times(const Inode& inode, const struct stat* attr, int valid, fuse_file_info* fi) {
+  struct timespec tv[2];
+  tv[0].tv_sec = 0;
+  tv[0].tv_nsec = UTIME_OMIT;
+  tv[1] = tv[0];
+  if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+    tv[0].tv_nsec = UTIME_NOW;
+  } else if (valid & FUSE_SET_ATTR_ATIME) {
+    tv[0] = attr->st_atim;
+  }
+  if (valid & FUSE_SET_ATTR_MTIME_NOW) {
+    tv[1].tv_nsec = UTIME_NOW;
+  } else if (valid & FUSE_SET_ATTR_MTIME) {
+    tv[1] = attr->st_mtim;
+  }
+  const int err = set_times(inode, tv, fi);
+  // The owner keeps the kernel's exact times; anyone else gets "now", which
+  // the backing kernel grants on write permission alone, but only for both
+  // times at once: atime becomes "now" too, unless the caller gave one.
+  if (err != EPERM || !is_kernel_now(attr, valid)) return err;
+  const bool caller_atime = (valid & FUSE_SET_ATTR_ATIME) && !(valid & FUSE_SET_ATTR_ATIME_NOW) &&
+                            (attr->st_atim.tv_sec != attr->st_ctim.tv_sec ||
+                             attr->st_atim.tv_nsec != attr->st_ctim.tv_nsec);
+  if (caller_atime) return err;
+  return set_times(inode, nullptr, fi);
 }
 
 int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr, int valid,
@@ -390,31 +508,19 @@ int do_setattr(const IdentityFsOptions& o, const Inode& inode, struct stat* attr
     if (res != 0) return last_errno();
   }
   if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-    struct timespec tv[2];
-    tv[0].tv_sec = 0;
-    tv[0].tv_nsec = UTIME_OMIT;
-    tv[1] = tv[0];
-    if (valid & FUSE_SET_ATTR_ATIME_NOW) {
-      tv[0].tv_nsec = UTIME_NOW;
-    } else if (valid & FUSE_SET_ATTR_ATIME) {
-      tv[0] = attr->st_atim;
-    }
-    if (valid & FUSE_SET_ATTR_MTIME_NOW) {
-      tv[1].tv_nsec = UTIME_NOW;
-    } else if (valid & FUSE_SET_ATTR_MTIME) {
-      tv[1] = attr->st_mtim;
-    }
-    int res;
-    if (fi != nullptr) {
-      res = ::futimens(static_cast<int>(fi->fh), tv);
-    } else if (is_symlink) {
-      // The magic link would be followed to the symlink's target; only the
-      // AT_EMPTY_PATH form reaches the symlink itself.
-      res = ::utimensat(inode.fd.get(), "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-    } else {
-      res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
-    }
-    if (res != 0) return last_errno();
+    if (int err = do_times(inode, attr, valid, fi); err != 0) return err;
+  }
+  // Nothing to change but ctime: chown(f, -1, -1), or the kernel killing
+  // suid/sgid before a write (file_remove_privs). The two look alike, and
+  // the second must not fail for a writer that does not own the file; its
+  // write kills the bits on the storage anyway (the mapper has no
+  // CAP_FSETID). So a tenant that may not clear them gets success, where
+  // natively chown(f, -1, -1) of a setuid file it does not own is EPERM.
+  constexpr int kChanges = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                           FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME;
+  if ((valid & kChanges) == 0) {
+    const int err = kill_suid_sgid(o, inode);
+    return err == EPERM ? 0 : err;
   }
   return 0;
 }

@@ -13,7 +13,9 @@
 //   - a read-only volume answers EROFS to anything that would modify it;
 //   - when a directory's permissions change through the mount (chmod, chown,
 //     ACL), the kernel's cached entries below it are dropped, so a revoked
-//     search permission takes effect at once, whatever the cache timeouts.
+//     search permission takes effect at once, whatever the cache timeouts;
+//   - a FIFO the tenant may not open is shown as an unopenable device, as the
+//     kernel opens FIFOs without asking (identity_fs.cc, present_attr).
 //
 // Thread-safety: the operations run concurrently on libfuse's worker threads.
 // Shared state is the InodeTable and the FlockWaiters (both internally
@@ -28,6 +30,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
@@ -39,6 +42,7 @@ struct IdentityFsOptions {
   std::string name;  // volume name, for logs
   uid_t tenant_uid = 0;
   gid_t tenant_gid = 0;
+  std::vector<gid_t> tenant_groups;  // supplementary
   uid_t present_uid = 0;
   gid_t present_gid = 0;
   bool readonly = false;

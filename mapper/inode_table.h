@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,6 +40,11 @@ struct Inode {
   dev_t dev = 0;
   mode_t type = 0;  // S_IFMT bits
   uint64_t nlookup = 0;  // guarded by InodeTable::inodes_mutex_
+  // FIFOs only: whether the last lookup reply showed it as an unopenable
+  // device (identity_fs.cc, present_attr). Attribute replies repeat what the
+  // lookup showed, because the kernel refuses (EIO) a type that changes
+  // under an inode it knows; a new type is shown at the next lookup.
+  std::atomic<bool> fifo_shown_as_device{false};
   // Directories only: the parent id and name under which the kernel last
   // found it (a directory has exactly one name). Lets the mapper drop the
   // kernel's cached subtree when the directory's permissions change. May be

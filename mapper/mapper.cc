@@ -310,6 +310,7 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   o.name = cfg.name;
   o.tenant_uid = cfg.uid;
   o.tenant_gid = cfg.gid;
+  o.tenant_groups = cfg.groups;
   o.present_uid = cfg.present_uid;
   o.present_gid = cfg.present_gid;
   o.readonly = cfg.readonly;
