@@ -24,8 +24,8 @@ IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct
     : options_(std::move(options)),
       root_dev_(root_st.st_dev),
       inodes_(std::move(root_fd), root_st),
-      flock_waiters_(
-          std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)) {}
+      flock_waiters_(std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)),
+      notifier_(options_.name) {}
 
 namespace {
 
@@ -107,6 +107,7 @@ int stat_inode(const Inode& inode, struct stat* st) {
 // Fills `e` for the object `id`, stat'ed as `st`.
 void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, fuse_entry_param* e) {
   e->ino = id;
+  e->generation = fs.inodes().get(id).generation.load(std::memory_order_relaxed);
   e->attr = st;
   present_attr(fs, fs.inodes().get(id), true, &e->attr);
   e->attr_timeout = fs.options().attr_timeout;
@@ -207,7 +208,7 @@ struct CachedSubtree {
 CachedSubtree subtree_below(IdentityFs& fs, fuse_ino_t dir) {
   CachedSubtree s;
   s.root = dir == FUSE_ROOT_ID;
-  if (!s.root) s.entry = fs.inodes().dir_entry_name(dir);
+  if (!s.root) s.entry = fs.inodes().entry_name(dir);
   return s;
 }
 
@@ -649,14 +650,13 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     fuse_reply_err(req, last_errno());
     return;
   }
-  // Keep the names of moved directories current for drop_cached_subtree.
+  // Keep the names of moved directories and files current (Inode::name).
   struct stat st;
-  if (::fstatat(to_fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-    fs.inodes().rename_dir(st.st_ino, st.st_dev, newparent, newname);
+  if (::fstatat(to_fd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    fs.inodes().rename_entry(st.st_ino, st.st_dev, newparent, newname);
   }
-  if ((flags & RENAME_EXCHANGE) != 0 && ::fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-      S_ISDIR(st.st_mode)) {
-    fs.inodes().rename_dir(st.st_ino, st.st_dev, parent, name);
+  if ((flags & RENAME_EXCHANGE) != 0 && ::fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    fs.inodes().rename_entry(st.st_ino, st.st_dev, parent, name);
   }
   fuse_reply_err(req, 0);
 }
@@ -784,15 +784,43 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   fuse_reply_data(req, &buf, static_cast<fuse_buf_copy_flags>(0));
 }
 
-void op_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in, off_t off,
-                  fuse_file_info* fi) {
+// With the writeback cache a WRITE carries data that write() already
+// accepted: the kernel has grown its size, keeps the pages, and trusts its
+// own size over ours from then on. When the storage refuses the data (a
+// full disk), the error reaches the writer at fsync or close (the kernel
+// records it on the file), but the mount would go on showing the size and
+// data that never landed. So the inode gets a new generation, which makes
+// the kernel replace it at the next lookup, and, after the reply, its pages,
+// attributes and entry are dropped so that the next path walk looks it up.
+// Names are read before the reply: afterwards the kernel may forget `ino`.
+void retire_after_failed_writeback(fuse_req_t req, fuse_ino_t ino, int err, size_t written) {
+  IdentityFs& fs = fs_of(req);
+  Inode& inode = fs.inodes().get(ino);
+  inode.generation.fetch_add(1, std::memory_order_relaxed);
+  const std::optional<DirEntryName> entry = fs.inodes().entry_name(ino);
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else {
+    fuse_reply_write(req, written);
+  }
+  fs.notifier().drop_inode(ino, entry ? entry->parent : 0, entry ? entry->name : std::string());
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   fuse_bufvec out{};
   out.count = 1;
-  out.buf[0].size = fuse_buf_size(in);
+  const size_t size = fuse_buf_size(in);
+  out.buf[0].size = size;
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd_of(fi);
   out.buf[0].pos = off;
   const ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  const bool failed = n < 0 || static_cast<size_t>(n) < size;
+  if (failed && fs_of(req).options().writeback_cache) {
+    retire_after_failed_writeback(req, ino, n < 0 ? static_cast<int>(-n) : 0,
+                                  n < 0 ? 0 : static_cast<size_t>(n));
+    return;
+  }
   if (n < 0) {
     fuse_reply_err(req, static_cast<int>(-n));
     return;

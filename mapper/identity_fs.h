@@ -14,6 +14,9 @@
 //   - when a directory's permissions change through the mount (chmod, chown,
 //     ACL), the kernel's cached entries below it are dropped, so a revoked
 //     search permission takes effect at once, whatever the cache timeouts;
+//   - when a write-back of the kernel's buffered writes fails (writeback
+//     cache), the kernel's inode of that file is replaced by a fresh one at
+//     its next lookup, so the mount shows what the storage holds;
 //   - a FIFO the tenant may not open is shown as an unopenable device, as the
 //     kernel opens FIFOs without asking (identity_fs.cc, present_attr).
 //
@@ -33,6 +36,7 @@
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "mapper/cache_notifier.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/inode_table.h"
 
@@ -79,6 +83,7 @@ class IdentityFs {
   InodeTable& inodes() { return inodes_; }
   dev_t root_dev() const { return root_dev_; }
   FlockWaiters& flock_waiters() { return *flock_waiters_; }
+  CacheNotifier& notifier() { return notifier_; }
 
  private:
   IdentityFsOptions options_;
@@ -86,6 +91,7 @@ class IdentityFs {
   InodeTable inodes_;
   // Shared with the waiting threads, which may outlive this object.
   std::shared_ptr<FlockWaiters> flock_waiters_;
+  CacheNotifier notifier_;
   fuse_session* session_ = nullptr;
 };
 

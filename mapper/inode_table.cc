@@ -1,6 +1,12 @@
 #include "mapper/inode_table.h"
 
 namespace tenantfs {
+namespace {
+
+// The objects whose name the table keeps (see Inode::name).
+bool has_name(mode_t type) { return S_ISDIR(type) || S_ISREG(type); }
+
+}  // namespace
 
 InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st) {
   auto root = std::make_unique<Inode>();
@@ -39,7 +45,7 @@ fuse_ino_t InodeTable::add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t pare
 
 fuse_ino_t InodeTable::count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name) {
   ++inode.nlookup;
-  if (S_ISDIR(inode.type) && &inode != root_ && inode.name != name) {
+  if (has_name(inode.type) && &inode != root_ && inode.name != name) {
     inode.parent = parent;
     inode.name = name;
   }
@@ -61,19 +67,19 @@ void InodeTable::forget(fuse_ino_t id, uint64_t n) {
   }
 }
 
-void InodeTable::rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
+void InodeTable::rename_entry(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
   std::lock_guard<std::mutex> lock(inodes_mutex_);
   auto it = inodes_.find(Key{ino, dev});
-  if (it == inodes_.end() || it->second.get() == root_ || !S_ISDIR(it->second->type)) return;
+  if (it == inodes_.end() || it->second.get() == root_ || !has_name(it->second->type)) return;
   it->second->parent = parent;
   it->second->name = name;
 }
 
-std::optional<DirEntryName> InodeTable::dir_entry_name(fuse_ino_t id) {
+std::optional<DirEntryName> InodeTable::entry_name(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return std::nullopt;
   std::lock_guard<std::mutex> lock(inodes_mutex_);
   const Inode& inode = get(id);
-  if (!S_ISDIR(inode.type) || inode.name.empty()) return std::nullopt;
+  if (!has_name(inode.type) || inode.name.empty()) return std::nullopt;
   return DirEntryName{inode.parent, inode.name};
 }
 

@@ -45,13 +45,19 @@ struct Inode {
   // lookup showed, because the kernel refuses (EIO) a type that changes
   // under an inode it knows; a new type is shown at the next lookup.
   std::atomic<bool> fifo_shown_as_device{false};
-  // Directories only: the parent id and name under which the kernel last
-  // found it (a directory has exactly one name). Lets the mapper drop the
-  // kernel's cached subtree when the directory's permissions change. May be
-  // stale after a rename done outside the mount; then the drop misses.
+  // Directories and regular files: the parent id and name under which the
+  // kernel last found it. Lets the mapper drop the kernel's cached subtree
+  // when a directory's permissions change, and a file's entry when its
+  // cached data proved wrong. May be stale after a rename done outside the
+  // mount, and names one of a file's hard links; then the drop misses.
   // Guarded by InodeTable::inodes_mutex_.
   fuse_ino_t parent = 0;
   std::string name;
+  // Sent with every entry of this object. Bumped when the kernel's inode
+  // must be replaced rather than refreshed (a failed write-back: the kernel
+  // trusts its own size of a writeback-cached file): an entry with another
+  // generation makes the kernel retire its inode and build a fresh one.
+  std::atomic<uint32_t> generation{0};
 };
 
 // Where a directory sits, as far as the kernel knows.
@@ -89,12 +95,13 @@ class InodeTable {
   // Spares a lookup of a known object from opening a new fd.
   fuse_ino_t add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
-  // Notes that the directory (ino, dev), if known, is now `name` in
-  // `parent` (after a rename).
-  void rename_dir(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
+  // Notes that the directory or regular file (ino, dev), if known, is now
+  // `name` in `parent` (after a rename).
+  void rename_entry(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
-  // The name of a known directory; nullopt for the root and non-directories.
-  std::optional<DirEntryName> dir_entry_name(fuse_ino_t id);
+  // The name of a known directory or regular file; nullopt for the root and
+  // other types.
+  std::optional<DirEntryName> entry_name(fuse_ino_t id);
 
   // Drops `n` lookups; the object is closed when none remain.
   void forget(fuse_ino_t id, uint64_t n);

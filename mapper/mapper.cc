@@ -469,6 +469,7 @@ int run_mapper(const MapperConfig& cfg_in) {
                                      (why.empty() ? std::string() : ": " + why)));
   }
   session.set_mounted();
+  fs.notifier().set_fuse_fd(fuse_session_fd(raw));
   {
     static const fuse_custom_io io = {io_writev, io_read, io_splice, io_splice};
     if (int err = fuse_session_custom_io(raw, &io, fuse_session_fd(raw)); err != 0) {
@@ -517,6 +518,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   // Threads still waiting for a flock must not answer into the session
   // destroyed below; they stay blocked until the process exits.
   fs.flock_waiters().close();
+  fs.notifier().close();
 
   if (g_signalled != 0) {
     mapper_log()->info(
