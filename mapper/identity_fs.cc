@@ -23,7 +23,8 @@ namespace tenantfs {
 IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const struct stat& root_st)
     : options_(std::move(options)),
       root_dev_(root_st.st_dev),
-      inodes_(std::move(root_fd), root_st),
+      // File names serve only retire_after_failed_writeback.
+      inodes_(std::move(root_fd), root_st, options_.writeback_cache),
       flock_waiters_(std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)),
       notifier_(options_.name) {}
 

@@ -1,14 +1,9 @@
 #include "mapper/inode_table.h"
 
 namespace tenantfs {
-namespace {
 
-// The objects whose name the table keeps (see Inode::name).
-bool has_name(mode_t type) { return S_ISDIR(type) || S_ISREG(type); }
-
-}  // namespace
-
-InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st) {
+InodeTable::InodeTable(UniqueFd root_fd, const struct stat& root_st, bool file_names)
+    : file_names_(file_names) {
   auto root = std::make_unique<Inode>();
   root->fd = std::move(root_fd);
   root->ino = root_st.st_ino;
@@ -45,7 +40,7 @@ fuse_ino_t InodeTable::add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t pare
 
 fuse_ino_t InodeTable::count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name) {
   ++inode.nlookup;
-  if (has_name(inode.type) && &inode != root_ && inode.name != name) {
+  if (keeps_name(inode.type) && &inode != root_ && inode.name != name) {
     inode.parent = parent;
     inode.name = name;
   }
@@ -70,7 +65,7 @@ void InodeTable::forget(fuse_ino_t id, uint64_t n) {
 void InodeTable::rename_entry(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
   std::lock_guard<std::mutex> lock(inodes_mutex_);
   auto it = inodes_.find(Key{ino, dev});
-  if (it == inodes_.end() || it->second.get() == root_ || !has_name(it->second->type)) return;
+  if (it == inodes_.end() || it->second.get() == root_ || !keeps_name(it->second->type)) return;
   it->second->parent = parent;
   it->second->name = name;
 }
@@ -79,7 +74,7 @@ std::optional<DirEntryName> InodeTable::entry_name(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return std::nullopt;
   std::lock_guard<std::mutex> lock(inodes_mutex_);
   const Inode& inode = get(id);
-  if (!has_name(inode.type) || inode.name.empty()) return std::nullopt;
+  if (!keeps_name(inode.type) || inode.name.empty()) return std::nullopt;
   return DirEntryName{inode.parent, inode.name};
 }
 

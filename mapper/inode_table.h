@@ -45,7 +45,8 @@ struct Inode {
   // lookup showed, because the kernel refuses (EIO) a type that changes
   // under an inode it knows; a new type is shown at the next lookup.
   std::atomic<bool> fifo_shown_as_device{false};
-  // Directories and regular files: the parent id and name under which the
+  // Directories, and regular files when the table keeps their names (only
+  // needed with the writeback cache): the parent id and name under which the
   // kernel last found it. Lets the mapper drop the kernel's cached subtree
   // when a directory's permissions change, and a file's entry when its
   // cached data proved wrong. May be stale after a rename done outside the
@@ -69,7 +70,9 @@ struct DirEntryName {
 class InodeTable {
  public:
   // `root_fd` is the O_PATH fd of the backing directory, `root_st` its stat.
-  InodeTable(UniqueFd root_fd, const struct stat& root_st);
+  // `file_names`: keep the names of regular files too, not only of
+  // directories (see Inode::name); costs a string per cached file.
+  InodeTable(UniqueFd root_fd, const struct stat& root_st, bool file_names = false);
   InodeTable(const InodeTable&) = delete;
   InodeTable& operator=(const InodeTable&) = delete;
 
@@ -95,12 +98,12 @@ class InodeTable {
   // Spares a lookup of a known object from opening a new fd.
   fuse_ino_t add_lookup_if_known(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
-  // Notes that the directory or regular file (ino, dev), if known, is now
+  // Notes that the object (ino, dev), if known and its name kept, is now
   // `name` in `parent` (after a rename).
   void rename_entry(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
-  // The name of a known directory or regular file; nullopt for the root and
-  // other types.
+  // The name of a known object whose name is kept; nullopt for the root and
+  // others.
   std::optional<DirEntryName> entry_name(fuse_ino_t id);
 
   // Drops `n` lookups; the object is closed when none remain.
@@ -112,9 +115,13 @@ class InodeTable {
  private:
   using Key = std::pair<ino_t, dev_t>;
 
+  // Whether objects of `type` have their name kept (Inode::name).
+  bool keeps_name(mode_t type) const { return S_ISDIR(type) || (file_names_ && S_ISREG(type)); }
+
   // Counts a lookup of `inode`; inodes_mutex_ must be held.
   fuse_ino_t count_lookup_locked(Inode& inode, fuse_ino_t parent, const char* name);
 
+  const bool file_names_;
   std::mutex inodes_mutex_;
   std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by inodes_mutex_
   Inode* root_;  // owned by inodes_, never removed
