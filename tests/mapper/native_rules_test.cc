@@ -121,6 +121,24 @@ TEST_P(NativeRulesTest, WriterThatDoesNotOwnAFileMayWriteSyncAndTouchIt) {
   EXPECT_EQ(read_file(vol_->backing_path("shared")), "shared\nmore\nlast\n");
 }
 
+TEST_P(NativeRulesTest, WriterThatDoesNotOwnAFileMayTruncateIt) {
+  make_in_both("shared", make_group_writable_file_of_other);
+  expect_native_and_mount(
+      "shared",
+      [](const std::string& path) {
+        Steps s;
+        int fd = -1;
+        s.then("open", [&] { return fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC); })
+            .then("ftruncate", [&] { return ::ftruncate(fd, 3); })
+            .then("fsync", [&] { return ::fsync(fd); })
+            .then("truncate", [&] { return ::truncate(path.c_str(), 2); });
+        if (fd >= 0) ::close(fd);
+        return s.outcome();
+      },
+      Outcome{});
+  EXPECT_EQ(read_file(vol_->backing_path("shared")), "sh");
+}
+
 TEST_P(NativeRulesTest, ExplicitTimesOnAFileNotOwnedFailWithEperm) {
   make_in_both("shared", make_group_writable_file_of_other);
   const struct timespec both[2] = {{1000000000, 0}, {1000000000, 0}};
