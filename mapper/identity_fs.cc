@@ -23,8 +23,8 @@ namespace tenantfs {
 IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const BackingStat& root)
     : options_(std::move(options)),
       inodes_(std::move(root_fd), root, options_.max_open_fds),
-      flock_waiters_(
-          std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)) {}
+      flock_waiters_(std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)),
+      notifier_(options_.name) {}
 
 namespace {
 
@@ -69,6 +69,53 @@ void present_owner(const IdentityFsOptions& o, struct stat* st) {
   if (st->st_gid == o.tenant_gid) st->st_gid = o.present_gid;
 }
 
+// A FIFO is opened by the kernel alone: no request reaches the mapper, and
+// without default_permissions the kernel checks no permission either, so
+// any caller could open any FIFO for reading and writing. Presentation is
+// the only lever: a FIFO of another owner that the tenant may not both read
+// and write is shown as character device 0:0, which never opens (EACCES on
+// the mount, which is nodev; ENXIO were it not, as no driver has 0:0).
+// Stricter than native for a FIFO the tenant may only read or only write.
+// The tenant's own FIFOs are shown as they are, whatever their mode: their
+// owner may chmod them anyway, so hiding them would protect nothing, and
+// mknod and chmod through the mount keep the type the kernel expects.
+//
+// The kernel marks an inode bad (EIO) when an attribute reply changes its
+// type, so the choice is made at lookups only and repeated by attribute
+// replies; a FIFO whose access changes on the storage shows its new type
+// from its next lookup on.
+//
+// Where a lookup found an object: `name` in the directory `dirfd`, or the
+// object `dirfd` itself when `name` is empty.
+struct FoundAt {
+  int dirfd;
+  const char* name;
+};
+
+bool fifo_shown_as_device(IdentityFs& fs, Inode& inode, const FoundAt* lookup,
+                          const struct stat& st) {
+  if (lookup == nullptr) return inode.fifo_shown_as_device.load(std::memory_order_relaxed);
+  // AT_EACCESS: the check of the filesystem ids, which are the tenant's;
+  // the mapper's real uid is not (privileges.h).
+  const int flags = AT_EACCESS | AT_SYMLINK_NOFOLLOW | (lookup->name[0] == '\0' ? AT_EMPTY_PATH : 0);
+  const bool device = st.st_uid != fs.options().tenant_uid &&
+                      ::faccessat(lookup->dirfd, lookup->name, R_OK | W_OK, flags) != 0;
+  inode.fifo_shown_as_device.store(device, std::memory_order_relaxed);
+  return device;
+}
+
+// What the mount shows of `inode`, stat'ed as `st`: presented owners and
+// the FIFO rule above. `lookup`: where the object was found when the reply
+// creates or revalidates the kernel's entry (lookup, readdirplus, create);
+// null when it refreshes the attributes of an inode the kernel holds.
+void present_attr(IdentityFs& fs, Inode& inode, const FoundAt* lookup, struct stat* st) {
+  if (S_ISFIFO(st->st_mode) && fifo_shown_as_device(fs, inode, lookup, *st)) {
+    st->st_mode = S_IFCHR | (st->st_mode & 07777);
+    st->st_rdev = 0;
+  }
+  present_owner(fs.options(), st);
+}
+
 int stat_fd(int fd, struct stat* st) {
   if (::fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
@@ -76,11 +123,13 @@ int stat_fd(int fd, struct stat* st) {
   return 0;
 }
 
-// Fills `e` for the object `id`, stat'ed as `st`.
-void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, fuse_entry_param* e) {
+// Fills `e` for the object `id`, stat'ed as `st`, found at `at`.
+void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, const FoundAt& at,
+                fuse_entry_param* e) {
   e->ino = id;
+  e->generation = fs.inodes().get(id).generation.load(std::memory_order_relaxed);
   e->attr = st;
-  present_owner(fs.options(), &e->attr);
+  present_attr(fs, fs.inodes().get(id), &at, &e->attr);
   e->attr_timeout = fs.options().attr_timeout;
   e->entry_timeout = fs.options().entry_timeout;
 }
@@ -97,7 +146,8 @@ int lookup_in(IdentityFs& fs, fuse_ino_t parent, int dirfd, const char* name, fu
   BackingStat found;
   if (int err = backing_stat(dirfd, name, AT_SYMLINK_NOFOLLOW, &found); err != 0) return err;
   if (!fs.inodes().on_volume(found)) return EXDEV;
-  fill_entry(fs, fs.inodes().add_lookup(found.st, parent, name), found.st, e);
+  fill_entry(fs, fs.inodes().add_lookup(found.st, parent, name), found.st, FoundAt{dirfd, name},
+             e);
   return 0;
 }
 
@@ -124,7 +174,8 @@ int lookup_created(IdentityFs& fs, fuse_ino_t parent, const char* name, int file
   if (!fs.inodes().on_volume(opened)) return EXDEV;
   const ProcPath path(file_fd);
   UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  fill_entry(fs, fs.inodes().add_lookup(opened.st, parent, name, std::move(fd)), opened.st, e);
+  fill_entry(fs, fs.inodes().add_lookup(opened.st, parent, name, std::move(fd)), opened.st,
+             FoundAt{file_fd, ""}, e);
   return 0;
 }
 
@@ -154,7 +205,7 @@ struct CachedSubtree {
 CachedSubtree subtree_below(IdentityFs& fs, fuse_ino_t dir) {
   CachedSubtree s;
   s.root = dir == FUSE_ROOT_ID;
-  if (!s.root) s.entry = fs.inodes().dir_entry_name(dir);
+  if (!s.root) s.entry = fs.inodes().entry_name(dir);
   return s;
 }
 
@@ -258,16 +309,20 @@ void map_acl_ids(char* data, size_t size, const AclIdMap& map) {
 }
 
 // Replies to setxattr or removexattr of `name` on `inode` (id `ino`), whose
-// system call returned `res`. A changed access ACL on a directory changes
-// who may search it, so what the kernel cached below it is dropped, read
-// before the reply as `inode` may be gone after it (see CachedSubtree).
+// system call returned `res`. A changed access ACL rewrites the mode's group
+// bits on the storage, so the kernel's cached attributes of the object are
+// dropped (else the mount shows the old mode until they time out, an hour
+// with cache=exclusive); on a directory it also changes who may search it,
+// so what the kernel cached below it is dropped too, read before the reply
+// as `inode` may be gone after it (see CachedSubtree).
 void reply_xattr_change(fuse_req_t req, IdentityFs& fs, fuse_ino_t ino, const Inode& inode,
                         const char* name, int res) {
   const int err = res == 0 ? 0 : last_errno();
-  const CachedSubtree subtree = res == 0 && is_access_acl(name) && S_ISDIR(inode.type)
-                                    ? subtree_below(fs, ino)
-                                    : CachedSubtree{};
+  const bool acl_changed = res == 0 && is_access_acl(name);
+  const CachedSubtree subtree =
+      acl_changed && S_ISDIR(inode.type) ? subtree_below(fs, ino) : CachedSubtree{};
   fuse_reply_err(req, err);
+  if (acl_changed) fs.notifier().drop_inode(ino, 0, std::string());
   drop_cached_subtree(fs, subtree);
 }
 
@@ -311,13 +366,41 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     fuse_reply_err(req, err);
     return;
   }
-  present_owner(fs.options(), &st);
+  present_attr(fs, fs.inodes().get(ino), nullptr, &st);
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
 }
 
+bool tenant_in_group(const IdentityFsOptions& o, gid_t gid) {
+  return gid == o.tenant_gid ||
+         std::find(o.tenant_groups.begin(), o.tenant_groups.end(), gid) != o.tenant_groups.end();
+}
+
+// What a chown that changes no id still does natively to a non-directory
+// (chown_common, setattr_should_drop_sgid): suid goes, and sgid goes when
+// group execute is set or the caller is not in the file's group. chown(f,
+// -1, -1) and chown to the ids a file already shows reach the mapper as
+// such a request; with killpriv negotiated (mapper.cc) the kernel leaves
+// the clearing to us, and the chmod it takes needs ownership, as natively.
+int kill_suid_sgid(const IdentityFsOptions& o, int fd) {
+  struct stat cur;
+  if (int err = stat_fd(fd, &cur); err != 0) return err;
+  if (S_ISDIR(cur.st_mode) || S_ISLNK(cur.st_mode)) return 0;
+  mode_t mode = cur.st_mode & 07777;
+  mode &= ~S_ISUID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !tenant_in_group(o, cur.st_gid))) {
+    mode &= ~S_ISGID;
+  }
+  if (mode == (cur.st_mode & 07777)) return 0;
+  const ProcPath path(fd);
+  if (::chmod(path.c_str(), mode) != 0) return last_errno();
+  return 0;
+}
+
 // chown/chgrp: the presented id stands for the tenant's; the id an object
-// already shows means "unchanged"; anything else is refused. What remains is
-// a real change to the tenant's own ids, which the kernel judges.
+// already shows means "unchanged"; one of the tenant's supplementary groups
+// (shown as itself: only the primary gid is presented) means that group;
+// anything else is refused. What remains is a real change, which the kernel
+// judges as it would the tenant's own (owner, group membership).
 int do_chown(const IdentityFsOptions& o, int fd, const struct stat* attr, int valid) {
   struct stat cur;
   if (int err = stat_fd(fd, &cur); err != 0) return err;
@@ -335,28 +418,79 @@ int do_chown(const IdentityFsOptions& o, int fd, const struct stat* attr, int va
   if (valid & FUSE_SET_ATTR_GID) {
     if (attr->st_gid == o.present_gid) {
       if (cur.st_gid != o.tenant_gid) gid = o.tenant_gid;
+    } else if (attr->st_gid != o.tenant_gid && tenant_in_group(o, attr->st_gid)) {
+      if (cur.st_gid != attr->st_gid) gid = attr->st_gid;
     } else if (attr->st_gid != shown.st_gid) {
       return EPERM;
     }
   }
   if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) {
-    // chown clears suid, and sgid with group execute, of a non-directory
-    // even when the owner does not change. The kernel leaves that to the
-    // server once killpriv is negotiated (mapper.cc); a real chown below
-    // gets it from the backing kernel.
-    if (S_ISDIR(cur.st_mode) || S_ISLNK(cur.st_mode)) return 0;
-    mode_t mode = cur.st_mode & 07777;
-    if (mode & S_ISUID) mode &= ~S_ISUID;
-    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
-    if (mode == (cur.st_mode & 07777)) return 0;
-    const ProcPath path(fd);
-    if (::chmod(path.c_str(), mode) != 0) return last_errno();
-    return 0;
+    return kill_suid_sgid(o, fd);
   }
   if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }
   return 0;
+}
+
+// With the writeback cache the kernel keeps a regular file's times itself
+// and sends them as explicit values: on `touch` (atime "now", mtime and
+// ctime explicit), on truncate, and when it writes back the times of
+// buffered writes (fsync, fdatasync, close). Explicit times need ownership;
+// "now" needs only write permission, so a writer that does not own the file
+// would get EPERM where natively it succeeds. A caller cannot set ctime: the
+// kernel fills it with the current time, and fills mtime with that same
+// time when the caller asked for "now" or wrote. So mtime equal to ctime
+// is the kernel's "now"; a caller's own time (touch -d) differs from it.
+// Limit: a ctime changed alone after the last write (a rename, a link)
+// makes the two differ, so a non-owner's fsync after that still fails.
+bool is_kernel_now(const struct stat* attr, int valid) {
+  return (valid & FUSE_SET_ATTR_CTIME) && (valid & FUSE_SET_ATTR_MTIME) &&
+         !(valid & FUSE_SET_ATTR_MTIME_NOW) && attr->st_mtim.tv_sec == attr->st_ctim.tv_sec &&
+         attr->st_mtim.tv_nsec == attr->st_ctim.tv_nsec;
+}
+
+// `tv` null: both "now".
+int set_times(const Inode& inode, int fd, const struct timespec tv[2], fuse_file_info* fi) {
+  int res;
+  if (fi != nullptr) {
+    res = ::futimens(static_cast<int>(fi->fh), tv);
+  } else if (S_ISLNK(inode.type)) {
+    // The magic link would be followed to the symlink's target; only the
+    // AT_EMPTY_PATH form reaches the symlink itself.
+    res = ::utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  } else {
+    const ProcPath path(fd);
+    res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
+  }
+  return res == 0 ? 0 : last_errno();
+}
+
+int do_times(const Inode& inode, int fd, const struct stat* attr, int valid, fuse_file_info* fi) {
+  struct timespec tv[2];
+  tv[0].tv_sec = 0;
+  tv[0].tv_nsec = UTIME_OMIT;
+  tv[1] = tv[0];
+  if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+    tv[0].tv_nsec = UTIME_NOW;
+  } else if (valid & FUSE_SET_ATTR_ATIME) {
+    tv[0] = attr->st_atim;
+  }
+  if (valid & FUSE_SET_ATTR_MTIME_NOW) {
+    tv[1].tv_nsec = UTIME_NOW;
+  } else if (valid & FUSE_SET_ATTR_MTIME) {
+    tv[1] = attr->st_mtim;
+  }
+  const int err = set_times(inode, fd, tv, fi);
+  // The owner keeps the kernel's exact times; anyone else gets "now", which
+  // the backing kernel grants on write permission alone, but only for both
+  // times at once: atime becomes "now" too, unless the caller gave one.
+  if (err != EPERM || !is_kernel_now(attr, valid)) return err;
+  const bool caller_atime = (valid & FUSE_SET_ATTR_ATIME) && !(valid & FUSE_SET_ATTR_ATIME_NOW) &&
+                            (attr->st_atim.tv_sec != attr->st_ctim.tv_sec ||
+                             attr->st_atim.tv_nsec != attr->st_ctim.tv_nsec);
+  if (caller_atime) return err;
+  return set_times(inode, fd, nullptr, fi);
 }
 
 int do_setattr(const IdentityFsOptions& o, const Inode& inode, int fd, struct stat* attr, int valid,
@@ -379,31 +513,19 @@ int do_setattr(const IdentityFsOptions& o, const Inode& inode, int fd, struct st
     if (res != 0) return last_errno();
   }
   if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-    struct timespec tv[2];
-    tv[0].tv_sec = 0;
-    tv[0].tv_nsec = UTIME_OMIT;
-    tv[1] = tv[0];
-    if (valid & FUSE_SET_ATTR_ATIME_NOW) {
-      tv[0].tv_nsec = UTIME_NOW;
-    } else if (valid & FUSE_SET_ATTR_ATIME) {
-      tv[0] = attr->st_atim;
-    }
-    if (valid & FUSE_SET_ATTR_MTIME_NOW) {
-      tv[1].tv_nsec = UTIME_NOW;
-    } else if (valid & FUSE_SET_ATTR_MTIME) {
-      tv[1] = attr->st_mtim;
-    }
-    int res;
-    if (fi != nullptr) {
-      res = ::futimens(static_cast<int>(fi->fh), tv);
-    } else if (is_symlink) {
-      // The magic link would be followed to the symlink's target; only the
-      // AT_EMPTY_PATH form reaches the symlink itself.
-      res = ::utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-    } else {
-      res = ::utimensat(AT_FDCWD, path.c_str(), tv, 0);
-    }
-    if (res != 0) return last_errno();
+    if (int err = do_times(inode, fd, attr, valid, fi); err != 0) return err;
+  }
+  // Nothing to change but ctime: chown(f, -1, -1), or the kernel killing
+  // suid/sgid before a write (file_remove_privs). The two look alike, and
+  // the second must not fail for a writer that does not own the file; its
+  // write kills the bits on the storage anyway (the mapper has no
+  // CAP_FSETID). So a tenant that may not clear them gets success, where
+  // natively chown(f, -1, -1) of a setuid file it does not own is EPERM.
+  constexpr int kChanges = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                           FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME;
+  if ((valid & kChanges) == 0) {
+    const int err = kill_suid_sgid(o, fd);
+    return err == EPERM ? 0 : err;
   }
   return 0;
 }
@@ -691,15 +813,43 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fi
   fuse_reply_data(req, &buf, static_cast<fuse_buf_copy_flags>(0));
 }
 
-void op_write_buf(fuse_req_t req, fuse_ino_t /*ino*/, fuse_bufvec* in, off_t off,
-                  fuse_file_info* fi) {
+// With the writeback cache a WRITE carries data that write() already
+// accepted: the kernel has grown its size, keeps the pages, and trusts its
+// own size over ours from then on. When the storage refuses the data (a
+// full disk), the error reaches the writer at fsync or close (the kernel
+// records it on the file), but the mount would go on showing the size and
+// data that never landed. So the inode gets a new generation, which makes
+// the kernel replace it at the next lookup, and, after the reply, its pages,
+// attributes and entry are dropped so that the next path walk looks it up.
+// Names are read before the reply: afterwards the kernel may forget `ino`.
+void retire_after_failed_writeback(fuse_req_t req, fuse_ino_t ino, int err, size_t written) {
+  IdentityFs& fs = fs_of(req);
+  Inode& inode = fs.inodes().get(ino);
+  inode.generation.fetch_add(1, std::memory_order_relaxed);
+  const std::optional<DirEntryName> entry = fs.inodes().entry_name(ino);
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else {
+    fuse_reply_write(req, written);
+  }
+  fs.notifier().drop_inode(ino, entry ? entry->parent : 0, entry ? entry->name : std::string());
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
   fuse_bufvec out{};
   out.count = 1;
-  out.buf[0].size = fuse_buf_size(in);
+  const size_t size = fuse_buf_size(in);
+  out.buf[0].size = size;
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd_of(fi);
   out.buf[0].pos = off;
   const ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  const bool failed = n < 0 || static_cast<size_t>(n) < size;
+  if (failed && fs_of(req).options().writeback_cache) {
+    retire_after_failed_writeback(req, ino, n < 0 ? static_cast<int>(-n) : 0,
+                                  n < 0 ? 0 : static_cast<size_t>(n));
+    return;
+  }
   if (n < 0) {
     fuse_reply_err(req, static_cast<int>(-n));
     return;
@@ -947,7 +1097,10 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
   }
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
-  const int res = ::faccessat(fd.get(), "", mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+  // AT_EACCESS: the filesystem ids are the tenant's, the real ones are not
+  // (privileges.h).
+  const int res =
+      ::faccessat(fd.get(), "", mask, AT_EACCESS | AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
 

@@ -14,7 +14,12 @@
 //   - a read-only volume answers EROFS to anything that would modify it;
 //   - when a directory's permissions change through the mount (chmod, chown,
 //     ACL), the kernel's cached entries below it are dropped, so a revoked
-//     search permission takes effect at once, whatever the cache timeouts.
+//     search permission takes effect at once, whatever the cache timeouts;
+//   - when a write-back of the kernel's buffered writes fails (writeback
+//     cache), the kernel's inode of that file is replaced by a fresh one at
+//     its next lookup, so the mount shows what the storage holds;
+//   - a FIFO the tenant may not open is shown as an unopenable device, as the
+//     kernel opens FIFOs without asking (identity_fs.cc, present_attr).
 //
 // Thread-safety: the operations run concurrently on libfuse's worker threads.
 // Shared state is the InodeTable and the FlockWaiters (both internally
@@ -29,8 +34,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.h"
+#include "mapper/cache_notifier.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/inode_table.h"
 
@@ -40,6 +47,7 @@ struct IdentityFsOptions {
   std::string name;  // volume name, for logs
   uid_t tenant_uid = 0;
   gid_t tenant_gid = 0;
+  std::vector<gid_t> tenant_groups;  // supplementary
   uid_t present_uid = 0;
   gid_t present_gid = 0;
   bool readonly = false;
@@ -77,12 +85,14 @@ class IdentityFs {
   const IdentityFsOptions& options() const { return options_; }
   InodeTable& inodes() { return inodes_; }
   FlockWaiters& flock_waiters() { return *flock_waiters_; }
+  CacheNotifier& notifier() { return notifier_; }
 
  private:
   IdentityFsOptions options_;
   InodeTable inodes_;
   // Shared with the waiting threads, which may outlive this object.
   std::shared_ptr<FlockWaiters> flock_waiters_;
+  CacheNotifier notifier_;
   fuse_session* session_ = nullptr;
 };
 

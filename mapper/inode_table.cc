@@ -234,11 +234,11 @@ void InodeTable::renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* na
   set_parent_locked(*it->second, &get(parent), name, &closing);
 }
 
-std::optional<DirEntryName> InodeTable::dir_entry_name(fuse_ino_t id) {
+std::optional<DirEntryName> InodeTable::entry_name(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return std::nullopt;
   std::lock_guard<std::mutex> lock(mutex_);
   const Inode& inode = get(id);
-  if (!S_ISDIR(inode.type) || inode.name.empty() || inode.parent == nullptr) return std::nullopt;
+  if (inode.name.empty() || inode.parent == nullptr) return std::nullopt;
   return DirEntryName{id_of(*inode.parent), inode.name};
 }
 

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -69,9 +70,20 @@ struct Inode {
   Inode* parent = nullptr;
   std::string name;
   std::list<Inode*>::iterator lru;  // valid while `fd` is open (not root)
+
+  // FIFOs only: whether the last lookup reply showed it as an unopenable
+  // device (identity_fs.cc, present_attr). Attribute replies repeat what the
+  // lookup showed, because the kernel refuses (EIO) a type that changes
+  // under an inode it knows; a new type is shown at the next lookup.
+  std::atomic<bool> fifo_shown_as_device{false};
+  // Sent with every entry of this object. Bumped when the kernel's inode
+  // must be replaced rather than refreshed (a failed write-back: the kernel
+  // trusts its own size of a writeback-cached file): an entry with another
+  // generation makes the kernel retire its inode and build a fresh one.
+  std::atomic<uint32_t> generation{0};
 };
 
-// Where a directory sits, as far as the kernel knows.
+// Where an object sits, as far as the kernel knows.
 struct DirEntryName {
   fuse_ino_t parent = 0;
   std::string name;
@@ -157,8 +169,9 @@ class InodeTable {
   // (after a rename).
   void renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name);
 
-  // The name of a known directory; nullopt for the root and non-directories.
-  std::optional<DirEntryName> dir_entry_name(fuse_ino_t id);
+  // Where the kernel last found a known object (for a file, one of its
+  // hard links); nullopt for the root.
+  std::optional<DirEntryName> entry_name(fuse_ino_t id);
 
   // Drops `n` lookups; the Inode goes once nothing refers to it.
   void forget(fuse_ino_t id, uint64_t n);

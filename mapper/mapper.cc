@@ -28,8 +28,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <sys/uio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "common/reserved_ids.h"
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
@@ -163,6 +164,13 @@ Status validate(const MapperConfig& cfg) {
                                    " is too small for the FUSE session; use at least " +
                                    std::to_string(kMinMaxFds));
   }
+  if (is_reserved_id(cfg.uid) || is_reserved_id(cfg.gid) || is_reserved_id(cfg.present_uid) ||
+      is_reserved_id(cfg.present_gid) ||
+      std::any_of(cfg.groups.begin(), cfg.groups.end(), is_reserved_id)) {
+    return Status::InvalidArgument("id " + std::to_string(kMapperProcessUid) +
+                                   " is reserved for the mapper's own process; no tenant, "
+                                   "group or presented id may use it");
+  }
   if (::geteuid() != 0) {
     return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
   }
@@ -219,7 +227,7 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
     Status st = drop_privileges_to(id);
     if (!st.ok()) {
       msg = "cannot drop privileges to uid " + std::to_string(id.uid) + ": " + st.message();
-    } else if (::faccessat(backing_fd, "", X_OK, AT_EMPTY_PATH) != 0) {
+    } else if (::faccessat(backing_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) != 0) {
       msg = PosixError("tenant uid " + std::to_string(id.uid) + " gid " + std::to_string(id.gid) +
                            " cannot enter backing directory " + backing,
                        errno)
@@ -308,6 +316,7 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   o.name = cfg.name;
   o.tenant_uid = cfg.uid;
   o.tenant_gid = cfg.gid;
+  o.tenant_groups = cfg.groups;
   o.present_uid = cfg.present_uid;
   o.present_gid = cfg.present_gid;
   o.readonly = cfg.readonly;
@@ -472,6 +481,7 @@ int run_mapper(const MapperConfig& cfg_in) {
                                      (why.empty() ? std::string() : ": " + why)));
   }
   session.set_mounted();
+  fs.notifier().set_fuse_fd(fuse_session_fd(raw));
   {
     static const fuse_custom_io io = {io_writev, io_read, io_splice, io_splice};
     if (int err = fuse_session_custom_io(raw, &io, fuse_session_fd(raw)); err != 0) {
@@ -508,8 +518,8 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   session.keep_mount_on_destroy();
 
-  mapper_log()->info("volume {}: serving {} as uid {} gid {}", cfg.name, cfg.mountpoint, cfg.uid,
-                     cfg.gid);
+  mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
+                     cfg.mountpoint, cfg.uid, cfg.gid, kMapperProcessUid);
   report_ready(cfg.ready_fd, "ready\n");
 
   const std::vector<int> cpus = allowed_cpus();
@@ -520,6 +530,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   // Threads still waiting for a flock must not answer into the session
   // destroyed below; they stay blocked until the process exits.
   fs.flock_waiters().close();
+  fs.notifier().close();
 
   if (g_signalled != 0) {
     mapper_log()->info(

@@ -8,7 +8,7 @@
 //                   [--ready-fd N] [--max-fds N]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
-// --uid 0 is refused.
+// --uid 0 and the reserved id 2147483646 (common/reserved_ids.h) are refused.
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
 // privilege to the tenant and only then writes exactly one line to the ready
 // fd: "ready\n" on success, or "error: <what failed and why>\n" followed by a

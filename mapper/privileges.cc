@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <linux/capability.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <string>
+
+#include "common/reserved_ids.h"
 
 namespace tenantfs {
 namespace {
@@ -48,14 +51,19 @@ Status drop_privileges_to(const TenantIdentity& id) {
   if (id.uid == 0) {
     return Status::InvalidArgument("tenant uid 0 is root; refusing to serve as root");
   }
+  if (is_reserved_id(id.uid) || is_reserved_id(id.gid)) {
+    return Status::InvalidArgument(
+        "tenant uid " + std::to_string(id.uid) + " gid " + std::to_string(id.gid) + ": " +
+        std::to_string(kMapperProcessUid) + " is reserved for the mapper's own process ids");
+  }
   if (::setgroups(id.groups.size(), id.groups.data()) != 0) {
     return PosixError("setgroups(" + std::to_string(id.groups.size()) + " groups)", errno);
   }
-  if (::setresgid(id.gid, id.gid, id.gid) != 0) {
-    return PosixError("setresgid(" + std::to_string(id.gid) + ")", errno);
+  if (::setresgid(kMapperProcessGid, kMapperProcessGid, kMapperProcessGid) != 0) {
+    return PosixError("setresgid(" + std::to_string(kMapperProcessGid) + ")", errno);
   }
   // The bounding set can only shrink while CAP_SETPCAP is held, i.e. before
-  // the uid change below clears the permitted set.
+  // the uid change below clears the effective set.
   const int last = last_capability();
   for (int cap = 0; cap <= last; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
@@ -68,16 +76,24 @@ Status drop_privileges_to(const TenantIdentity& id) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     return PosixError("prctl(PR_SET_NO_NEW_PRIVS)", errno);
   }
-  // Last fallible step. With all three uids non-zero and no KEEP_CAPS, the
-  // kernel clears the permitted and effective sets as part of this call.
-  if (::setresuid(id.uid, id.uid, id.uid) != 0) {
-    return PosixError("setresuid(" + std::to_string(id.uid) + ")", errno);
+  // setresuid sets the filesystem uid to the new effective one; setting it
+  // to the tenant's afterwards needs CAP_SETUID, kept across the change
+  // (in the permitted set only) by KEEPCAPS.
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_KEEPCAPS)", errno);
+  // Last fallible step: what follows only sets ids that the capabilities
+  // still held allow, and lowers capabilities, which needs no privilege.
+  if (::setresuid(kMapperProcessUid, kMapperProcessUid, kMapperProcessUid) != 0) {
+    return PosixError("setresuid(" + std::to_string(kMapperProcessUid) + ")", errno);
   }
-  // Inheritable capabilities survive a uid change; clear them explicitly.
-  // Lowering capabilities never needs privilege, so this cannot fail for
-  // want of it.
+  __user_cap_data_struct setid[_LINUX_CAPABILITY_U32S_3] = {};
+  setid[0].effective = setid[0].permitted = (1u << CAP_SETUID) | (1u << CAP_SETGID);
+  if (raw_capset(setid) != 0) return PosixError("capset(CAP_SETUID, CAP_SETGID)", errno);
+  // Per thread: every thread the mapper starts later inherits them.
+  ::setfsgid(id.gid);
+  ::setfsuid(id.uid);
   __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
   if (raw_capset(none) != 0) return PosixError("capset(no capabilities)", errno);
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_KEEPCAPS)", errno);
   return verify_privileges_are(id);
 }
 
@@ -86,12 +102,20 @@ Status verify_privileges_are(const TenantIdentity& id) {
   gid_t rg = 0, eg = 0, sg = 0;
   if (::getresuid(&ru, &eu, &su) != 0) return PosixError("getresuid", errno);
   if (::getresgid(&rg, &eg, &sg) != 0) return PosixError("getresgid", errno);
-  if (ru != id.uid || eu != id.uid || su != id.uid) {
+  if (ru != kMapperProcessUid || eu != kMapperProcessUid || su != kMapperProcessUid) {
     return Status::Internal("uid is " + std::to_string(eu) + ", expected " +
-                            std::to_string(id.uid));
+                            std::to_string(kMapperProcessUid));
   }
-  if (rg != id.gid || eg != id.gid || sg != id.gid) {
+  if (rg != kMapperProcessGid || eg != kMapperProcessGid || sg != kMapperProcessGid) {
     return Status::Internal("gid is " + std::to_string(eg) + ", expected " +
+                            std::to_string(kMapperProcessGid));
+  }
+  // An invalid id changes nothing and returns the current one.
+  const auto fsuid = static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1)));
+  const auto fsgid = static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1)));
+  if (fsuid != id.uid || fsgid != id.gid) {
+    return Status::Internal("filesystem ids are " + std::to_string(fsuid) + ":" +
+                            std::to_string(fsgid) + ", expected " + std::to_string(id.uid) + ":" +
                             std::to_string(id.gid));
   }
   const int n = ::getgroups(0, nullptr);
@@ -118,6 +142,7 @@ Status verify_privileges_are(const TenantIdentity& id) {
       return Status::Internal("capability " + std::to_string(cap) + " remains in the bounding set");
     }
   }
+  if (::prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0) != 0) return Status::Internal("keepcaps is still set");
   if (::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
     return Status::Internal("no_new_privs is not set");
   }

@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "common/reserved_ids.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -144,6 +145,12 @@ Status validate_tenant(const Tenant& tenant) {
                                    ": gid 0 is root's group; a tenant must never be "
                                    "root, pick another primary gid");
   }
+  if (is_reserved_id(tenant.uid) || is_reserved_id(tenant.gid) ||
+      std::any_of(tenant.groups.begin(), tenant.groups.end(), is_reserved_id)) {
+    return Status::InvalidArgument(who + ": id " + std::to_string(kMapperProcessUid) +
+                                   " is reserved for tenantfs's own processes and cannot be "
+                                   "a tenant's uid, gid or group; pick another id");
+  }
   if (static_cast<uint64_t>(tenant.uid) > kMaxId) {
     return Status::InvalidArgument(who + ": uid " + std::to_string(tenant.uid) +
                                    " is out of range (1.." + std::to_string(kMaxId) + ")");
@@ -254,6 +261,13 @@ std::vector<Tenant> tenants_from_files(const std::vector<PasswdRecord>& passwd,
       continue;
     }
     if (p.uid == 0 || p.gid == 0) continue;  // root never becomes a tenant
+    if (is_reserved_id(p.uid) || is_reserved_id(p.gid)) {
+      if (warnings) {
+        warnings->push_back("user " + quoted(p.name) + " is not usable as a tenant: id " +
+                            std::to_string(kMapperProcessUid) + " is reserved for tenantfs");
+      }
+      continue;
+    }
     Tenant t;
     t.name = p.name;
     t.uid = p.uid;
@@ -261,7 +275,7 @@ std::vector<Tenant> tenants_from_files(const std::vector<PasswdRecord>& passwd,
     auto it = member_of.find(p.name);
     if (it != member_of.end()) {
       for (gid_t g : it->second) {
-        if (g != 0 && g != p.gid) t.groups.push_back(g);
+        if (g != 0 && g != p.gid && !is_reserved_id(g)) t.groups.push_back(g);
       }
     }
     if (t.groups.size() > kMaxTenantGroups) {
@@ -470,6 +484,13 @@ Result<Tenant> TenantDirectory::resolve(const std::string& name) {
     // The admin API never stores root, but the store file may have been
     // written by other means: a root identity must not reach a mapper.
     const Tenant& t = *registered;
+    if (is_reserved_id(t.uid) || is_reserved_id(t.gid) ||
+        std::any_of(t.groups.begin(), t.groups.end(), is_reserved_id)) {
+      return Status::FailedPrecondition(
+          "registry tenant " + quoted(name) + " uses id " + std::to_string(kMapperProcessUid) +
+          ", which is reserved for tenantfs's own processes: remove it with `tenantfs tenant rm " +
+          name + "` and add it again with other ids");
+    }
     if (t.uid == 0 || t.gid == 0 || std::count(t.groups.begin(), t.groups.end(), gid_t{0}) > 0) {
       return Status::FailedPrecondition(
           "registry tenant " + quoted(name) +

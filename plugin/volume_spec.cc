@@ -3,6 +3,8 @@
 #include <charconv>
 #include <limits>
 
+#include "common/reserved_ids.h"
+
 namespace tenantfs {
 namespace {
 
@@ -101,6 +103,10 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
       auto id = parse_id(value);
       if (!id) {
         return bad("must be a decimal id between 0 and 4294967294, e.g. -o " + key + "=1000");
+      }
+      if (is_reserved_id(*id)) {
+        return bad("must not be " + std::to_string(kMapperProcessUid) +
+                   ", which is reserved for tenantfs's own processes; pick another id");
       }
       if (key == "uid") {
         out.uid = static_cast<uid_t>(*id);

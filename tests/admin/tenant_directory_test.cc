@@ -164,6 +164,16 @@ TEST(ValidateTenantTest, RefusesRootIdentities) {
   st = validate_tenant(minus_one);
   EXPECT_TRUE(contains(st.message(), "out of range")) << st.message();
 
+  // The mappers' own process uid: a tenant holding it could signal them.
+  for (const Tenant& reserved :
+       {Tenant{"alice", 2147483646, 1000, {}, 0}, Tenant{"alice", 1000, 2147483646, {}, 0},
+        Tenant{"alice", 1000, 1000, {10, 2147483646}, 0}}) {
+    st = validate_tenant(reserved);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument);
+    EXPECT_TRUE(contains(st.message(), "id 2147483646 is reserved for tenantfs's own processes"))
+        << st.message();
+  }
+
   Tenant many{"alice", 1000, 1000, std::vector<gid_t>(kMaxTenantGroups + 1, 5), 0};
   st = validate_tenant(many);
   EXPECT_TRUE(contains(st.message(), "at most 1024")) << st.message();

@@ -54,16 +54,6 @@ bool in_flock_syscall(pid_t pid) {
   return (in >> nr) && nr == SYS_flock;
 }
 
-// Polls `done` until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& done, milliseconds timeout = milliseconds(30'000)) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (!done()) {
-    if (steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
-
 int thread_count(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string key;

@@ -2,6 +2,7 @@
 // and what a failure or a crash leaves behind.
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -83,12 +84,30 @@ TEST_F(MapperLifecycleTest, MapperRunsAsTenantAfterReady) {
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out;
   };
-  EXPECT_EQ(field("Uid"), "7001 7001 7001 7001");
-  EXPECT_EQ(field("Gid"), "7001 7001 7001 7001");
+  // Real, effective and saved ids are the reserved process id; only the
+  // filesystem ids (the last column) are the tenant's.
+  EXPECT_EQ(field("Uid"), "2147483646 2147483646 2147483646 7001");
+  EXPECT_EQ(field("Gid"), "2147483646 2147483646 2147483646 7001");
   EXPECT_EQ(field("Groups"), "7100 7200");
   EXPECT_EQ(field("CapEff"), "0000000000000000");
   EXPECT_EQ(field("CapPrm"), "0000000000000000");
   EXPECT_EQ(field("NoNewPrivs"), "1");
+}
+
+TEST_F(MapperLifecycleTest, TenantsOtherProcessesCannotSignalTheMapper) {
+  MountedVolume vol;
+  ASSERT_EQ(vol.start(), "ready");
+  const pid_t mapper = vol.mapper()->pid();
+  for (int sig : {0, SIGSTOP, SIGKILL}) {
+    Outcome o =
+        run_as(Caller{kTenantUid, kTenantGid, {}}, [&] { return sys(::kill(mapper, sig)); });
+    EXPECT_EQ(o.err, EPERM) << "kill(mapper, " << sig << ") as the tenant: " << describe(o);
+  }
+  // Still serving, as the tenant on the storage.
+  ASSERT_TRUE(write_file(vol.path("after-kill"), "x"));
+  struct stat st = lstat_path(vol.backing_path("after-kill"));
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_gid, kTenantGid);
 }
 
 TEST_F(MapperLifecycleTest, MissingBackingDirectoryReportsErrorAndLeavesNoMount) {

@@ -500,6 +500,15 @@ std::string random_bytes(size_t n, unsigned seed) {
   return out;
 }
 
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 ScopedTmpfs::ScopedTmpfs(const std::string& where) : where_(where) {
   if (::mount("tenantfs-test", where.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") !=
       0) {

@@ -83,6 +83,13 @@ struct VolumeOptions {
   std::string name = "testvol";
 };
 
+// The default options with the --cache value `cache`.
+inline VolumeOptions cache_options(const std::string& cache) {
+  VolumeOptions opts;
+  opts.cache = cache;
+  return opts;
+}
+
 // A running mapper child process, with the read end of its ready pipe and a
 // log file holding its stdout and stderr. Destruction kills and reaps it.
 class MapperProcess {
@@ -200,6 +207,10 @@ std::optional<int> wait_for_exit(pid_t pid, std::chrono::milliseconds timeout);
 bool exited_with(const std::optional<int>& status, int code);
 // "exit 1", "killed by signal 9", or "still running" for nullopt.
 std::string describe_status(const std::optional<int>& status);
+
+// Polls `done` until it holds or `timeout` passes; whether it held.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(30'000));
 
 // Runs argv[0] (PATH lookup) with argv and returns its wait status.
 int run_command(const std::vector<std::string>& argv);

@@ -74,6 +74,17 @@ TEST(CreateOptions, RefusesBadIds) {
   EXPECT_FALSE(parse_create_options("data", Opts{{"gid", "abc"}}).ok());
 }
 
+TEST(CreateOptions, RefusesTheMappersProcessId) {
+  for (const char* key : {"uid", "gid"}) {
+    auto o = parse_create_options("data", Opts{{"tenant", "alice"}, {key, "2147483646"}});
+    ASSERT_FALSE(o.ok()) << key;
+    EXPECT_EQ(o.status().message(), std::string("tenantfs: volume \"data\": option \"") + key +
+                                        "\" must not be 2147483646, which is reserved for "
+                                        "tenantfs's own processes; pick another id");
+  }
+  EXPECT_TRUE(parse_create_options("data", Opts{{"tenant", "alice"}, {"uid", "2147483645"}}).ok());
+}
+
 TEST(CreateOptions, RefusesWorldWritableAndSpecialModes) {
   auto ww = parse_create_options("data", Opts{{"mode", "0777"}});
   ASSERT_FALSE(ww.ok());
