@@ -7,9 +7,15 @@
 //   tenants/add     {"name","uid","gid","groups":[...]} -> {"tenant":{...}}
 //   tenants/list    {}                                -> {"tenants":[{...,"source"}]}
 //   tenants/remove  {"name"}                          -> {"removed":"NAME"}
+//   tenants/allow   {"name","user"}                   -> {"tenant","user","allowed":true}
+//   tenants/deny    {"name","user"}                   -> {"tenant","user","allowed":false}
+//   admins/allow    {"user"}                          -> {"user","admin":true}
+//   admins/deny     {"user"}                          -> {"user","admin":false}
+//   admins/list     {}                                -> {"admins":["USER",...]}
 //   volumes/list    {}                                -> {"volumes":[{...,"mounts"}]}
 //
-// A tenant object is {"name","uid","gid","groups","source","created_at"}; a
+// A tenant object is {"name","uid","gid","groups","source","created_at",
+// "users"}, users being the Docker users allowed for it (authorization); a
 // volume object is {"name","tenant","uid","gid","groups","present_uid",
 // "present_gid","mode","cache","readonly","external","path","options",
 // "mounts","mount_ids","created_at"} with "mode" an octal string ("0700").
