@@ -504,6 +504,7 @@ json decision_json(bool allow, const std::string& msg) {
 AuthzReply Authorizer::handle(std::string_view endpoint, std::string_view body) {
   AuthzReply reply;
   reply.user = "-";
+  reply.request = "-";
   auto finish = [&reply](bool allow, std::string msg) {
     reply.allow = allow;
     reply.msg = std::move(msg);
