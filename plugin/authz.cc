@@ -104,15 +104,24 @@ ApiPath parse_api_path(std::string_view uri) {
     }
     path.parts.push_back(std::move(part));
   }
+  // Docker routes "/v{version:[0-9.]+}/..." and compares versions field by
+  // field ("1.023" is 1.23); a missing minor counts as 0.
   if (!path.parts.empty()) {
     const std::string& first = path.parts.front();
-    const size_t dot = first.find('.');
     if (first.size() > 1 && first[0] == 'v' &&
-        first.find_first_not_of("0123456789.", 1) == std::string::npos &&
-        dot != std::string::npos && dot > 1 && dot + 1 < first.size() && dot < 8 &&
-        first.size() - dot < 8) {
-      path.major = std::stoi(first.substr(1, dot - 1));
-      path.minor = std::stoi(first.substr(dot + 1));
+        first.find_first_not_of("0123456789.", 1) == std::string::npos) {
+      auto number = [](std::string_view digits) {
+        int n = 0;
+        for (char c : digits) {
+          if (c < '0' || c > '9') break;
+          n = std::min(n * 10 + (c - '0'), 1000000);
+        }
+        return n;
+      };
+      const std::string_view version = std::string_view(first).substr(1);
+      const size_t dot = version.find('.');
+      path.major = number(version.substr(0, dot));
+      path.minor = dot == std::string_view::npos ? 0 : number(version.substr(dot + 1));
       path.versioned = true;
       path.parts.erase(path.parts.begin());
     }
@@ -307,13 +316,13 @@ void check_mounts(Decision& d, const json& mounts, bool volume_driver_is_tenantf
         for (const json* o : fields(*dc, "Options")) options.push_back(o);
       }
     }
-    bool tenantfs = drivers.empty() ? volume_driver_is_tenantfs
-                                    : std::any_of(drivers.begin(), drivers.end(), [](auto& n) {
-                                        return n.empty() || is_tenantfs_driver(n);
-                                      });
-    if (!drivers.empty() && !tenantfs && volume_driver_is_tenantfs) {
-      tenantfs = std::any_of(drivers.begin(), drivers.end(), [](auto& n) { return n.empty(); });
-    }
+    // A mount's own driver wins; without one (or an empty one) Docker uses
+    // HostConfig.VolumeDriver.
+    const bool tenantfs =
+        drivers.empty() ? volume_driver_is_tenantfs
+                        : std::any_of(drivers.begin(), drivers.end(), [&](const std::string& n) {
+                            return n.empty() ? volume_driver_is_tenantfs : is_tenantfs_driver(n);
+                          });
     std::vector<std::string> sources = string_fields(m, "Source");
     for (const std::string& source : sources) {
       if (!source.empty()) d.need_volume(source, false);

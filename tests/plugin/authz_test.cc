@@ -278,6 +278,8 @@ TEST_F(AuthzTest, PruneNeedsEveryTenantThatHasVolumes) {
 TEST_F(AuthzTest, OldApiStartWithAHostConfigIsChecked) {
   json hc{{"Binds", {"data:/d"}}};
   EXPECT_FALSE(Ask("bob", "POST", "/v1.23/containers/abc/start", hc).allow);
+  EXPECT_FALSE(Ask("bob", "POST", "/v1.023/containers/abc/start", hc).allow);
+  EXPECT_FALSE(Ask("bob", "POST", "/v1/containers/abc/start", hc).allow);
   EXPECT_TRUE(Ask("alice", "POST", "/v1.23/containers/abc/start", hc).allow);
   // From 1.24 Docker refuses a body there; a start without one is plain.
   EXPECT_TRUE(Ask("bob", "POST", "/v1.41/containers/abc/start").allow);
