@@ -18,7 +18,10 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kEndpoints = "tenants/add, tenants/list, tenants/remove, volumes/list";
+constexpr const char* kEndpoints =
+    "tenants/add, tenants/list, tenants/remove, "
+    "tenants/allow, tenants/deny, admins/allow, "
+    "admins/deny, admins/list, volumes/list";
 
 int http_status_for(const Status& st) {
   switch (st.code()) {
@@ -147,8 +150,20 @@ AdminReply list_tenants(const AdminDeps& deps, const json& req) {
   if (!st.ok()) return error(st);
   auto entries = deps.tenants->list();
   if (!entries.ok()) return error(entries.status());
+  auto grants = deps.store->list_grants();
+  if (!grants.ok()) return error(grants.status());
+  std::map<std::string, json> users_of;
+  for (const AccessGrant& g : *grants) {
+    auto [it, fresh] = users_of.try_emplace(g.tenant, json::array());
+    it->second.push_back(g.user);
+  }
   json out = json::array();
-  for (const auto& e : *entries) out.push_back(tenant_json(e.tenant, e.source));
+  for (const auto& e : *entries) {
+    json t = tenant_json(e.tenant, e.source);
+    auto it = users_of.find(e.tenant.name);
+    t["users"] = it == users_of.end() ? json::array() : it->second;
+    out.push_back(std::move(t));
+  }
   return AdminReply{200, json{{"tenants", std::move(out)}}};
 }
 
@@ -207,6 +222,71 @@ AdminReply remove_tenant(const AdminDeps& deps, const json& req) {
   return AdminReply{200, json{{"removed", *name}}};
 }
 
+// Docker users are the common names of TLS client certificates: any
+// printable text; the store checks length and control characters.
+Result<std::string> required_user(const json& req) {
+  auto user = required_string(req, "user");
+  if (!user.ok()) return user.status();
+  if (user->empty()) return Status::InvalidArgument("field \"user\" is empty; give a user name");
+  return user;
+}
+
+// tenants/allow and tenants/deny: {"name","user"}.
+AdminReply change_grant(const AdminDeps& deps, const json& req, bool allow) {
+  Status st = reject_unknown_fields(req, {"name", "user"});
+  if (!st.ok()) return error(st);
+  auto name = required_string(req, "name");
+  if (!name.ok()) return error(name.status());
+  auto user = required_user(req);
+  if (!user.ok()) return error(user.status());
+  if (allow) {
+    // Only a tenant that exists can be granted: a typo would otherwise
+    // allow nothing, silently.
+    auto tenant = deps.tenants->resolve(*name);
+    if (!tenant.ok()) return error(tenant.status());
+    st = deps.store->allow_user(*name, *user);
+  } else {
+    st = deps.store->deny_user(*name, *user);
+  }
+  if (!st.ok()) return error(st);
+  spdlog::info("admin: user {} {} for tenant {}", *user, allow ? "allowed" : "denied", *name);
+  return AdminReply{200, json{{"tenant", *name}, {"user", *user}, {"allowed", allow}}};
+}
+
+AdminReply allow_tenant_user(const AdminDeps& deps, const json& req) {
+  return change_grant(deps, req, true);
+}
+AdminReply deny_tenant_user(const AdminDeps& deps, const json& req) {
+  return change_grant(deps, req, false);
+}
+
+// admins/allow and admins/deny: {"user"}.
+AdminReply change_admin(const AdminDeps& deps, const json& req, bool allow) {
+  Status st = reject_unknown_fields(req, {"user"});
+  if (!st.ok()) return error(st);
+  auto user = required_user(req);
+  if (!user.ok()) return error(user.status());
+  st = allow ? deps.store->add_admin(*user) : deps.store->remove_admin(*user);
+  if (!st.ok()) return error(st);
+  spdlog::info("admin: user {} {} admin", *user, allow ? "made" : "is no longer");
+  return AdminReply{200, json{{"user", *user}, {"admin", allow}}};
+}
+
+AdminReply allow_admin(const AdminDeps& deps, const json& req) {
+  return change_admin(deps, req, true);
+}
+AdminReply deny_admin(const AdminDeps& deps, const json& req) {
+  return change_admin(deps, req, false);
+}
+
+AdminReply list_admins(const AdminDeps& deps, const json& req) {
+  Status st = reject_unknown_fields(req, {});
+  if (!st.ok()) return error(st);
+  auto admins = deps.store->list_admins();
+  if (!admins.ok()) return error(admins.status());
+  return AdminReply{200, json{{"admins", *admins}}};
+}
+
 AdminReply list_volumes(const AdminDeps& deps, const json& req) {
   Status st = reject_unknown_fields(req, {});
   if (!st.ok()) return error(st);
@@ -253,6 +333,11 @@ AdminReply handle_admin_request(const AdminDeps& deps, std::string_view endpoint
     if (endpoint == "tenants/list") handler = list_tenants;
     if (endpoint == "tenants/remove") handler = remove_tenant;
     if (endpoint == "volumes/list") handler = list_volumes;
+    if (endpoint == "tenants/allow") handler = allow_tenant_user;
+    if (endpoint == "tenants/deny") handler = deny_tenant_user;
+    if (endpoint == "admins/allow") handler = allow_admin;
+    if (endpoint == "admins/deny") handler = deny_admin;
+    if (endpoint == "admins/list") handler = list_admins;
     if (handler == nullptr) {
       std::string shown(endpoint.substr(0, 100));
       return error(404, "unknown admin endpoint \"" + shown + "\" (this tenantfs serves " +
@@ -284,7 +369,9 @@ void register_admin_routes(httplib::Server& server, AdminDeps deps) {
                     "application/json");
   };
   const std::string prefix(kAdminPrefix);
-  for (const char* endpoint : {"tenants/add", "tenants/list", "tenants/remove", "volumes/list"}) {
+  for (const char* endpoint :
+       {"tenants/add", "tenants/list", "tenants/remove", "tenants/allow", "tenants/deny",
+        "admins/allow", "admins/deny", "admins/list", "volumes/list"}) {
     server.Post(prefix + endpoint, serve);
   }
   // Registered last: httplib tries routes in order, so this only sees paths

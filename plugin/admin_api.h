@@ -5,14 +5,22 @@
 // {}), answering JSON with Content-Type application/json:
 //
 //   tenants/add     {"name","uid","gid","groups":[...]} -> {"tenant":{...}}
-//   tenants/list    {}                                -> {"tenants":[{...,"source"}]}
+//   tenants/list    {}                                -> {"tenants":[{...,"source","users"}]}
 //   tenants/remove  {"name"}                          -> {"removed":"NAME"}
+//   tenants/allow   {"name","user"}                   -> {"tenant","user","allowed":true}
+//   tenants/deny    {"name","user"}                   -> {"tenant","user","allowed":false}
+//   admins/allow    {"user"}                          -> {"user","admin":true}
+//   admins/deny     {"user"}                          -> {"user","admin":false}
+//   admins/list     {}                                -> {"admins":["USER",...]}
 //   volumes/list    {}                                -> {"volumes":[{...,"mounts"}]}
 //
-// A tenant object is {"name","uid","gid","groups","source","created_at"}; a
-// volume object is {"name","tenant","uid","gid","groups","present_uid",
-// "present_gid","mode","cache","readonly","external","path","options",
-// "mounts","mount_ids","created_at"} with "mode" an octal string ("0700").
+// A tenant object is {"name","uid","gid","groups","source","created_at"};
+// the listing adds "users", the Docker users allowed for it (authorization,
+// see authz.h). Unknown tenants cannot be allowed; denying a grant that
+// does not exist is a 404. A volume object is {"name","tenant","uid","gid",
+// "groups","present_uid","present_gid","mode","cache","readonly","external",
+// "path","options","mounts","mount_ids","created_at"} with "mode" an octal
+// string ("0700").
 //
 // Failures answer {"Err":"message"} with 400 (bad request body or value),
 // 404 (unknown tenant or endpoint), 409 (conflict with the current state,

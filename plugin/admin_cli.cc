@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "plugin/admin_api.h"
+#include "plugin/plugin_name.h"
 #include "plugin/unix_http_client.h"
 
 extern char** environ;
@@ -87,22 +88,19 @@ bool is_hex_id(std::string_view s) {
          });
 }
 
-// tenantfs, tenantfs:TAG, REPO/.../tenantfs, REPO/.../tenantfs:TAG
-bool is_tenantfs_plugin_name(std::string_view name) {
-  size_t slash = name.rfind('/');
-  std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
-  size_t colon = base.find(':');
-  if (colon != std::string_view::npos) {
-    if (colon + 1 == base.size()) return false;  // "tenantfs:" has no tag
-    base = base.substr(0, colon);
-  }
-  return base == "tenantfs";
-}
-
 std::string join_ids(const json& arr) {
   std::string s;
   if (!arr.is_array()) return "-";
   for (const auto& g : arr) s += (s.empty() ? "" : ",") + g.dump();
+  return s.empty() ? "-" : s;
+}
+
+std::string join_names(const json& arr) {
+  std::string s;
+  if (!arr.is_array()) return "-";
+  for (const auto& n : arr) {
+    if (n.is_string()) s += (s.empty() ? "" : ",") + n.get<std::string>();
+  }
   return s.empty() ? "-" : s;
 }
 
@@ -226,10 +224,11 @@ struct TenantList : CommandBase {
   void run() const {
     json body = call("tenants/list", json::object());
     if (json_output) return print_json(body);
-    std::vector<std::vector<std::string>> rows{{"NAME", "UID", "GID", "GROUPS", "SOURCE"}};
+    std::vector<std::vector<std::string>> rows{{"NAME", "UID", "GID", "GROUPS", "SOURCE", "USERS"}};
     for (const auto& t : body.value("tenants", json::array())) {
       rows.push_back({field_text(t, "name"), field_text(t, "uid"), field_text(t, "gid"),
-                      join_ids(t.value("groups", json())), field_text(t, "source")});
+                      join_ids(t.value("groups", json())), field_text(t, "source"),
+                      join_names(t.value("users", json()))});
     }
     print_table(*ctx->out, rows);
   }
@@ -242,6 +241,45 @@ struct TenantRemove : CommandBase {
     json body = call("tenants/remove", json{{"name", name}});
     if (json_output) return print_json(body);
     *ctx->out << "tenant " << name << " removed" << std::endl;
+  }
+};
+
+// tenant allow|deny NAME --user USER
+struct TenantGrant : CommandBase {
+  bool allow = true;
+  std::string name, user;
+
+  void run() const {
+    json body =
+        call(allow ? "tenants/allow" : "tenants/deny", json{{"name", name}, {"user", user}});
+    if (json_output) return print_json(body);
+    *ctx->out << "Docker user " << user << (allow ? " may now use" : " may no longer use")
+              << " tenant " << name << std::endl;
+  }
+};
+
+// admin allow|deny USER, admin ls
+struct AdminRole : CommandBase {
+  bool allow = true;
+  std::string user;
+
+  void run() const {
+    json body = call(allow ? "admins/allow" : "admins/deny", json{{"user", user}});
+    if (json_output) return print_json(body);
+    *ctx->out << "Docker user " << user << (allow ? " is now" : " is no longer")
+              << " a tenantfs admin" << std::endl;
+  }
+};
+
+struct AdminList : CommandBase {
+  void run() const {
+    json body = call("admins/list", json::object());
+    if (json_output) return print_json(body);
+    std::vector<std::vector<std::string>> rows{{"ADMIN"}};
+    for (const auto& u : body.value("admins", json::array())) {
+      if (u.is_string()) rows.push_back({u.get<std::string>()});
+    }
+    print_table(*ctx->out, rows);
   }
 };
 
@@ -355,6 +393,46 @@ void register_admin_commands(CLI::App& app, const std::shared_ptr<AdminCliContex
   rm_cmd->add_option("NAME", rm->name, "tenant name")->required()->type_name("");
   rm->add_common(rm_cmd);
   rm_cmd->callback([rm] { rm->run(); });
+
+  for (bool allow : {true, false}) {
+    auto grant = std::make_shared<TenantGrant>();
+    grant->ctx = ctx;
+    grant->allow = allow;
+    CLI::App* cmd = tenant->add_subcommand(allow ? "allow" : "deny",
+                                           allow ? "allow a Docker user (TLS certificate "
+                                                   "CN) to create, mount and remove the "
+                                                   "tenant's volumes"
+                                                 : "take that permission back");
+    cmd->add_option("NAME", grant->name, "tenant name")->required()->type_name("");
+    cmd->add_option("--user", grant->user, "Docker user: the CN of the client's TLS certificate")
+        ->required()
+        ->type_name("CN");
+    grant->add_common(cmd);
+    cmd->callback([grant] { grant->run(); });
+  }
+
+  CLI::App* admin = app.add_subcommand("admin",
+                                       "manage tenantfs admins (Docker users who "
+                                       "may use every tenant and the plugin)");
+  admin->require_subcommand(1);
+  for (bool allow : {true, false}) {
+    auto role = std::make_shared<AdminRole>();
+    role->ctx = ctx;
+    role->allow = allow;
+    CLI::App* cmd = admin->add_subcommand(
+        allow ? "allow" : "deny", allow ? "make a Docker user an admin" : "take the role back");
+    cmd->add_option("USER", role->user, "Docker user: the CN of the client's TLS certificate")
+        ->required()
+        ->type_name("");
+    role->add_common(cmd);
+    cmd->callback([role] { role->run(); });
+  }
+  auto als = std::make_shared<AdminList>();
+  als->ctx = ctx;
+  CLI::App* als_cmd = admin->add_subcommand("ls", "list the admins");
+  als_cmd->alias("list");
+  als->add_common(als_cmd);
+  als_cmd->callback([als] { als->run(); });
 
   CLI::App* volume = app.add_subcommand("volume", "inspect tenantfs volumes");
   volume->require_subcommand(1);

@@ -67,33 +67,36 @@ std::optional<size_t> parse_size(std::string_view s, int base) {
   return value;
 }
 
-// Not complete yet: refused once it has reached the size no request exceeds.
-RequestFraming need_more(std::string_view received) {
-  return {received.size() >= kMaxRequestBytes ? Verdict::kRefused : Verdict::kIncomplete, 0};
+// Not complete yet: refused once it has reached the size its request never
+// exceeds.
+RequestFraming need_more(std::string_view received, size_t max_body) {
+  return {
+      received.size() >= kMaxRequestHeadBytes + max_body ? Verdict::kRefused : Verdict::kIncomplete,
+      0};
 }
 
 // A chunked body starting at `pos`: chunks up to the zero chunk, then
 // trailer lines up to an empty one.
-RequestFraming frame_chunked_body(std::string_view received, size_t pos) {
+RequestFraming frame_chunked_body(std::string_view received, size_t pos, size_t max_body) {
   size_t decoded = 0;
   for (;;) {
     const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received);
+    if (eol == std::string_view::npos) return need_more(received, max_body);
     std::string_view size_line = received.substr(pos, eol - pos);
     size_line = trim_blanks(size_line.substr(0, size_line.find(';')));  // drop chunk extensions
     std::optional<size_t> chunk = parse_size(size_line, 16);
     if (!chunk) return {Verdict::kRefused, 0};
     pos = eol + 2;
     if (*chunk == 0) break;
-    if (*chunk > kMaxRequestBodyBytes - decoded) return {Verdict::kRefused, 0};
+    if (*chunk > max_body - decoded) return {Verdict::kRefused, 0, false, true};
     decoded += *chunk;
-    if (received.size() < pos + *chunk + 2) return need_more(received);
+    if (received.size() < pos + *chunk + 2) return need_more(received, max_body);
     if (received.substr(pos + *chunk, 2) != "\r\n") return {Verdict::kRefused, 0};
     pos += *chunk + 2;
   }
   for (;;) {
     const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received);
+    if (eol == std::string_view::npos) return need_more(received, max_body);
     const bool last = eol == pos;
     pos = eol + 2;
     if (last) return {Verdict::kComplete, pos};
@@ -101,14 +104,16 @@ RequestFraming frame_chunked_body(std::string_view received, size_t pos) {
 }
 
 // Reads what `fd` has queued without waiting, appending it to `received`
-// (nullptr: discarding it) up to kMaxRequestBytes in all. Returns false once
+// (nullptr: discarding it) up to kMaxAuthzRequestBytes in all (frame_request
+// refuses other requests long before). Returns false once
 // the peer has hung up or the connection failed.
 bool read_queued(int fd, std::string* received) {
   char buf[16 * 1024];
   for (;;) {
     size_t want = sizeof buf;
     if (received != nullptr) {
-      want = std::min(want, kMaxRequestBytes - std::min(kMaxRequestBytes, received->size()));
+      want =
+          std::min(want, kMaxAuthzRequestBytes - std::min(kMaxAuthzRequestBytes, received->size()));
       if (want == 0) return true;  // full: frame_request refuses it
     }
     ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
@@ -189,15 +194,31 @@ class ReceivedRequestStream final : public httplib::Stream {
   std::optional<Clock::time_point> write_deadline_;
 };
 
-std::string request_timeout_reply(std::chrono::milliseconds timeout) {
-  const std::string body =
-      nlohmann::json{{"Err", fmt::format("tenantfs: the request was not complete within {:g} s; "
-                                         "send the whole request at once",
-                                         static_cast<double>(timeout.count()) / 1000.0)}}
-          .dump();
-  return std::string("HTTP/1.1 408 Request Timeout\r\nContent-Type: ") + kPluginContentType +
+// A whole reply carrying {"Err": message}, for failures answered without
+// httplib.
+std::string err_reply(const char* status_line, const std::string& message) {
+  const std::string body = nlohmann::json{{"Err", message}}.dump();
+  return std::string("HTTP/1.1 ") + status_line + "\r\nContent-Type: " + kPluginContentType +
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
          body;
+}
+
+std::string request_timeout_reply(std::chrono::milliseconds timeout) {
+  return err_reply("408 Request Timeout",
+                   fmt::format("tenantfs: the request was not complete within {:g} s; "
+                               "send the whole request at once",
+                               static_cast<double>(timeout.count()) / 1000.0));
+}
+
+// The path of the request line, "" when it has none.
+std::string_view request_path(std::string_view head) {
+  const std::string_view line = head.substr(0, head.find("\r\n"));
+  const size_t start = line.find(' ');
+  if (start == std::string_view::npos) return {};
+  const size_t end = line.find(' ', start + 1);
+  std::string_view target = line.substr(
+      start + 1, end == std::string_view::npos ? std::string_view::npos : end - start - 1);
+  return target.substr(0, target.find('?'));
 }
 
 // At most half the open-file limit: accepted connections, workers, the store
@@ -453,6 +474,9 @@ RequestFraming frame_request(std::string_view received) {
   }
   const size_t head_size = head_end + 4;
   if (head_size > kMaxRequestHeadBytes) return {Verdict::kRefused, 0};
+  const std::string_view path = request_path(received.substr(0, head_end));
+  if (path == kAuthzResponseEndpoint) return {Verdict::kComplete, head_size, true};
+  const size_t max_body = path == kAuthzRequestEndpoint ? kMaxAuthzBodyBytes : kMaxRequestBodyBytes;
   // The first of each header counts, as in httplib; names are not trimmed.
   std::optional<std::string_view> content_length;
   std::optional<std::string_view> transfer_encoding;
@@ -472,15 +496,16 @@ RequestFraming frame_request(std::string_view received) {
   }
   if (transfer_encoding) {
     if (!equals_ignoring_case(*transfer_encoding, "chunked")) return {Verdict::kRefused, 0};
-    return frame_chunked_body(received, head_size);
+    return frame_chunked_body(received, head_size, max_body);
   }
   size_t body = 0;
   if (content_length) {
     std::optional<size_t> n = parse_size(*content_length, 10);
-    if (!n || *n > kMaxRequestBodyBytes) return {Verdict::kRefused, 0};
+    if (!n) return {Verdict::kRefused, 0};
+    if (*n > max_body) return {Verdict::kRefused, 0, false, true};
     body = *n;
   }
-  if (received.size() < head_size + body) return need_more(received);
+  if (received.size() < head_size + body) return need_more(received, max_body);
   return {Verdict::kComplete, head_size + body};
 }
 
@@ -538,11 +563,36 @@ bool UnixHttpServer::process_and_close_socket(socket_t sock) {
 
 void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing) {
   const bool complete = framing.verdict == Verdict::kComplete;
-  if (complete) received.resize(framing.length);  // one request per connection
+  if (framing.too_large) {
+    // Answered here: httplib's own limit is the largest of all endpoints.
+    const std::string path(request_path(received.substr(0, received.find("\r\n"))));
+    const std::string msg =
+        "tenantfs: request body too large for " + path.substr(0, 100) + " (limit " +
+        std::to_string((path == kAuthzRequestEndpoint ? kMaxAuthzBodyBytes : kMaxRequestBodyBytes) /
+                       1024) +
+        " KiB)";
+    spdlog::warn("{} http 413: {}", path.empty() ? "-" : path.substr(0, 100), msg);
+    const std::string reply = err_reply("413 Payload Too Large", msg);
+    ReceivedRequestStream stream(fd, {}, true, request_timeout_);
+    for (size_t sent = 0; sent < reply.size();) {
+      const ssize_t n = stream.write(reply.data() + sent, reply.size() - sent);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    ::shutdown(fd, SHUT_WR);
+    dispatcher_.load()->room().linger(fd);
+    return;
+  }
+  if (framing.body_ignored) {
+    // The head as httplib needs it, without the body it announced.
+    received = "POST " + std::string(kAuthzResponseEndpoint) + " HTTP/1.1\r\n\r\n";
+  } else if (complete) {
+    received.resize(framing.length);  // one request per connection
+  }
   ReceivedRequestStream stream(fd, std::move(received), complete, request_timeout_);
   bool connection_closed = false;
   process_request(stream, /*close_connection=*/true, connection_closed, nullptr);
-  if (complete) {
+  if (complete && !framing.body_ignored) {
     ::close(fd);
   } else {
     ::shutdown(fd, SHUT_WR);
@@ -605,10 +655,11 @@ Status UnixHttpServer::bind_unix(const std::string& path) {
   return Status::Ok();
 }
 
-void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
+void register_plugin_routes(httplib::Server& server, VolumeDriver& driver, Authorizer& authorizer) {
   // UnixHttpServer bounds each request and reply in time (its request
-  // timeout) and never leaves a connection open for a second request.
-  server.set_payload_max_length(kMaxRequestBodyBytes);
+  // timeout) and never leaves a connection open for a second request. Its
+  // framing holds each endpoint to its own body limit; this is the largest.
+  server.set_payload_max_length(kMaxAuthzBodyBytes);
   // Lets the accept loop notice stop() promptly.
   server.set_idle_interval(0, 200000);
 
@@ -635,6 +686,28 @@ void register_plugin_routes(httplib::Server& server, VolumeDriver& driver) {
   };
   server.Post(R"(/Plugin\.Activate)", handler);
   server.Post(R"(/VolumeDriver\.[A-Za-z]+)", handler);
+
+  // Docker asks before every API request: only denials and decisions about
+  // tenantfs volumes are worth a line at info.
+  server.Post(R"(/AuthZPlugin\.AuthZRe[qs])", [&authorizer](const httplib::Request& req,
+                                                            httplib::Response& res) {
+    auto start = std::chrono::steady_clock::now();
+    AuthzReply reply = authorizer.handle(req.path, req.body);
+    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    kPluginContentType);
+    const double ms = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::steady_clock::now() - start)
+                                              .count()) /
+                      1000.0;
+    if (!reply.allow) {
+      spdlog::warn("{} user={} {} denied: {} {:.1f} ms", req.path, reply.user, reply.request,
+                   reply.msg, ms);
+    } else if (reply.checked) {
+      spdlog::info("{} user={} {} allowed {:.1f} ms", req.path, reply.user, reply.request, ms);
+    } else {
+      spdlog::debug("{} user={} {} allowed {:.1f} ms", req.path, reply.user, reply.request, ms);
+    }
+  });
 
   // Failures httplib produces itself (unknown path, body too large, bad
   // request line) still answer with an Err Docker can print.

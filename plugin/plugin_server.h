@@ -24,18 +24,21 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "plugin/authz.h"
 #include "plugin/volume_driver.h"
 
 namespace tenantfs {
 
 // Docker plugin requests are a few hundred bytes; larger bodies are refused
-// (413 with an Err) before they are parsed.
+// (413 with an Err) before they are parsed. Authorization requests carry
+// whole API requests and may reach kMaxAuthzBodyBytes (authz.h).
 inline constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
 // The request line and headers; Docker sends about 200 bytes.
 inline constexpr size_t kMaxRequestHeadBytes = 16 * 1024;
-// A whole request as sent (head, body, chunked framing) is never larger: it
-// is what one waiting connection may cost in memory.
+// A whole request as sent (head, body, chunked framing) is never larger than
+// its head and body limits: what one waiting connection may cost in memory.
 inline constexpr size_t kMaxRequestBytes = kMaxRequestHeadBytes + kMaxRequestBodyBytes;
+inline constexpr size_t kMaxAuthzRequestBytes = kMaxRequestHeadBytes + kMaxAuthzBodyBytes;
 
 // The media type of every plugin reply.
 inline constexpr const char kPluginContentType[] = "application/vnd.docker.plugins.v1+json";
@@ -49,14 +52,23 @@ struct RequestFraming {
   };
   Verdict verdict = Verdict::kIncomplete;
   size_t length = 0;  // kComplete only
+  // kComplete: `length` is the head only, and the body (whatever arrives of
+  // it) is discarded. Only the authorization response phase, which is
+  // answered from nothing but its endpoint, is framed this way: its body
+  // holds Docker's whole API response, of any size.
+  bool body_ignored = false;
+  // kRefused: the head announced a body over its limit (answered 413).
+  bool too_large = false;
 };
 
 // Decides from `received` (the bytes of a connection so far) whether its
 // request is complete. The head ends at the first CRLFCRLF; the body is
 // Content-Length bytes, or chunks up to the zero chunk with
 // "Transfer-Encoding: chunked", or nothing. A head over kMaxRequestHeadBytes,
-// a body over kMaxRequestBodyBytes, a request over kMaxRequestBytes, an
-// unreadable Content-Length and another transfer coding are refused.
+// a body over its limit (kMaxAuthzBodyBytes for /AuthZPlugin.AuthZReq,
+// kMaxRequestBodyBytes otherwise), a request over its head and body limits,
+// an unreadable Content-Length and another transfer coding are refused.
+// /AuthZPlugin.AuthZRes is complete with its head (body_ignored).
 RequestFraming frame_request(std::string_view received);
 
 class UnixHttpServer : public httplib::Server {
@@ -104,9 +116,11 @@ class UnixHttpServer : public httplib::Server {
   std::atomic<Dispatcher*> dispatcher_{nullptr};
 };
 
-// Adds /Plugin.Activate and /VolumeDriver.* routes, the body limit and one
-// log line per request (endpoint, volume, outcome, duration). `driver` must
-// outlive the server. Time limits are UnixHttpServer's (set_request_timeout).
-void register_plugin_routes(httplib::Server& server, VolumeDriver& driver);
+// Adds /Plugin.Activate, /VolumeDriver.* and /AuthZPlugin.* routes, the body
+// limit and one log line per request (endpoint, volume, outcome, duration;
+// for authorization, denials and decisions about tenantfs volumes). `driver`
+// and `authorizer` must outlive the server. Time limits are
+// UnixHttpServer's (set_request_timeout).
+void register_plugin_routes(httplib::Server& server, VolumeDriver& driver, Authorizer& authorizer);
 
 }  // namespace tenantfs

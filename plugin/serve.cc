@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "plugin/admin_api.h"
+#include "plugin/authz.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mapper_launcher.h"
 #include "plugin/plugin_server.h"
@@ -107,6 +108,13 @@ void register_serve_command(CLI::App& app) {
       ->envname("REQUEST_TIMEOUT")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
+  sub->add_option("--authz-anonymous", config->authz_anonymous,
+                  "Authorization: deny or allow tenantfs volumes to Docker "
+                  "requests without a "
+                  "TLS client certificate")
+      ->envname("AUTHZ_ANONYMOUS")
+      ->check(CLI::IsMember({"deny", "allow"}))
+      ->capture_default_str();
   sub->callback([config] {
     int rc = run_serve(*config);
     if (rc != 0) throw CLI::RuntimeError(rc);
@@ -185,7 +193,9 @@ int run_serve(const ServeConfig& config) {
   }
   (*driver)->start_supervision();
 
-  register_plugin_routes(server, **driver);
+  Authorizer authorizer(**store,
+                        AuthzConfig{config.authz_anonymous == "allow", config.default_tenant});
+  register_plugin_routes(server, **driver, authorizer);
   register_admin_routes(server, AdminDeps{store->get(), &tenants});
   spdlog::info("listening on {} (data {}, mounts {}, {} allowed root(s))", config.socket,
                config.data_dir, config.mount_root, roots->size());

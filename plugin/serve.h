@@ -28,6 +28,7 @@ struct ServeConfig {
   std::string default_tenant;                                // DEFAULT_TENANT
   std::string log_level = "info";                            // LOG_LEVEL
   int request_timeout_s = 10;                                // REQUEST_TIMEOUT
+  std::string authz_anonymous = "deny";                      // AUTHZ_ANONYMOUS: deny|allow
 };
 
 // Splits and checks ALLOWED_ROOTS: each entry absolute and normalised (a

@@ -148,7 +148,9 @@ DriverReply VolumeDriver::handle(std::string_view endpoint, std::string_view bod
   };
   try {
     if (endpoint == "/Plugin.Activate") {
-      reply.body = json{{"Implements", json::array({"VolumeDriver"})}};
+      // One plugin serves both protocols; dockerd uses the authorization
+      // side only when started with --authorization-plugin.
+      reply.body = json{{"Implements", json::array({"VolumeDriver", "authz"})}};
       return reply;
     }
     if (endpoint == "/VolumeDriver.Capabilities") {

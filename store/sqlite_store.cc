@@ -74,6 +74,21 @@ CREATE TABLE mount_refs (
   PRIMARY KEY (volume, mount_id)
 ) STRICT, WITHOUT ROWID;
 )sql",
+    // 1 -> 2: authorization policy. Grants name tenants, not tenant rows:
+    // tenants may come from the host's passwd file.
+    R"sql(
+CREATE TABLE access_grants (
+  tenant      TEXT NOT NULL,
+  user        TEXT NOT NULL,              -- Docker user: a TLS client certificate's CN
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (tenant, user)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE admins (
+  user        TEXT PRIMARY KEY NOT NULL,
+  created_at  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
               "one migration step per schema version");
@@ -124,6 +139,10 @@ Status CheckVolumeName(const std::string& name) {
 }
 Status CheckTenantName(const std::string& name) {
   return CheckText("tenant name", name, kMaxNameBytes);
+}
+
+Status CheckUserName(const std::string& user) {
+  return CheckText("user name", user, kMaxNameBytes);
 }
 
 Status CheckId(std::string_view what, std::string_view owner, uint32_t id) {
@@ -685,11 +704,12 @@ Status SqliteStore::remove_tenant(const std::string& name) {
           " first with \"docker volume rm\"");
     }
   }
-  Result<StatementLease> del = statements_->lease("DELETE FROM tenants WHERE name = ?");
-  if (!del.ok()) return del.status();
-  (*del)->bind(1, name);
-  TENANTFS_RETURN_IF_ERROR((*del)->run(what));
-  if (sqlite3_changes64(db_->get()) == 0) return TenantNotFound(name);
+  Result<int64_t> removed = change_locked("DELETE FROM tenants WHERE name = ?", {name}, what);
+  if (!removed.ok()) return removed.status();
+  if (*removed == 0) return TenantNotFound(name);
+  Result<int64_t> grants =
+      change_locked("DELETE FROM access_grants WHERE tenant = ?", {name}, what);
+  if (!grants.ok()) return grants.status();
   return txn->Commit(what);
 }
 
@@ -784,16 +804,7 @@ Result<std::vector<std::string>> SqliteStore::list_volume_names() {
   // The name is the table's key: this reads no other column and decodes
   // nothing, which keeps Docker's List of 10,000 volumes to a few ms here.
   std::lock_guard<std::mutex> lock(db_mu_);
-  Result<StatementLease> st = statements_->lease("SELECT name FROM volumes ORDER BY name");
-  if (!st.ok()) return st.status();
-  std::vector<std::string> names;
-  for (;;) {
-    Result<bool> row = (*st)->step("listing volume names");
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    names.push_back((*st)->column_text(0));
-  }
-  return names;
+  return texts_locked("SELECT name FROM volumes ORDER BY name", "listing volume names");
 }
 
 Status SqliteStore::remove_volume(const std::string& name) {
@@ -949,6 +960,130 @@ Result<std::vector<VolumeRefs>> SqliteStore::referenced_volumes() {
     out.back().ids.emplace((*st)->column_text(1), (*st)->column_int64(2));
   }
   return out;
+}
+
+// ---- authorization policy
+// ------------------------------------------------------
+
+Result<bool> SqliteStore::has_row_locked(const char* sql,
+                                         std::initializer_list<std::string_view> args,
+                                         std::string_view what) {
+  Result<StatementLease> st = statements_->lease(sql);
+  if (!st.ok()) return st.status();
+  int index = 1;
+  for (std::string_view arg : args) (*st)->bind(index++, arg);
+  return (*st)->step(what);
+}
+
+Result<std::vector<std::string>> SqliteStore::texts_locked(const char* sql, std::string_view what) {
+  Result<StatementLease> st = statements_->lease(sql);
+  if (!st.ok()) return st.status();
+  std::vector<std::string> texts;
+  for (;;) {
+    Result<bool> row = (*st)->step(what);
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    texts.push_back((*st)->column_text(0));
+  }
+  return texts;
+}
+
+Result<int64_t> SqliteStore::change_locked(const char* sql,
+                                           std::initializer_list<std::string_view> args,
+                                           std::string_view what) {
+  Result<StatementLease> st = statements_->lease(sql);
+  if (!st.ok()) return st.status();
+  int index = 1;
+  for (std::string_view arg : args) (*st)->bind(index++, arg);
+  TENANTFS_RETURN_IF_ERROR((*st)->run(what));
+  return static_cast<int64_t>(sqlite3_changes64(db_->get()));
+}
+
+Status SqliteStore::allow_user(const std::string& tenant, const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  const std::string now = std::to_string(std::time(nullptr));
+  Result<int64_t> n = change_locked(
+      "INSERT INTO access_grants (tenant, user, created_at) VALUES (?, ?, "
+      "CAST(? AS INTEGER)) "
+      "ON CONFLICT DO NOTHING",
+      {tenant, user, now}, "allowing user " + Quote(user) + " for tenant " + Quote(tenant));
+  return n.ok() ? Status::Ok() : n.status();
+}
+
+Status SqliteStore::deny_user(const std::string& tenant, const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  Result<int64_t> n =
+      change_locked("DELETE FROM access_grants WHERE tenant = ? AND user = ?", {tenant, user},
+                    "denying user " + Quote(user) + " for tenant " + Quote(tenant));
+  if (!n.ok()) return n.status();
+  if (*n == 0) {
+    return Status::NotFound("user " + Quote(user) + " is not allowed for tenant " + Quote(tenant) +
+                            "; nothing to deny (see \"tenantfs tenant ls\")");
+  }
+  return Status::Ok();
+}
+
+Result<bool> SqliteStore::user_allowed(const std::string& tenant, const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  return has_row_locked("SELECT 1 FROM access_grants WHERE tenant = ? AND user = ?", {tenant, user},
+                        "reading the grants of tenant " + Quote(tenant));
+}
+
+Result<std::vector<AccessGrant>> SqliteStore::list_grants() {
+  std::lock_guard<std::mutex> lock(db_mu_);
+  Result<StatementLease> st = statements_->lease(
+      "SELECT tenant, user, created_at FROM access_grants "
+      "ORDER BY tenant, user");
+  if (!st.ok()) return st.status();
+  std::vector<AccessGrant> grants;
+  for (;;) {
+    Result<bool> row = (*st)->step("listing grants");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    grants.push_back({(*st)->column_text(0), (*st)->column_text(1), (*st)->column_int64(2)});
+  }
+  return grants;
+}
+
+Status SqliteStore::add_admin(const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  const std::string now = std::to_string(std::time(nullptr));
+  Result<int64_t> n = change_locked(
+      "INSERT INTO admins (user, created_at) VALUES (?, CAST(? AS INTEGER)) "
+      "ON CONFLICT DO NOTHING",
+      {user, now}, "adding admin " + Quote(user));
+  return n.ok() ? Status::Ok() : n.status();
+}
+
+Status SqliteStore::remove_admin(const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  Result<int64_t> n =
+      change_locked("DELETE FROM admins WHERE user = ?", {user}, "removing admin " + Quote(user));
+  if (!n.ok()) return n.status();
+  if (*n == 0) {
+    return Status::NotFound("user " + Quote(user) +
+                            " is not an admin; nothing to deny (see \"tenantfs admin ls\")");
+  }
+  return Status::Ok();
+}
+
+Result<bool> SqliteStore::is_admin(const std::string& user) {
+  TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
+  std::lock_guard<std::mutex> lock(db_mu_);
+  return has_row_locked("SELECT 1 FROM admins WHERE user = ?", {user}, "reading the admins");
+}
+
+Result<std::vector<std::string>> SqliteStore::list_admins() {
+  std::lock_guard<std::mutex> lock(db_mu_);
+  return texts_locked("SELECT user FROM admins ORDER BY user", "listing admins");
 }
 
 }  // namespace tenantfs

@@ -32,9 +32,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/store.h"
@@ -49,7 +51,7 @@ class StatementCache;
 class SqliteStore final : public BindingStore {
  public:
   // The schema version this build creates and understands.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // PRAGMA application_id of a tenantfs store ("TFS1").
   static constexpr int32_t kApplicationId = 0x54465331;
 
@@ -85,11 +87,28 @@ class SqliteStore final : public BindingStore {
   Result<int64_t> clear_refs(const std::string& volume) override;
   Result<std::vector<VolumeRefs>> referenced_volumes() override;  // ordered by name
 
+  Status allow_user(const std::string& tenant, const std::string& user) override;
+  Status deny_user(const std::string& tenant, const std::string& user) override;
+  Result<bool> user_allowed(const std::string& tenant, const std::string& user) override;
+  Result<std::vector<AccessGrant>> list_grants() override;
+  Status add_admin(const std::string& user) override;
+  Status remove_admin(const std::string& user) override;
+  Result<bool> is_admin(const std::string& user) override;
+  Result<std::vector<std::string>> list_admins() override;
+
  private:
   SqliteStore(std::string path, std::unique_ptr<sqlite::Connection> db);
 
   // Caller holds db_mu_. kNotFound (naming the volume) when it does not exist.
   Status volume_exists_locked(const std::string& volume);
+  // Caller holds db_mu_. Runs `sql` with `args` bound in order: whether it
+  // returned a row, or how many rows it changed.
+  Result<bool> has_row_locked(const char* sql, std::initializer_list<std::string_view> args,
+                              std::string_view what);
+  // Caller holds db_mu_. The first column of every row of `sql`.
+  Result<std::vector<std::string>> texts_locked(const char* sql, std::string_view what);
+  Result<int64_t> change_locked(const char* sql, std::initializer_list<std::string_view> args,
+                                std::string_view what);
   // Caller holds db_mu_. The sum of the volume's reference counts.
   Result<int64_t> total_refs_locked(const std::string& volume);
 

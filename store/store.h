@@ -66,6 +66,15 @@ struct VolumeRefs {
 
 enum class BindOutcome { kCreated, kAlreadyBound };
 
+// A Docker user (the common name of a TLS client certificate, as Docker
+// passes it to authorization plugins) allowed to create, mount and remove
+// the volumes of one tenant.
+struct AccessGrant {
+  std::string tenant;
+  std::string user;
+  int64_t created_at = 0;  // unix seconds, set by the store
+};
+
 class BindingStore {
  public:
   virtual ~BindingStore() = default;
@@ -105,6 +114,24 @@ class BindingStore {
   // Every volume with at least one reference: what a restarted service must
   // mount again.
   virtual Result<std::vector<VolumeRefs>> referenced_volumes() = 0;
+
+  // Authorization policy. Users and tenants are names; whether the tenant
+  // exists is the caller's to check (tenants may come from a passwd file).
+  // allow_user is a no-op when the grant exists; deny_user fails with
+  // kNotFound when it does not. remove_tenant drops the tenant's grants, so
+  // a later tenant of the same name starts with none.
+  virtual Status allow_user(const std::string& tenant, const std::string& user) = 0;
+  virtual Status deny_user(const std::string& tenant, const std::string& user) = 0;
+  virtual Result<bool> user_allowed(const std::string& tenant, const std::string& user) = 0;
+  // Ordered by tenant, then user.
+  virtual Result<std::vector<AccessGrant>> list_grants() = 0;
+  // Admins may act for every tenant and manage the plugin itself. add_admin
+  // is a no-op for an admin; remove_admin fails with kNotFound for a user
+  // who is not one.
+  virtual Status add_admin(const std::string& user) = 0;
+  virtual Status remove_admin(const std::string& user) = 0;
+  virtual Result<bool> is_admin(const std::string& user) = 0;
+  virtual Result<std::vector<std::string>> list_admins() = 0;  // ordered
 };
 
 }  // namespace tenantfs

@@ -63,7 +63,7 @@ docker_api() {
 
   run tfs tenant ls
   [ "$status" -eq 0 ]
-  [ "$(echo "${lines[0]}" | tr -s ' ')" = "NAME UID GID GROUPS SOURCE" ]
+  [ "$(echo "${lines[0]}" | tr -s ' ')" = "NAME UID GID GROUPS SOURCE USERS" ]
   [[ "$output" =~ alice\ +1000\ +1000\ +3000,3001\ +registry ]]
   [[ "$output" =~ hostuser\ +1200\ +1200\ +3000\ +passwd ]]
   # root is in the passwd file but never a tenant
@@ -84,6 +84,34 @@ docker_api() {
   run tfs tenant add Bad --uid 1500 --gid 1500
   [ "$status" -eq 1 ]
   [[ "$output" == *'invalid tenant name "Bad"'* ]]
+}
+
+@test "tenant allow and deny change the users tenant ls shows; admin allow, ls and deny" {
+  run tfs tenant add erin --uid 1900 --gid 1900
+  [ "$status" -eq 0 ]
+  run tfs tenant allow erin --user "erin"
+  [ "$output" = "Docker user erin may now use tenant erin" ]
+  run tfs tenant allow erin --user "ops"
+  run tfs tenant ls
+  [[ "$output" =~ erin\ +1900\ +1900\ +-\ +registry\ +erin,ops ]]
+  run tfs tenant deny erin --user ops
+  [ "$status" -eq 0 ]
+  run tfs tenant ls
+  [[ "$output" =~ erin\ +1900\ +1900\ +-\ +registry\ +erin ]]
+  [[ "$output" != *erin,ops* ]]
+  run tfs tenant allow nosuch --user ops
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'nosuch'* && "$output" == *'tenantfs tenant add'* ]]
+
+  run tfs admin allow ops
+  [ "$output" = "Docker user ops is now a tenantfs admin" ]
+  run tfs admin ls
+  [ "$(echo "$output" | tr -s ' ')" = $'ADMIN\nops' ]
+  run tfs admin deny ops
+  [ "$status" -eq 0 ]
+  run tfs admin deny ops
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'user "ops" is not an admin'* ]]
 }
 
 @test "tenant ls --json is machine-readable" {

@@ -236,12 +236,15 @@ TEST_F(AdminCliTest, ArgumentErrorsAreReportedBeforeAnyRequest) {
 
 TEST_F(AdminCliTest, TenantLsPrintsATableOfBothSources) {
   ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1001, {5, 6}, 0}).ok());
+  ASSERT_TRUE(store_->allow_user("alice", "carol").ok());
+  ASSERT_TRUE(store_->allow_user("alice", "alice").ok());
   ASSERT_EQ(run(with_socket({"tenant", "ls"})), 0) << err_.str();
   auto rows = cells(out_.str());
   ASSERT_EQ(rows.size(), 3u) << out_.str();
-  EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "UID", "GID", "GROUPS", "SOURCE"}));
-  EXPECT_EQ(rows[1], (std::vector<std::string>{"alice", "1000", "1001", "5,6", "registry"}));
-  EXPECT_EQ(rows[2], (std::vector<std::string>{"hostuser", "1200", "1200", "-", "passwd"}));
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "UID", "GID", "GROUPS", "SOURCE", "USERS"}));
+  EXPECT_EQ(rows[1],
+            (std::vector<std::string>{"alice", "1000", "1001", "5,6", "registry", "alice,carol"}));
+  EXPECT_EQ(rows[2], (std::vector<std::string>{"hostuser", "1200", "1200", "-", "passwd", "-"}));
   // Columns line up: every row has SOURCE at the same offset.
   std::istringstream lines(out_.str());
   std::string header, first;
@@ -257,6 +260,46 @@ TEST_F(AdminCliTest, TenantLsJsonIsTheServersReply) {
   ASSERT_EQ(j["tenants"].size(), 2u);
   EXPECT_EQ(j["tenants"][0]["name"], "alice");
   EXPECT_EQ(j["tenants"][1]["source"], "passwd");
+}
+
+TEST_F(AdminCliTest, TenantAllowAndDenyChangeWhoMayUseTheTenant) {
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1000, {}, 0}).ok());
+  ASSERT_EQ(run(with_socket({"tenant", "allow", "alice", "--user", "carol"})), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "Docker user carol may now use tenant alice\n");
+  EXPECT_TRUE(*store_->user_allowed("alice", "carol"));
+  // A passwd tenant can be granted too.
+  ASSERT_EQ(run(with_socket({"tenant", "allow", "hostuser", "--user", "carol"})), 0) << err_.str();
+  EXPECT_TRUE(*store_->user_allowed("hostuser", "carol"));
+
+  ASSERT_EQ(run(with_socket({"tenant", "deny", "alice", "--user", "carol"})), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "Docker user carol may no longer use tenant alice\n");
+  EXPECT_FALSE(*store_->user_allowed("alice", "carol"));
+  EXPECT_EQ(run(with_socket({"tenant", "deny", "alice", "--user", "carol"})), 1);
+  EXPECT_TRUE(contains(err_.str(), "user \"carol\" is not allowed for tenant \"alice\""))
+      << err_.str();
+}
+
+TEST_F(AdminCliTest, TenantAllowOfAnUnknownTenantSaysHowToAddIt) {
+  EXPECT_EQ(run(with_socket({"tenant", "allow", "alcie", "--user", "carol"})), 1);
+  EXPECT_TRUE(contains(err_.str(), "alcie")) << err_.str();
+  EXPECT_TRUE(contains(err_.str(), "tenantfs tenant add")) << err_.str();
+  EXPECT_TRUE(store_->list_grants()->empty());
+  // --user is required.
+  EXPECT_NE(run(with_socket({"tenant", "allow", "alice"})), 0);
+}
+
+TEST_F(AdminCliTest, AdminAllowDenyAndLs) {
+  ASSERT_EQ(run(with_socket({"admin", "allow", "ops"})), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "Docker user ops is now a tenantfs admin\n");
+  ASSERT_EQ(run(with_socket({"admin", "allow", "audit"})), 0) << err_.str();
+  ASSERT_EQ(run(with_socket({"admin", "ls"})), 0) << err_.str();
+  EXPECT_EQ(cells(out_.str()),
+            (std::vector<std::vector<std::string>>{{"ADMIN"}, {"audit"}, {"ops"}}));
+  ASSERT_EQ(run(with_socket({"admin", "deny", "ops"})), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "Docker user ops is no longer a tenantfs admin\n");
+  EXPECT_FALSE(*store_->is_admin("ops"));
+  EXPECT_EQ(run(with_socket({"admin", "deny", "ops"})), 1);
+  EXPECT_TRUE(contains(err_.str(), "user \"ops\" is not an admin")) << err_.str();
 }
 
 TEST_F(AdminCliTest, TenantRmRemovesOrExplainsWhyNot) {

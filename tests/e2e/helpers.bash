@@ -11,6 +11,8 @@
 #   TENANTFS_BIN         the built tenantfs binary (also used as the admin CLI)
 #   TENANTFS_PLUGIN_DIR  the plugin directory made by scripts/build-plugin.sh
 #   TFS_KEEP_LOGS        when set, the daemon's log is copied there at teardown
+#   TFS_DOCKERD_ARGS     more dockerd arguments, one per line (e.g. TLS and
+#                        --config-file for the authorization tests)
 #
 # Set by start_private_dockerd (exported, so bats tests see them):
 #   TFS_D           the run's private directory (/tmp/tenantfs-e2e.XXXXXX)
@@ -60,10 +62,12 @@ start_private_dockerd() {
   ns="tenantfs-e2e-$(basename "$d" | tr -c 'a-zA-Z0-9\n' '-')"
   # TMPDIR: the daemon and its containerd write their temporary files (and
   # stack dumps when a shutdown is slow) there, not in /tmp.
+  local extra=()
+  [[ -z "${TFS_DOCKERD_ARGS:-}" ]] || mapfile -t extra <<<"$TFS_DOCKERD_ARGS"
   TMPDIR="$d/tmp" dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
     -H "unix://$d/docker.sock" --bridge=none --iptables=false --ip-masq=false \
     --containerd-namespace "$ns" --containerd-plugins-namespace "$ns-plugins" \
-    --log-level info >>"$TFS_DOCKERD_LOG" 2>&1 </dev/null 3>&- &
+    --log-level info "${extra[@]}" >>"$TFS_DOCKERD_LOG" 2>&1 </dev/null 3>&- &
   local pid=$!
   echo "$pid" >"$d/dockerd.pid"
   local i

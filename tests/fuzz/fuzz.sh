@@ -4,7 +4,7 @@
 #
 #   tests/fuzz/fuzz.sh --source DIR --build DIR [--seconds N] [--jobs N] [TARGET...]
 #
-# TARGET: volume_spec, driver_requests (default: both). New inputs go to
+# TARGET: volume_spec, driver_requests, authz_requests (default: all). New inputs go to
 # BUILD/fuzz-corpus/TARGET (the seeds in the source tree are never written);
 # a crash, leak, sanitizer report or invariant violation leaves its input in
 # BUILD/fuzz-artifacts/ and makes the script fail, naming it. Exits 77 (skip)
@@ -26,7 +26,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(volume_spec driver_requests)
+((${#targets[@]})) || targets=(volume_spec driver_requests authz_requests)
 src="$(cd "$src" && pwd)"
 
 cxx="$(command -v clang++ || command -v clang++-14 || true)"

@@ -85,6 +85,29 @@ TEST(FrameRequest, OversizedOrUnreadableRequestsAreRefusedAtOnce) {
   EXPECT_EQ(frame_request(largest).verdict, Verdict::kComplete);
 }
 
+TEST(FrameRequest, AuthorizationRequestsHaveTheirOwnLimits) {
+  // A request phase carries a forwarded API body: up to kMaxAuthzBodyBytes.
+  const std::string req_head = "POST /AuthZPlugin.AuthZReq HTTP/1.1\r\nContent-Length: ";
+  const std::string big(kMaxRequestBodyBytes * 4, 'x');
+  RequestFraming f = frame_request(req_head + std::to_string(big.size()) + "\r\n\r\n" + big);
+  EXPECT_EQ(f.verdict, Verdict::kComplete);
+  f = frame_request(req_head + std::to_string(kMaxAuthzBodyBytes + 1) + "\r\n\r\n");
+  EXPECT_EQ(f.verdict, Verdict::kRefused);
+  EXPECT_TRUE(f.too_large);
+  // Other endpoints keep theirs.
+  f = frame_request(kHead + "Content-Length: " + std::to_string(big.size()) + "\r\n\r\n");
+  EXPECT_EQ(f.verdict, Verdict::kRefused);
+  EXPECT_TRUE(f.too_large);
+  // The response phase is complete with its head, whatever body it announces.
+  const std::string res_head =
+      "POST /AuthZPlugin.AuthZRes HTTP/1.1\r\nContent-Length: "
+      "99999999999\r\n\r\n";
+  f = frame_request(res_head + "{\"Resp");
+  EXPECT_EQ(f.verdict, Verdict::kComplete);
+  EXPECT_TRUE(f.body_ignored);
+  EXPECT_EQ(f.length, res_head.size());
+}
+
 TEST(FrameRequest, ChunkedBodyIsCompleteAtTheZeroChunkAndItsEmptyLine) {
   const std::string request =
       kHead +

@@ -17,8 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "plugin/authz.h"
 #include "plugin/mount_table.h"
 #include "store/sqlite_store.h"
+#include "tests/support/base64.h"
 #include "tests/support/serve_harness.h"
 
 namespace tenantfs {
@@ -70,7 +72,7 @@ TEST_F(ServeTest, EveryEndpointWithTheRealMapper) {
   Reply act = Post("/Plugin.Activate", "");
   EXPECT_EQ(act.status, 200);
   EXPECT_EQ(act.content_type, "application/vnd.docker.plugins.v1+json");
-  EXPECT_EQ(act.body, json::parse(R"({"Implements":["VolumeDriver"]})"));
+  EXPECT_EQ(act.body, json::parse(R"({"Implements":["VolumeDriver","authz"]})"));
   EXPECT_EQ(Call("Capabilities", json::object()).body,
             json::parse(R"({"Capabilities":{"Scope":"local"}})"));
 
@@ -120,6 +122,31 @@ TEST_F(ServeTest, SocketIsPrivate) {
     ASSERT_EQ(::stat((root_ + d).c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u) << d;
   }
+}
+
+TEST_F(ServeTest, AuthorizationAnswersEveryBodySizeDockerSends) {
+  // The response phase carries Docker's whole API response, of any size:
+  // it is answered without being read.
+  const std::string response(8 << 20, 'r');
+  Reply res = Post("/AuthZPlugin.AuthZRes", response);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, json::parse(R"({"Allow":true})"));
+  // A request phase with a forwarded body near Docker's 1 MiB limit is
+  // decided on (base64 makes it a third larger).
+  const std::string forwarded = "{\"Image\":\"" + std::string(1000 * 1000, 'i') + "\"}";
+  const std::string b64 = testing::Base64(forwarded);
+  Reply req = Post("/AuthZPlugin.AuthZReq", json{{"User", "bob"},
+                                                 {"RequestMethod", "POST"},
+                                                 {"RequestURI", "/v1.41/containers/create"},
+                                                 {"RequestBody", b64}}
+                                                .dump());
+  EXPECT_EQ(req.status, 200);
+  EXPECT_EQ(req.body, json::parse(R"({"Allow":true})"));
+  // Beyond what Docker ever sends: refused with an Err, and serve answers on.
+  Reply big = Post("/AuthZPlugin.AuthZReq", std::string(kMaxAuthzBodyBytes + 1, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.err().find("too large"), std::string::npos) << big.body;
+  EXPECT_EQ(Post("/AuthZPlugin.AuthZRes", "{}").status, 200);
 }
 
 TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {

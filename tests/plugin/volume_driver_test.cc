@@ -78,7 +78,7 @@ class VolumeDriverTest : public ::testing::Test {
 
 TEST_F(VolumeDriverTest, ActivateAndCapabilities) {
   EXPECT_EQ(driver_->handle("/Plugin.Activate", "").body,
-            json::parse(R"({"Implements":["VolumeDriver"]})"));
+            json::parse(R"({"Implements":["VolumeDriver","authz"]})"));
   EXPECT_EQ(CallRaw("Capabilities", ""), json::parse(R"({"Capabilities":{"Scope":"local"}})"));
 }
 
@@ -501,6 +501,20 @@ class FailingBindStore : public BindingStore {
   Result<std::vector<VolumeRefs>> referenced_volumes() override {
     return real_.referenced_volumes();
   }
+  Status allow_user(const std::string& t, const std::string& u) override {
+    return real_.allow_user(t, u);
+  }
+  Status deny_user(const std::string& t, const std::string& u) override {
+    return real_.deny_user(t, u);
+  }
+  Result<bool> user_allowed(const std::string& t, const std::string& u) override {
+    return real_.user_allowed(t, u);
+  }
+  Result<std::vector<AccessGrant>> list_grants() override { return real_.list_grants(); }
+  Status add_admin(const std::string& u) override { return real_.add_admin(u); }
+  Status remove_admin(const std::string& u) override { return real_.remove_admin(u); }
+  Result<bool> is_admin(const std::string& u) override { return real_.is_admin(u); }
+  Result<std::vector<std::string>> list_admins() override { return real_.list_admins(); }
 
  private:
   BindingStore& real_;

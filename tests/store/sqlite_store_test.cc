@@ -647,7 +647,86 @@ TEST_F(SqliteStoreProcessTest, ConcurrentProcessesLeaveExactCounts) {
   for (int p = 0; p < kProcesses; ++p) EXPECT_EQ(refs->ids.at(Numbered("p", p)), kRounds);
 }
 
-// ---- schema -------------------------------------------------------------------
+// ---- authorization policy
+// ---------------------------------------------------------
+
+TEST_F(SqliteStoreTest, GrantsAreKeptPerTenantAndUserAndSurviveReopen) {
+  ASSERT_TRUE(store_->allow_user("alice", "alice").ok());
+  ASSERT_TRUE(store_->allow_user("alice", "carol").ok());
+  ASSERT_TRUE(store_->allow_user("alice", "carol").ok());  // again: a no-op
+  ASSERT_TRUE(store_->allow_user("bob", "bob").ok());
+  Reopen();
+  EXPECT_TRUE(*store_->user_allowed("alice", "carol"));
+  EXPECT_FALSE(*store_->user_allowed("alice", "bob"));
+  EXPECT_FALSE(*store_->user_allowed("bob", "alice"));
+  Result<std::vector<AccessGrant>> grants = store_->list_grants();
+  ASSERT_TRUE(grants.ok());
+  std::vector<std::string> pairs;
+  for (const AccessGrant& g : *grants) {
+    pairs.push_back(g.tenant + "/" + g.user);
+    EXPECT_GT(g.created_at, 0);
+  }
+  EXPECT_EQ(pairs, (std::vector<std::string>{"alice/alice", "alice/carol", "bob/bob"}));
+}
+
+TEST_F(SqliteStoreTest, DenyRemovesOneGrantAndSaysWhenThereWasNone) {
+  ASSERT_TRUE(store_->allow_user("alice", "carol").ok());
+  ASSERT_TRUE(store_->deny_user("alice", "carol").ok());
+  EXPECT_FALSE(*store_->user_allowed("alice", "carol"));
+  Status again = store_->deny_user("alice", "carol");
+  EXPECT_EQ(again.code(), Code::kNotFound);
+  EXPECT_THAT(again.message(), HasSubstr("user \"carol\" is not allowed for tenant \"alice\""));
+}
+
+TEST_F(SqliteStoreTest, RemovingATenantDropsItsGrants) {
+  ASSERT_TRUE(store_->add_tenant(MakeTenant("alice", 1000, 1000)).ok());
+  ASSERT_TRUE(store_->allow_user("alice", "carol").ok());
+  ASSERT_TRUE(store_->remove_tenant("alice").ok());
+  ASSERT_TRUE(store_->add_tenant(MakeTenant("alice", 2000, 2000)).ok());
+  EXPECT_FALSE(*store_->user_allowed("alice", "carol"));
+}
+
+TEST_F(SqliteStoreTest, AdminsAreAddedOnceAndRemovedByName) {
+  ASSERT_TRUE(store_->add_admin("root-ops").ok());
+  ASSERT_TRUE(store_->add_admin("root-ops").ok());
+  ASSERT_TRUE(store_->add_admin("audit").ok());
+  EXPECT_TRUE(*store_->is_admin("root-ops"));
+  EXPECT_FALSE(*store_->is_admin("alice"));
+  EXPECT_EQ(*store_->list_admins(), (std::vector<std::string>{"audit", "root-ops"}));
+  ASSERT_TRUE(store_->remove_admin("root-ops").ok());
+  EXPECT_FALSE(*store_->is_admin("root-ops"));
+  EXPECT_EQ(store_->remove_admin("root-ops").code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, PolicyNamesAreCheckedLikeOtherNames) {
+  EXPECT_EQ(store_->allow_user("alice", "").code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->allow_user("alice", "evil\nline").code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->add_admin(std::string(300, 'a')).code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->is_admin("").status().code(), Code::kInvalidArgument);
+}
+
+// ---- schema
+// -------------------------------------------------------------------
+
+TEST(SqliteStoreSchemaTest, VersionOneStoreGainsThePolicyTablesAndKeepsItsData) {
+  TempDir dir;
+  const fs::path db = dir.path() / "store.db";
+  {
+    Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(db.string());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_TRUE((*s)->bind_volume(MakeVolume("data")).ok());
+  }
+  // What a store written by schema version 1 looks like.
+  RawSql(db, "DROP TABLE access_grants");
+  RawSql(db, "DROP TABLE admins");
+  RawSql(db, "PRAGMA user_version = 1");
+  Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(db.string());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE((*s)->get_volume("data").ok());
+  EXPECT_TRUE((*s)->allow_user("alice", "alice").ok());
+  EXPECT_TRUE((*s)->add_admin("ops").ok());
+  EXPECT_EQ(RawSql(db, "PRAGMA user_version"), "2");
+}
 
 TEST(SqliteStoreSchemaTest, MigratesAnEmptyFileAndSetsTheVersion) {
   TempDir dir;
@@ -665,7 +744,7 @@ TEST(SqliteStoreSchemaTest, MigratesAnEmptyFileAndSetsTheVersion) {
   EXPECT_EQ(RawSql(db,
                    "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema "
                    "WHERE type = 'table' ORDER BY name)"),
-            "mount_refs,tenants,volumes");
+            "access_grants,admins,mount_refs,tenants,volumes");
   EXPECT_EQ(RawSql(db, "SELECT name FROM tenants"), "alice");
 }
 
