@@ -965,13 +965,20 @@ Result<std::vector<VolumeRefs>> SqliteStore::referenced_volumes() {
 // ---- authorization policy
 // ------------------------------------------------------
 
-Result<bool> SqliteStore::has_row_locked(const char* sql,
-                                         std::initializer_list<std::string_view> args,
-                                         std::string_view what) {
+Result<StatementLease> SqliteStore::bound_locked(const char* sql,
+                                                 std::initializer_list<std::string_view> args) {
   Result<StatementLease> st = statements_->lease(sql);
   if (!st.ok()) return st.status();
   int index = 1;
   for (std::string_view arg : args) (*st)->bind(index++, arg);
+  return st;
+}
+
+Result<bool> SqliteStore::has_row_locked(const char* sql,
+                                         std::initializer_list<std::string_view> args,
+                                         std::string_view what) {
+  Result<StatementLease> st = bound_locked(sql, args);
+  if (!st.ok()) return st.status();
   return (*st)->step(what);
 }
 
@@ -991,10 +998,8 @@ Result<std::vector<std::string>> SqliteStore::texts_locked(const char* sql, std:
 Result<int64_t> SqliteStore::change_locked(const char* sql,
                                            std::initializer_list<std::string_view> args,
                                            std::string_view what) {
-  Result<StatementLease> st = statements_->lease(sql);
+  Result<StatementLease> st = bound_locked(sql, args);
   if (!st.ok()) return st.status();
-  int index = 1;
-  for (std::string_view arg : args) (*st)->bind(index++, arg);
   TENANTFS_RETURN_IF_ERROR((*st)->run(what));
   return static_cast<int64_t>(sqlite3_changes64(db_->get()));
 }

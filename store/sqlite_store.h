@@ -46,6 +46,7 @@ namespace tenantfs {
 namespace sqlite {
 class Connection;
 class StatementCache;
+class StatementLease;
 }  // namespace sqlite
 
 class SqliteStore final : public BindingStore {
@@ -101,6 +102,9 @@ class SqliteStore final : public BindingStore {
 
   // Caller holds db_mu_. kNotFound (naming the volume) when it does not exist.
   Status volume_exists_locked(const std::string& volume);
+  // Caller holds db_mu_. The statement of `sql` with `args` bound in order.
+  Result<sqlite::StatementLease> bound_locked(const char* sql,
+                                              std::initializer_list<std::string_view> args);
   // Caller holds db_mu_. Runs `sql` with `args` bound in order: whether it
   // returned a row, or how many rows it changed.
   Result<bool> has_row_locked(const char* sql, std::initializer_list<std::string_view> args,
