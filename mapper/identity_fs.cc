@@ -311,18 +311,24 @@ void map_acl_ids(char* data, size_t size, const AclIdMap& map) {
 // Replies to setxattr or removexattr of `name` on `inode` (id `ino`), whose
 // system call returned `res`. A changed access ACL rewrites the mode's group
 // bits on the storage, so the kernel's cached attributes of the object are
-// dropped (else the mount shows the old mode until they time out, an hour
-// with cache=exclusive); on a directory it also changes who may search it,
-// so what the kernel cached below it is dropped too, read before the reply
-// as `inode` may be gone after it (see CachedSubtree).
+// dropped before the reply, so that the caller's next stat sees the new mode
+// (else the mount shows the old one until it times out, an hour with
+// cache=exclusive). Attributes only: that notification takes no lock a
+// caller may hold, unlike dropping pages or entries. On a directory the ACL
+// also changes who may search it, so what the kernel cached below it is
+// dropped too, after the reply, read before it as `inode` may be gone after
+// it (see CachedSubtree).
 void reply_xattr_change(fuse_req_t req, IdentityFs& fs, fuse_ino_t ino, const Inode& inode,
                         const char* name, int res) {
   const int err = res == 0 ? 0 : last_errno();
   const bool acl_changed = res == 0 && is_access_acl(name);
   const CachedSubtree subtree =
       acl_changed && S_ISDIR(inode.type) ? subtree_below(fs, ino) : CachedSubtree{};
+  if (acl_changed && fs.session() != nullptr) {
+    // Offset -1: attributes only, no pages.
+    fuse_lowlevel_notify_inval_inode(fs.session(), ino, -1, 0);
+  }
   fuse_reply_err(req, err);
-  if (acl_changed) fs.notifier().drop_inode(ino, 0, std::string());
   drop_cached_subtree(fs, subtree);
 }
 
