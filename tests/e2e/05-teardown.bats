@@ -13,19 +13,19 @@ load helpers
   docker volume create -d tenantfs -o tenant=alice left >/dev/null
   docker run -d --network none -v left:/data busybox sleep 600
   # A FUSE mount of the volume is live under the daemon's directory.
-  [[ "$(mounts_under "$d")" == *left* ]]
+  assert_contains "$(mounts_under "$d")" left "mounts under the run's directory"
   [ -S "/run/docker/plugins/$id/tenantfs.sock" ]
 
   local dumps_before
   dumps_before="$(ls /tmp/containerd.*.stacks.log 2>/dev/null | wc -l)"
   run -0 teardown_private_dockerd
   run ! tfs_alive "$pid"
-  [ -z "$(pids_of_run "$d")" ]
-  [ -z "$(mounts_under "$d")" ]
+  is "$(pids_of_run "$d")" "" "processes of the run left"
+  is "$(mounts_under "$d")" "" "mounts under the run's directory left"
   [ ! -e "$d" ]
   [ ! -e "/run/docker/plugins/$id" ]
   # Nothing written to the shared /tmp either (containerd's stack dumps).
-  [ "$(ls /tmp/containerd.*.stacks.log 2>/dev/null | wc -l)" = "$dumps_before" ]
+  is "$(ls /tmp/containerd.*.stacks.log 2>/dev/null | wc -l)" "$dumps_before" "containerd stack dumps in /tmp"
 }
 
 teardown() {

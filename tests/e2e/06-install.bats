@@ -31,17 +31,17 @@ remember_plugin_id() {
   local old_id="$TFS_PLUGIN_ID"
   run -0 install_script
   remember_plugin_id
-  [[ "$output" == *"replacing the installed tenantfs plugin"* ]]
-  [ "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" = true ]
-  [ "$(docker plugin inspect --format '{{.Id}}' tenantfs)" != "$old_id" ]
+  assert_contains "$output" "replacing the installed tenantfs plugin"
+  is "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" true "plugin enabled"
+  is_not "$(docker plugin inspect --format '{{.Id}}' tenantfs)" "$old_id" "id of the plugin"
   # The state mount still points at this run's directory, not the default.
   run -0 docker plugin inspect --format '{{range .Settings.Mounts}}{{.Name}}={{.Source}} {{end}}' tenantfs
-  [[ "$output" == *"state=$TFS_STATE "* ]]
+  assert_contains "$output" "state=$TFS_STATE "
   [ -x "$PREFIX_DIR/bin/tenantfs" ]
   run -0 bb --user 1000 -v inst:/data busybox sh -c 'cat /data/kept; touch /data/new; stat -c %u:%g /data/new'
-  [ "${lines[0]}" = kept ]
-  [ "${lines[1]}" = 7001:7001 ]
-  [ "$(host_owner "$(backing_dir inst)/new")" = 7001:7001 ]
+  is "${lines[0]}" kept "content of /data/kept"
+  is "${lines[1]}" 7001:7001 "owner of /data/new in the container"
+  is "$(host_owner "$(backing_dir inst)/new")" 7001:7001 "owner of new on the storage"
 }
 
 @test "install refuses to replace the plugin while a container uses one of its volumes" {
@@ -49,42 +49,44 @@ remember_plugin_id() {
   local id
   id="$(docker plugin inspect --format '{{.Id}}' tenantfs)"
   run -1 install_script
-  [[ "$output" == *"container inst-user uses volume inst"* ]]
-  [[ "$output" == *"stop those containers"* ]]
-  [ "$(docker plugin inspect --format '{{.Id}} {{.Enabled}}' tenantfs)" = "$id true" ]
+  assert_contains "$output" "container inst-user uses volume inst"
+  assert_contains "$output" "stop those containers"
+  is "$(docker plugin inspect --format '{{.Id}} {{.Enabled}}' tenantfs)" "$id true" "id of the plugin, and enabled"
   run -0 docker exec inst-user cat /data/kept
 }
 
 @test "uninstall refuses while a container uses one of its volumes" {
   run -1 "$REPO/scripts/uninstall-plugin.sh" --prefix "$PREFIX_DIR"
-  [[ "$output" == *"container inst-user uses volume inst"* ]]
-  [ "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" = true ]
+  assert_contains "$output" "container inst-user uses volume inst"
+  is "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" true "plugin enabled"
   [ -x "$PREFIX_DIR/bin/tenantfs" ]
 }
 
 @test "uninstall removes the plugin and the CLI and keeps the data" {
   docker rm -f inst-user
   run -0 "$REPO/scripts/uninstall-plugin.sh" --prefix "$PREFIX_DIR"
-  [[ "$output" == *"plugin tenantfs removed"* ]]
-  [[ "$output" == *"1 volume(s)"*"$TFS_STATE"* ]]
+  assert_contains "$output" "plugin tenantfs removed"
+  assert_contains "$output" "1 volume(s)"
+  # The state directory, named after the count.
+  assert_contains "${output#*"1 volume(s)"}" "$TFS_STATE" "output after \"1 volume(s)\""
   run -1 docker plugin inspect tenantfs
   [ ! -e "$PREFIX_DIR/bin/tenantfs" ]
-  [ "$(cat "$(backing_dir inst)/kept")" = kept ]
+  is "$(cat "$(backing_dir inst)/kept")" kept "content of kept on the storage"
 }
 
 @test "a fresh install with settings brings the volumes back" {
   run -0 install_script --set state.source="$TFS_STATE" --set roots.source="$TFS_ROOTS" --set LOG_LEVEL=debug
   remember_plugin_id
-  [[ "$output" == *"plugin tenantfs enabled"* ]]
-  [ "$(volume_status inst tenant)" = alice ]
+  assert_contains "$output" "plugin tenantfs enabled"
+  is "$(volume_status inst tenant)" alice "tenant in the status of inst"
   run -0 bb -v inst:/data busybox cat /data/kept
-  [ "$output" = kept ]
+  is "$output" kept
 }
 
 @test "install fails with one clear line when no Docker daemon answers" {
   DOCKER_HOST="unix://$TFS_D/nothing-here.sock" run -1 install_script
-  [ "${#lines[@]}" -eq 1 ]
-  [[ "$output" == *"no Docker daemon answers at unix://$TFS_D/nothing-here.sock"* ]]
+  is "${#lines[@]}" 1 "lines install-plugin.sh printed"
+  assert_contains "$output" "no Docker daemon answers at unix://$TFS_D/nothing-here.sock"
   DOCKER_HOST="unix://$TFS_D/nothing-here.sock" run -1 "$REPO/scripts/uninstall-plugin.sh" --prefix "$PREFIX_DIR"
-  [ "${#lines[@]}" -eq 1 ]
+  is "${#lines[@]}" 1 "lines uninstall-plugin.sh printed"
 }

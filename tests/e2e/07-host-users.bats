@@ -28,16 +28,16 @@ teardown() { e2e_teardown; }
 
 @test "a user of the shared passwd file is a tenant without tenantfs tenant add" {
   run -0 docker volume create -d tenantfs -o tenant=carol v-carol
-  [ "$(volume_status v-carol uid)" = 7003 ]
-  [ "$(docker volume inspect --format '{{json (index .Status "groups")}}' v-carol)" = "[7100]" ]
+  is "$(volume_status v-carol uid)" 7003 "uid in the status of v-carol"
+  is "$(docker volume inspect --format '{{json (index .Status "groups")}}' v-carol)" "[7100]" "groups in the status of v-carol"
   run -0 bb --user 1000 -v v-carol:/data busybox sh -c 'touch /data/f && stat -c %u:%g /data/f'
-  [ "$output" = 7003:7003 ]
-  [ "$(host_owner "$(backing_dir v-carol)/f")" = 7003:7003 ]
+  is "$output" 7003:7003
+  is "$(host_owner "$(backing_dir v-carol)/f")" 7003:7003 "owner of f on the storage"
 }
 
 @test "a passwd user with uid 0 is never a tenant" {
   run -1 docker volume create -d tenantfs -o tenant=root v-root
-  [[ "$output" == *'"root"'* ]]
+  assert_contains "$output" '"root"'
   run -1 docker volume inspect v-root
 }
 
@@ -51,9 +51,9 @@ teardown() { e2e_teardown; }
   chmod 0600 "$TFS_ROOTS/proj/other.txt"
   docker volume create -d tenantfs -o tenant=carol -o path=/srv/tenantfs/proj v-proj
   run -0 bb -v v-proj:/p busybox cat /p/team.txt
-  [ "$output" = team ]
+  is "$output" team
   run ! bb -v v-proj:/p busybox cat /p/other.txt
-  [[ "$output" == *"Permission denied"* ]]
+  assert_contains "$output" "Permission denied"
   # path= data is never chowned or chmoded by tenantfs.
-  [ "$(stat -c '%u:%g %a' "$TFS_ROOTS/proj")" = "9999:7100 750" ]
+  is "$(stat -c '%u:%g %a' "$TFS_ROOTS/proj")" "9999:7100 750" "owner and mode of the path= directory"
 }

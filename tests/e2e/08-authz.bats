@@ -106,38 +106,38 @@ teardown() { e2e_teardown; }
 @test "alice creates a volume of her tenant and writes to it as the tenant" {
   run -0 as alice docker volume create -d tenantfs -o tenant=alice adata
   run -0 as alice docker run --rm --network none -v adata:/d busybox sh -c 'echo hi > /d/hello'
-  [ "$(host_owner "$(backing_dir adata)/hello")" = 7001:7001 ]
+  is "$(host_owner "$(backing_dir adata)/hello")" 7001:7001 "owner of hello on the storage"
 }
 
 @test "bob cannot create a volume for tenant alice" {
   run -1 as bob docker volume create -d tenantfs -o tenant=alice stolen
-  [[ "$output" == *"$(denied_for bob alice stolen)"* ]]
+  assert_contains "$output" "$(denied_for bob alice stolen)"
   run -1 docker volume inspect stolen
   [ ! -e "$(backing_dir stolen)" ]
 }
 
 @test "bob cannot mount alice's volume by name" {
   run -125 as bob docker run --rm --network none -v adata:/d busybox cat /d/hello
-  [[ "$output" == *"$(denied_for bob alice adata)"* ]]
+  assert_contains "$output" "$(denied_for bob alice adata)"
 }
 
 @test "bob cannot mount a new volume of tenant alice with --mount volume-opt" {
   run -125 as bob docker run --rm --network none \
     --mount type=volume,source=inline,target=/d,volume-driver=tenantfs,volume-opt=tenant=alice \
     busybox true
-  [[ "$output" == *"$(denied_for bob alice inline)"* ]]
+  assert_contains "$output" "$(denied_for bob alice inline)"
   run -1 docker volume inspect inline
 }
 
 @test "bob cannot mount alice's volume through Compose" {
   run ! as bob docker-compose -p bobs up --no-color
-  [[ "$output" == *"$(denied_for bob alice adata)"* ]]
-  [ -z "$(docker ps -aq --filter label=com.docker.compose.project=bobs)" ]
+  assert_contains "$output" "$(denied_for bob alice adata)"
+  is "$(docker ps -aq --filter label=com.docker.compose.project=bobs)" "" "containers of project bobs"
 }
 
 @test "bob cannot remove alice's volume" {
   run -1 as bob docker volume rm adata
-  [[ "$output" == *"$(denied_for bob alice adata)"* ]]
+  assert_contains "$output" "$(denied_for bob alice adata)"
   [ -e "$(backing_dir adata)/hello" ]
 }
 
@@ -145,30 +145,30 @@ teardown() { e2e_teardown; }
   # Docker 20.10 still reads HostConfig fields at the top of a create body,
   # and a HostConfig in the body of a start before API 1.24.
   run -0 api bob POST /v1.41/containers/create '{"Image":"busybox","Cmd":["true"],"Binds":["adata:/d"]}'
-  [ "${lines[-1]}" = 403 ]
-  [[ "$output" == *'user \"bob\" may not use tenant \"alice\"'* ]]
+  is "${lines[-1]}" 403 "HTTP status of the create with top-level Binds"
+  assert_contains "$output" 'user \"bob\" may not use tenant \"alice\"'
   run -0 api bob POST /v1.41/containers/create '{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"none"}}'
-  [ "${lines[-1]}" = 201 ]
+  is "${lines[-1]}" 201 "HTTP status of the create without volumes"
   local id
   id="$(sed -n 's/.*"Id":"\([0-9a-f]*\)".*/\1/p' <<<"$output")"
   run -0 api bob POST "/v1.23/containers/$id/start" '{"Binds":["adata:/d"]}'
-  [ "${lines[-1]}" = 403 ]
-  [[ "$output" == *"$(denied_for bob alice adata)"* ]]
+  is "${lines[-1]}" 403 "HTTP status of the old-API start with Binds"
+  assert_contains "$output" "$(denied_for bob alice adata)"
   as bob docker rm -f "$id"
 }
 
 @test "requests without a TLS identity are denied tenantfs volumes" {
   run -1 docker volume create -d tenantfs -o tenant=alice anon
-  [[ "$output" == *"a request without a TLS client certificate may not use tenant \"alice\""* ]]
+  assert_contains "$output" "a request without a TLS client certificate may not use tenant \"alice\""
   run -125 docker run --rm --network none -v adata:/d busybox true
-  [[ "$output" == *"may not use tenant \"alice\" (volume \"adata\")"* ]]
+  assert_contains "$output" "may not use tenant \"alice\" (volume \"adata\")"
 }
 
 @test "docker volume ls and other drivers' volumes keep working for everyone" {
   local who
   for who in alice bob admin; do
     run -0 as "$who" docker volume ls --format '{{.Name}}'
-    [[ "$output" == *adata* ]]
+    assert_contains "$output" adata
     run -0 as "$who" docker volume create "local-$who"
     run -0 as "$who" docker run --rm --network none -v "local-$who:/d" busybox touch /d/x
     run -0 as "$who" docker volume rm "local-$who"
@@ -179,27 +179,27 @@ teardown() { e2e_teardown; }
 
 @test "the admin mounts alice's volume, also through Compose" {
   run -0 as admin docker run --rm --network none -v adata:/d busybox cat /d/hello
-  [ "$output" = hi ]
+  is "$output" hi
   run -0 as admin docker-compose -p admins up --no-color --abort-on-container-exit
-  [[ "$output" == *"reader_1  | hi"* ]]
+  assert_contains "$output" "reader_1  | hi"
   run -0 as admin docker-compose -p admins down
 }
 
 @test "bob may use tenant alice once an admin allows it, and not after deny" {
   run -0 tenantfs_cli tenant allow alice --user bob
   run -0 tenantfs_cli tenant ls
-  [[ "$output" =~ alice\ .*\ alice,bob ]]
+  assert_matches "$output" 'alice .* alice,bob'
   run -0 as bob docker run --rm --network none -v adata:/d busybox cat /d/hello
-  [ "$output" = hi ]
+  is "$output" hi
   run -0 tenantfs_cli tenant deny alice --user bob
   run -125 as bob docker run --rm --network none -v adata:/d busybox cat /d/hello
-  [[ "$output" == *"$(denied_for bob alice adata)"* ]]
+  assert_contains "$output" "$(denied_for bob alice adata)"
 }
 
 @test "only admins manage the plugin" {
   run -1 as bob docker plugin disable tenantfs
-  [[ "$output" == *'user "bob" may not manage the tenantfs plugin: only tenantfs admins may'* ]]
-  [ "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" = true ]
+  assert_contains "$output" 'user "bob" may not manage the tenantfs plugin: only tenantfs admins may'
+  is "$(docker plugin inspect --format '{{.Enabled}}' tenantfs)" true "plugin enabled"
 }
 
 @test "after the plugin is disabled and enabled, dockerd asks it again only after a reload" {
@@ -210,6 +210,6 @@ teardown() { e2e_teardown; }
   run -0 as bob docker volume create -d tenantfs -o tenant=alice gap
   reload_dockerd_config '{"authorization-plugins": ["tenantfs"]}'
   run -1 as bob docker volume create -d tenantfs -o tenant=alice gap2
-  [[ "$output" == *"$(denied_for bob alice gap2)"* ]]
+  assert_contains "$output" "$(denied_for bob alice gap2)"
   run -0 as admin docker volume rm gap
 }

@@ -36,6 +36,11 @@
 # gone) never trips it, so they behave the same under bats (errexit on) and
 # in plain scripts.
 
+# The assertions the bats files use (is, assert_contains, ...), shared with
+# tests/admin/admin_cli.bats.
+# shellcheck source=tests/support/assertions.bash
+source "$(dirname "${BASH_SOURCE[0]}")/../support/assertions.bash" || return 1
+
 # Longest wait for the daemon to answer or to exit, in seconds.
 : "${TFS_DOCKERD_TIMEOUT:=60}"
 
