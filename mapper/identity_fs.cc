@@ -1,7 +1,6 @@
 #include "mapper/identity_fs.h"
 
 #include <dirent.h>
-#include <endian.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +16,8 @@
 #include <cstring>
 #include <optional>
 #include <vector>
+
+#include "mapper/presentation.h"
 
 namespace tenantfs {
 
@@ -63,57 +64,23 @@ bool is_dot_or_dotdot(const char* name) {
   return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-// Presents tenant-owned objects with the volume's ids.
-void present_owner(const IdentityFsOptions& o, struct stat* st) {
-  if (st->st_uid == o.tenant_uid) st->st_uid = o.present_uid;
-  if (st->st_gid == o.tenant_gid) st->st_gid = o.present_gid;
-}
-
-// A FIFO is opened by the kernel alone: no request reaches the mapper, and
-// without default_permissions the kernel checks no permission either, so
-// any caller could open any FIFO for reading and writing. Presentation is
-// the only lever: a FIFO of another owner that the tenant may not both read
-// and write is shown as character device 0:0, which never opens (EACCES on
-// the mount, which is nodev; ENXIO were it not, as no driver has 0:0).
-// Stricter than native for a FIFO the tenant may only read or only write.
-// The tenant's own FIFOs are shown as they are, whatever their mode: their
-// owner may chmod them anyway, so hiding them would protect nothing, and
-// mknod and chmod through the mount keep the type the kernel expects.
-//
-// The kernel marks an inode bad (EIO) when an attribute reply changes its
-// type, so the choice is made at lookups only and repeated by attribute
-// replies; a FIFO whose access changes on the storage shows its new type
-// from its next lookup on.
-//
-// Where a lookup found an object: `name` in the directory `dirfd`, or the
-// object `dirfd` itself when `name` is empty.
-struct FoundAt {
-  int dirfd;
-  const char* name;
-};
-
-bool fifo_shown_as_device(IdentityFs& fs, Inode& inode, const FoundAt* lookup,
-                          const struct stat& st) {
-  if (lookup == nullptr) return inode.fifo_shown_as_device.load(std::memory_order_relaxed);
-  // AT_EACCESS: the check of the filesystem ids, which are the tenant's;
-  // the mapper's real uid is not (privileges.h).
-  const int flags = AT_EACCESS | AT_SYMLINK_NOFOLLOW | (lookup->name[0] == '\0' ? AT_EMPTY_PATH : 0);
-  const bool device = st.st_uid != fs.options().tenant_uid &&
-                      ::faccessat(lookup->dirfd, lookup->name, R_OK | W_OK, flags) != 0;
-  inode.fifo_shown_as_device.store(device, std::memory_order_relaxed);
-  return device;
-}
-
-// What the mount shows of `inode`, stat'ed as `st`: presented owners and
-// the FIFO rule above. `lookup`: where the object was found when the reply
-// creates or revalidates the kernel's entry (lookup, readdirplus, create);
-// null when it refreshes the attributes of an inode the kernel holds.
-void present_attr(IdentityFs& fs, Inode& inode, const FoundAt* lookup, struct stat* st) {
-  if (S_ISFIFO(st->st_mode) && fifo_shown_as_device(fs, inode, lookup, *st)) {
-    st->st_mode = S_IFCHR | (st->st_mode & 07777);
-    st->st_rdev = 0;
+// What the mount shows of `inode`, stat'ed as `st` (presentation.h).
+// `lookup`: where the object was found when the reply creates or
+// revalidates the kernel's entry (lookup, readdirplus, create), where the
+// FIFO rule is decided and kept with the inode; null when the reply
+// refreshes the attributes of an inode the kernel holds, which repeats the
+// kept choice.
+void present_inode_attr(IdentityFs& fs, Inode& inode, const FoundAt* lookup, struct stat* st) {
+  bool fifo_as_device = false;
+  if (S_ISFIFO(st->st_mode)) {
+    if (lookup == nullptr) {
+      fifo_as_device = inode.fifo_shown_as_device.load(std::memory_order_relaxed);
+    } else {
+      fifo_as_device = fifo_shown_as_device(fs.options(), *lookup, *st);
+      inode.fifo_shown_as_device.store(fifo_as_device, std::memory_order_relaxed);
+    }
   }
-  present_owner(fs.options(), st);
+  present_attr(fs.options(), fifo_as_device, st);
 }
 
 int stat_fd(int fd, struct stat* st) {
@@ -129,7 +96,7 @@ void fill_entry(IdentityFs& fs, fuse_ino_t id, const struct stat& st, const Foun
   e->ino = id;
   e->generation = fs.inodes().get(id).generation.load(std::memory_order_relaxed);
   e->attr = st;
-  present_attr(fs, fs.inodes().get(id), &at, &e->attr);
+  present_inode_attr(fs, fs.inodes().get(id), &at, &e->attr);
   e->attr_timeout = fs.options().attr_timeout;
   e->entry_timeout = fs.options().entry_timeout;
 }
@@ -242,72 +209,6 @@ bool is_posix_acl(const char* name) {
   return is_access_acl(name) || std::strcmp(name, "system.posix_acl_default") == 0;
 }
 
-// An ACL's named entries carry ids, and the tenant's own ids are presented
-// as the volume's: inside the mount `user:<present uid>` is the tenant, on
-// the storage `user:<tenant uid>`. Entries naming anyone else keep their ids,
-// as files of other owners do.
-struct AclIdMap {
-  uid_t from_uid;
-  uid_t to_uid;
-  gid_t from_gid;
-  gid_t to_gid;
-};
-
-bool presents_other_ids(const IdentityFsOptions& o) {
-  return o.present_uid != o.tenant_uid || o.present_gid != o.tenant_gid;
-}
-
-AclIdMap storage_to_mount(const IdentityFsOptions& o) {
-  return {o.tenant_uid, o.present_uid, o.tenant_gid, o.present_gid};
-}
-
-AclIdMap mount_to_storage(const IdentityFsOptions& o) {
-  return {o.present_uid, o.tenant_uid, o.present_gid, o.tenant_gid};
-}
-
-// Rewrites the named entries of an ACL in the kernel's xattr form: a 4-byte
-// version (2), then 8-byte entries of tag (16 bits), permissions (16) and
-// id (32), little-endian, sorted by tag and then id (the kernel refuses any
-// other order, so entries whose id changed are sorted again). A value of
-// any other form is left as it is: the kernel has parsed every ACL it sends
-// us and parses every one we return, so it fails there with EINVAL either
-// way.
-void map_acl_ids(char* data, size_t size, const AclIdMap& map) {
-  constexpr size_t kHeader = 4;
-  constexpr size_t kEntrySize = 8;
-  constexpr uint32_t kVersion = 2;
-  constexpr uint16_t kUser = 0x02;
-  constexpr uint16_t kGroup = 0x08;
-  if (size < kHeader || (size - kHeader) % kEntrySize != 0) return;
-  uint32_t version;
-  std::memcpy(&version, data, sizeof version);
-  if (le32toh(version) != kVersion) return;
-  struct Entry {
-    uint16_t tag;
-    uint16_t perm;
-    uint32_t id;
-  };
-  static_assert(sizeof(Entry) == kEntrySize);
-  std::vector<Entry> entries((size - kHeader) / kEntrySize);
-  std::memcpy(entries.data(), data + kHeader, size - kHeader);
-  bool changed = false;
-  for (Entry& e : entries) {
-    const uint16_t tag = le16toh(e.tag);
-    const uint32_t id = le32toh(e.id);
-    if ((tag == kUser && id == map.from_uid) || (tag == kGroup && id == map.from_gid)) {
-      e.id = htole32(tag == kUser ? map.to_uid : map.to_gid);
-      changed = true;
-    }
-  }
-  if (!changed) return;
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    const uint16_t ta = le16toh(a.tag);
-    const uint16_t tb = le16toh(b.tag);
-    return ta != tb ? ta < tb : le32toh(a.id) < le32toh(b.id);
-  });
-  std::memcpy(data + kHeader, entries.data(), size - kHeader);
-}
-
 // Replies to setxattr or removexattr of `name` on `inode` (id `ino`), whose
 // system call returned `res`. A changed access ACL rewrites the mode's group
 // bits on the storage, so the kernel's cached attributes of the object are
@@ -372,68 +273,36 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     fuse_reply_err(req, err);
     return;
   }
-  present_attr(fs, fs.inodes().get(ino), nullptr, &st);
+  present_inode_attr(fs, fs.inodes().get(ino), nullptr, &st);
   fuse_reply_attr(req, &st, fs.options().attr_timeout);
 }
 
-bool tenant_in_group(const IdentityFsOptions& o, gid_t gid) {
-  return gid == o.tenant_gid ||
-         std::find(o.tenant_groups.begin(), o.tenant_groups.end(), gid) != o.tenant_groups.end();
-}
-
-// What a chown that changes no id still does natively to a non-directory
-// (chown_common, setattr_should_drop_sgid): suid goes, and sgid goes when
-// group execute is set or the caller is not in the file's group. chown(f,
-// -1, -1) and chown to the ids a file already shows reach the mapper as
-// such a request; with killpriv negotiated (mapper.cc) the kernel leaves
-// the clearing to us, and the chmod it takes needs ownership, as natively.
+// Clears what a chown that changes no id clears natively
+// (mode_after_unchanged_chown). chown(f, -1, -1) and chown to the ids a
+// file already shows reach the mapper as such a request; with killpriv
+// negotiated (mapper.cc) the kernel leaves the clearing to us, and the
+// chmod it takes needs ownership, as natively.
 int kill_suid_sgid(const IdentityFsOptions& o, int fd) {
   struct stat cur;
   if (int err = stat_fd(fd, &cur); err != 0) return err;
-  if (S_ISDIR(cur.st_mode) || S_ISLNK(cur.st_mode)) return 0;
-  mode_t mode = cur.st_mode & 07777;
-  mode &= ~S_ISUID;
-  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !tenant_in_group(o, cur.st_gid))) {
-    mode &= ~S_ISGID;
-  }
+  const mode_t mode = mode_after_unchanged_chown(o, cur);
   if (mode == (cur.st_mode & 07777)) return 0;
   const ProcPath path(fd);
   if (::chmod(path.c_str(), mode) != 0) return last_errno();
   return 0;
 }
 
-// chown/chgrp: the presented id stands for the tenant's; the id an object
-// already shows means "unchanged"; one of the tenant's supplementary groups
-// (shown as itself: only the primary gid is presented) means that group;
-// anything else is refused. What remains is a real change, which the kernel
-// judges as it would the tenant's own (owner, group membership).
+// chown/chgrp as decide_chown says; a request that changes no id still
+// clears suid/sgid.
 int do_chown(const IdentityFsOptions& o, int fd, const struct stat* attr, int valid) {
   struct stat cur;
   if (int err = stat_fd(fd, &cur); err != 0) return err;
-  struct stat shown = cur;
-  present_owner(o, &shown);
-  uid_t uid = static_cast<uid_t>(-1);
-  gid_t gid = static_cast<gid_t>(-1);
-  if (valid & FUSE_SET_ATTR_UID) {
-    if (attr->st_uid == o.present_uid) {
-      if (cur.st_uid != o.tenant_uid) uid = o.tenant_uid;
-    } else if (attr->st_uid != shown.st_uid) {
-      return EPERM;
-    }
-  }
-  if (valid & FUSE_SET_ATTR_GID) {
-    if (attr->st_gid == o.present_gid) {
-      if (cur.st_gid != o.tenant_gid) gid = o.tenant_gid;
-    } else if (attr->st_gid != o.tenant_gid && tenant_in_group(o, attr->st_gid)) {
-      if (cur.st_gid != attr->st_gid) gid = attr->st_gid;
-    } else if (attr->st_gid != shown.st_gid) {
-      return EPERM;
-    }
-  }
-  if (uid == static_cast<uid_t>(-1) && gid == static_cast<gid_t>(-1)) {
-    return kill_suid_sgid(o, fd);
-  }
-  if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+  const ChownDecision d =
+      decide_chown(o, cur, (valid & FUSE_SET_ATTR_UID) ? std::optional(attr->st_uid) : std::nullopt,
+                   (valid & FUSE_SET_ATTR_GID) ? std::optional(attr->st_gid) : std::nullopt);
+  if (d.err != 0) return d.err;
+  if (!d.changes_ids()) return kill_suid_sgid(o, fd);
+  if (::fchownat(fd, "", d.uid, d.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
     return last_errno();
   }
   return 0;
@@ -539,10 +408,6 @@ int do_setattr(const IdentityFsOptions& o, const Inode& inode, int fd, struct st
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
                 fuse_file_info* fi) {
   IdentityFs& fs = fs_of(req);
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   Inode& inode = fs.inodes().get(ino);
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
@@ -584,10 +449,6 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 template <typename Make>
 void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
   IdentityFs& fs = fs_of(req);
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   PinnedFd dir;
   if (!pin_or_reply(req, parent, &dir)) return;
   if (make(dir.get()) != 0) {
@@ -603,13 +464,8 @@ void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) 
   reply_entry_or_forget(req, e);
 }
 
+// Device nodes never get here (refuse_device_nodes).
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  // Device nodes would let a container reach host devices through the
-  // backing store; the tenant could not make them natively either.
-  if (S_ISCHR(mode) || S_ISBLK(mode)) {
-    fuse_reply_err(req, EPERM);
-    return;
-  }
   make_entry(req, parent, name, [&](int dirfd) { return ::mknodat(dirfd, name, mode, rdev); });
 }
 
@@ -633,11 +489,6 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
 }
 
 void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int flags) {
-  IdentityFs& fs = fs_of(req);
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   PinnedFd dir;
   if (!pin_or_reply(req, parent, &dir)) return;
   const int res = ::unlinkat(dir.get(), name, flags);
@@ -655,10 +506,6 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
   IdentityFs& fs = fs_of(req);
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   // RENAME_WHITEOUT is for overlay filesystems; not offered.
   if ((flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) {
     fuse_reply_err(req, EINVAL);
@@ -747,10 +594,6 @@ void set_open_flags(const IdentityFsOptions& o, const OpenedFile& f, fuse_file_i
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   IdentityFs& fs = fs_of(req);
   const IdentityFsOptions& o = fs.options();
-  if (o.readonly && opens_for_writing(fi->flags)) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
   const ProcPath path(fd.get());
@@ -774,10 +617,6 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
   IdentityFs& fs = fs_of(req);
   const IdentityFsOptions& o = fs.options();
-  if (o.readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   PinnedFd dir;
   if (!pin_or_reply(req, parent, &dir)) return;
   const int dirfd = dir.get();
@@ -892,10 +731,6 @@ void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_info* 
 
 void op_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length,
                   fuse_file_info* fi) {
-  if (fs_of(req).options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   const int res = ::fallocate(fd_of(fi), mode, offset, length);
   fuse_reply_err(req, res == 0 ? 0 : last_errno());
 }
@@ -903,10 +738,6 @@ void op_fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, of
 void op_copy_file_range(fuse_req_t req, fuse_ino_t /*ino_in*/, off_t off_in,
                         fuse_file_info* fi_in, fuse_ino_t /*ino_out*/, off_t off_out,
                         fuse_file_info* fi_out, size_t len, int flags) {
-  if (fs_of(req).options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   loff_t in = off_in;
   loff_t out = off_out;
   const ssize_t n = ::copy_file_range(fd_of(fi_in), &in, fd_of(fi_out), &out, len,
@@ -1096,11 +927,6 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  IdentityFs& fs = fs_of(req);
-  if (fs.options().readonly && (mask & W_OK)) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
   // AT_EACCESS: the filesystem ids are the tenant's, the real ones are not
@@ -1124,7 +950,8 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
 // asking the backing store saves the round trip's system call, and lets
 // `ls -l` (gnulib's getfilecon_cache) stop asking for security.selinux
 // after the first file of the mount. The kernel's killpriv check reads an
-// unsupported security.capability as "no capabilities to kill".
+// unsupported security.capability as "no capabilities to kill". The
+// refusal is checked before the operations run (offered_xattrs_only).
 bool is_security_xattr(const char* name) {
   static constexpr char kPrefix[] = "security.";
   return std::strncmp(name, kPrefix, sizeof kPrefix - 1) == 0;
@@ -1133,14 +960,6 @@ bool is_security_xattr(const char* name) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                  size_t size, int flags) {
   IdentityFs& fs = fs_of(req);
-  if (is_security_xattr(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
-    return;
-  }
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   const Inode& inode = fs.inodes().get(ino);
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
@@ -1177,10 +996,6 @@ void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  if (is_security_xattr(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
-    return;
-  }
   const IdentityFsOptions& o = fs_of(req).options();
   const bool map_ids = is_posix_acl(name) && presents_other_ids(o);
   PinnedFd fd;
@@ -1245,14 +1060,6 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   IdentityFs& fs = fs_of(req);
-  if (is_security_xattr(name)) {
-    fuse_reply_err(req, EOPNOTSUPP);
-    return;
-  }
-  if (fs.options().readonly) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
   const Inode& inode = fs.inodes().get(ino);
   PinnedFd fd;
   if (!pin_or_reply(req, ino, &fd)) return;
@@ -1290,6 +1097,77 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   refuse(FUSE_CAP_POSIX_ACL);
 }
 
+// ------------------------------------------------ rules checked before operations
+
+// The rules that refuse a request whatever the object are checked here, once,
+// by wrappers composed where the operation table is filled (make_operations):
+// an operation body runs only for requests its rules let through. Wrappers
+// nest outermost first, in the order the rules are checked.
+
+// A read-only volume answers EROFS to a request that would modify it, before
+// the operation pins or touches anything. The kernel refuses most of these
+// itself on the read-only mount; this holds whatever reaches us.
+// `Modifies(args...)` says whether the request modifies, from the
+// operation's arguments after `req`.
+template <auto Op, auto Modifies>
+struct ReadOnlyGate;
+
+template <typename... Args, void (*Op)(fuse_req_t, Args...), auto Modifies>
+struct ReadOnlyGate<Op, Modifies> {
+  static void run(fuse_req_t req, Args... args) {
+    if (fs_of(req).options().readonly && Modifies(args...)) {
+      fuse_reply_err(req, EROFS);
+      return;
+    }
+    Op(req, args...);
+  }
+};
+
+inline constexpr auto kAlwaysModifies = [](auto&&...) { return true; };
+
+// `Op` always modifies the volume.
+template <auto Op>
+constexpr auto modifying = &ReadOnlyGate<Op, kAlwaysModifies>::run;
+
+// `Op` modifies the volume when `Modifies` says so.
+template <auto Op, auto Modifies>
+constexpr auto modifying_if = &ReadOnlyGate<Op, Modifies>::run;
+
+bool open_modifies(fuse_ino_t /*ino*/, fuse_file_info* fi) { return opens_for_writing(fi->flags); }
+
+bool access_modifies(fuse_ino_t /*ino*/, int mask) { return (mask & W_OK) != 0; }
+
+// get/set/removexattr of a security.* name answer EOPNOTSUPP (see
+// is_security_xattr); listxattr leaves those names out itself.
+template <auto Op>
+struct OfferedXattrsOnly;
+
+template <typename... Rest, void (*Op)(fuse_req_t, fuse_ino_t, const char*, Rest...)>
+struct OfferedXattrsOnly<Op> {
+  static void run(fuse_req_t req, fuse_ino_t ino, const char* name, Rest... rest) {
+    if (is_security_xattr(name)) {
+      fuse_reply_err(req, EOPNOTSUPP);
+      return;
+    }
+    Op(req, ino, name, rest...);
+  }
+};
+
+template <auto Op>
+constexpr auto offered_xattrs_only = &OfferedXattrsOnly<Op>::run;
+
+// Device nodes would let a container reach host devices through the backing
+// store; the tenant could not make them natively either.
+template <auto Op>
+void refuse_device_nodes(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                         dev_t rdev) {
+  if (S_ISCHR(mode) || S_ISBLK(mode)) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  Op(req, parent, name, mode, rdev);
+}
+
 fuse_lowlevel_ops make_operations() {
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
@@ -1297,24 +1175,24 @@ fuse_lowlevel_ops make_operations() {
   ops.forget = op_forget;
   ops.forget_multi = op_forget_multi;
   ops.getattr = op_getattr;
-  ops.setattr = op_setattr;
+  ops.setattr = modifying<op_setattr>;
   ops.readlink = op_readlink;
-  ops.mknod = op_mknod;
-  ops.mkdir = op_mkdir;
-  ops.symlink = op_symlink;
-  ops.link = op_link;
-  ops.unlink = op_unlink;
-  ops.rmdir = op_rmdir;
-  ops.rename = op_rename;
-  ops.open = op_open;
-  ops.create = op_create;
+  ops.mknod = refuse_device_nodes<modifying<op_mknod>>;
+  ops.mkdir = modifying<op_mkdir>;
+  ops.symlink = modifying<op_symlink>;
+  ops.link = modifying<op_link>;
+  ops.unlink = modifying<op_unlink>;
+  ops.rmdir = modifying<op_rmdir>;
+  ops.rename = modifying<op_rename>;
+  ops.open = modifying_if<op_open, open_modifies>;
+  ops.create = modifying<op_create>;
   ops.read = op_read;
   ops.write_buf = op_write_buf;
   ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
-  ops.fallocate = op_fallocate;
-  ops.copy_file_range = op_copy_file_range;
+  ops.fallocate = modifying<op_fallocate>;
+  ops.copy_file_range = modifying<op_copy_file_range>;
   ops.lseek = op_lseek;
   ops.flock = op_flock;
   ops.opendir = op_opendir;
@@ -1323,11 +1201,11 @@ fuse_lowlevel_ops make_operations() {
   ops.releasedir = op_releasedir;
   ops.fsyncdir = op_fsyncdir;
   ops.statfs = op_statfs;
-  ops.access = op_access;
-  ops.setxattr = op_setxattr;
-  ops.getxattr = op_getxattr;
+  ops.access = modifying_if<op_access, access_modifies>;
+  ops.setxattr = offered_xattrs_only<modifying<op_setxattr>>;
+  ops.getxattr = offered_xattrs_only<op_getxattr>;
   ops.listxattr = op_listxattr;
-  ops.removexattr = op_removexattr;
+  ops.removexattr = offered_xattrs_only<modifying<op_removexattr>>;
   return ops;
 }
 

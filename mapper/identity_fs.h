@@ -7,11 +7,13 @@
 //   - ownership is presented: an object whose st_uid/st_gid is the tenant's
 //     is reported with the presented uid/gid; other owners appear as they are;
 //   - chown/chgrp to the presented ids (or to the ids an object already shows)
-//     is accepted; any other id fails with EPERM;
+//     is accepted; any other id fails with EPERM (both in presentation.h);
 //   - device nodes cannot be created (EPERM), and a lookup never leaves the
 //     backing directory's mount (any other mount under it, even a bind
 //     mount of the same filesystem, answers EXDEV; see inode_table.h);
-//   - a read-only volume answers EROFS to anything that would modify it;
+//   - a read-only volume answers EROFS to anything that would modify it,
+//     and security.* xattrs are not offered (both checked before the
+//     operations run, identity_fs.cc, make_operations);
 //   - when a directory's permissions change through the mount (chmod, chown,
 //     ACL), the kernel's cached entries below it are dropped, so a revoked
 //     search permission takes effect at once, whatever the cache timeouts;
@@ -19,7 +21,7 @@
 //     cache), the kernel's inode of that file is replaced by a fresh one at
 //     its next lookup, so the mount shows what the storage holds;
 //   - a FIFO the tenant may not open is shown as an unopenable device, as the
-//     kernel opens FIFOs without asking (identity_fs.cc, present_attr).
+//     kernel opens FIFOs without asking (presentation.h).
 //
 // Thread-safety: the operations run concurrently on libfuse's worker threads.
 // Shared state is the InodeTable and the FlockWaiters (both internally
