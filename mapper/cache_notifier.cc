@@ -55,13 +55,13 @@ CacheNotifier::CacheNotifier(std::string volume_name) : state_(std::make_shared<
 CacheNotifier::~CacheNotifier() { close(); }
 
 void CacheNotifier::set_fuse_fd(int fd) {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   state_->fuse_fd = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
 
 void CacheNotifier::drop_inode(uint64_t ino, uint64_t parent, const std::string& name) {
   State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   if (s.closed || !s.fuse_fd) return;
   for (const Job& j : s.pending) {
     if (j.ino == ino) return;  // already queued
@@ -92,7 +92,7 @@ void CacheNotifier::drop_inode(uint64_t ino, uint64_t parent, const std::string&
 }
 
 void CacheNotifier::close() {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   state_->closed = true;
   state_->pending.clear();
   state_->wake.notify_one();
@@ -100,9 +100,9 @@ void CacheNotifier::close() {
 
 void CacheNotifier::run(const std::shared_ptr<State>& state) {
   State& s = *state;
-  std::unique_lock<std::mutex> lock(s.mutex);
+  MutexLock lock(s.mutex);
   for (;;) {
-    s.wake.wait(lock, [&] { return s.closed || !s.pending.empty(); });
+    while (!s.closed && s.pending.empty()) s.mutex.wait(s.wake);
     if (s.closed) break;
     Job job = std::move(s.pending.front());
     s.pending.erase(s.pending.begin());

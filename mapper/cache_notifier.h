@@ -26,10 +26,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -64,13 +64,15 @@ class CacheNotifier {
   };
   // Shared with the thread, which may outlive this object (see above).
   struct State {
-    std::mutex mutex;
+    Mutex mutex;
     std::condition_variable wake;
-    std::vector<Job> pending;      // guarded by mutex
-    bool closed = false;           // guarded by mutex
-    bool running = false;          // guarded by mutex: the thread exists
-    bool overflow_logged = false;  // guarded by mutex
-    UniqueFd fuse_fd;              // set under mutex before the thread starts
+    std::vector<Job> pending GUARDED_BY(mutex);
+    bool closed GUARDED_BY(mutex) = false;
+    bool running GUARDED_BY(mutex) = false;  // the thread exists
+    bool overflow_logged GUARDED_BY(mutex) = false;
+    // Set once, under `mutex`, before the thread starts, and never changed
+    // after: the thread writes on it without the lock, so not GUARDED_BY.
+    UniqueFd fuse_fd;
     std::string volume;
   };
   static void run(const std::shared_ptr<State>& state);

@@ -65,14 +65,14 @@ FlockWaiters::FlockWaiters(std::string volume_name, size_t max_waiters)
     : volume_name_(std::move(volume_name)), max_waiters_(max_waiters) {}
 
 size_t FlockWaiters::waiting() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return waiting_.size();
 }
 
 void FlockWaiters::refuse(fuse_req_t req, const char* why) {
   bool first;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     first = !std::exchange(warned_, true);
   }
   if (first) {
@@ -85,7 +85,7 @@ void FlockWaiters::refuse(fuse_req_t req, const char* why) {
 void FlockWaiters::wait(fuse_req_t req, int fd, int op) {
   auto* w = new Waiter{req, fd, op};
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (waiting_.size() >= max_waiters_) {
       delete w;
       w = nullptr;
@@ -122,7 +122,7 @@ void FlockWaiters::wait(fuse_req_t req, int fd, int op) {
   {
     // An interrupt callback looks the waiter up under mu_ and, as the thread
     // never set in_flock, does not wait for it.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     waiting_.erase(req);
   }
   delete w;
@@ -137,7 +137,7 @@ void* FlockWaiters::thread_main(void* arg) {
 
 void FlockWaiters::serve(Waiter* w) {
   std::unique_ptr<Waiter> owned(w);
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int result;
   for (;;) {
     if (w->interrupted) {
@@ -177,7 +177,7 @@ void FlockWaiters::on_interrupt(fuse_req_t req, void* data) {
   // the call but does not stop the reply, so the waiter is looked up rather
   // than trusted. A live request's address is never shared by another.
   auto* self = static_cast<FlockWaiters*>(data);
-  std::unique_lock<std::mutex> lock(self->mu_);
+  MutexLock lock(self->mu_);
   for (;;) {
     auto it = self->waiting_.find(req);
     if (it == self->waiting_.end()) return;
@@ -188,14 +188,14 @@ void FlockWaiters::on_interrupt(fuse_req_t req, void* data) {
     ::pthread_kill(w->thread, wake_signal());
     // A signal that landed just before flock() was entered woke nothing:
     // signal again until the thread is out.
-    self->left_flock_.wait_for(lock, kResignalInterval);
+    self->mu_.wait_for(self->left_flock_, kResignalInterval);
   }
 }
 
 void FlockWaiters::close() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   closed_ = true;
-  replied_.wait(lock, [this] { return replying_ == 0; });
+  while (replying_ != 0) mu_.wait(replied_);
 }
 
 }  // namespace tenantfs

@@ -36,11 +36,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace tenantfs {
 
@@ -71,7 +71,7 @@ class FlockWaiters : public std::enable_shared_from_this<FlockWaiters> {
   void close();
 
   // Requests waiting now, for tests and logs.
-  size_t waiting() const;
+  size_t waiting() const EXCLUDES(mu_);
 
  private:
   struct Waiter {
@@ -87,18 +87,19 @@ class FlockWaiters : public std::enable_shared_from_this<FlockWaiters> {
   static void* thread_main(void* arg);
   static void on_interrupt(fuse_req_t req, void* data);
   // The waiting thread's work: flock, then the one reply.
-  void serve(Waiter* w);
-  void refuse(fuse_req_t req, const char* why);
+  void serve(Waiter* w) EXCLUDES(mu_);
+  void refuse(fuse_req_t req, const char* why) EXCLUDES(mu_);
 
   const std::string volume_name_;
   const size_t max_waiters_;
-  mutable std::mutex mu_;
+  // Also guards each Waiter's thread, interrupted and in_flock.
+  mutable Mutex mu_;
   std::condition_variable left_flock_;  // a thread came out of flock()
   std::condition_variable replied_;     // a thread finished answering
-  std::unordered_map<fuse_req_t, Waiter*> waiting_;  // guarded by mu_
-  size_t replying_ = 0;                             // guarded by mu_
-  bool closed_ = false;                             // guarded by mu_
-  bool warned_ = false;                             // guarded by mu_
+  std::unordered_map<fuse_req_t, Waiter*> waiting_ GUARDED_BY(mu_);
+  size_t replying_ GUARDED_BY(mu_) = 0;
+  bool closed_ GUARDED_BY(mu_) = false;
+  bool warned_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace tenantfs

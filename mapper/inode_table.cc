@@ -80,7 +80,7 @@ void InodeTable::set_parent_locked(Inode& inode, Inode* parent, const char* name
 fuse_ino_t InodeTable::add_lookup(const struct stat& st, fuse_ino_t parent, const char* name,
                                   UniqueFd fd) {
   std::vector<UniqueFd> closing;  // closed after the lock is released
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   auto [it, inserted] = inodes_.try_emplace(Key{st.st_ino, st.st_dev});
   if (inserted) {
     it->second = std::make_unique<Inode>();
@@ -116,7 +116,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
   Inode* parent;
   std::string name;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     if (inode.fd) {
       ++inode.pins;
       lru_.splice(lru_.begin(), lru_, inode.lru);
@@ -152,7 +152,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
   }
   dir.reset();
   std::vector<UniqueFd> closing;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (err != 0) {
     --inode.pins;
     erase_if_unused_locked(&inode, &closing);
@@ -175,7 +175,7 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
 
 void InodeTable::hold(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   ++get(id).pins;
 }
 
@@ -184,7 +184,7 @@ void InodeTable::unpin(fuse_ino_t id) { unpin_inode(get(id)); }
 void InodeTable::unpin_inode(Inode& inode) {
   if (&inode == root_) return;
   std::vector<UniqueFd> closing;  // closed after the lock is released
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   if (inode.pins > 0) --inode.pins;
   erase_if_unused_locked(&inode, &closing);
   evict_locked(&closing);
@@ -220,7 +220,7 @@ void InodeTable::erase_if_unused_locked(Inode* inode, std::vector<UniqueFd>* clo
 void InodeTable::forget(fuse_ino_t id, uint64_t n) {
   if (id == FUSE_ROOT_ID) return;
   std::vector<UniqueFd> closing;  // closed after the lock is released
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   Inode& inode = get(id);
   inode.nlookup = n >= inode.nlookup ? 0 : inode.nlookup - n;
   erase_if_unused_locked(&inode, &closing);
@@ -228,7 +228,7 @@ void InodeTable::forget(fuse_ino_t id, uint64_t n) {
 
 void InodeTable::renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* name) {
   std::vector<UniqueFd> closing;  // closed after the lock is released
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = inodes_.find(Key{ino, dev});
   if (it == inodes_.end()) return;
   set_parent_locked(*it->second, &get(parent), name, &closing);
@@ -236,19 +236,19 @@ void InodeTable::renamed(ino_t ino, dev_t dev, fuse_ino_t parent, const char* na
 
 std::optional<DirEntryName> InodeTable::entry_name(fuse_ino_t id) {
   if (id == FUSE_ROOT_ID) return std::nullopt;
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   const Inode& inode = get(id);
   if (inode.name.empty() || inode.parent == nullptr) return std::nullopt;
   return DirEntryName{id_of(*inode.parent), inode.name};
 }
 
 size_t InodeTable::size() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return inodes_.size();
 }
 
 size_t InodeTable::open_fds() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   return lru_.size();
 }
 

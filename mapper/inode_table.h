@@ -43,12 +43,12 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -58,7 +58,8 @@ struct Inode {
   dev_t dev = 0;
   mode_t type = 0;  // S_IFMT bits
 
-  // Guarded by InodeTable::mutex_.
+  // Guarded by InodeTable::mutex_. A comment, not GUARDED_BY: an Inode does
+  // not know its table, so the analysis cannot name that mutex from here.
   UniqueFd fd;            // O_PATH|O_NOFOLLOW on the object; empty when closed
   uint64_t nlookup = 0;   // the kernel's lookups
   uint64_t pins = 0;      // users of `fd` right now (requests, open files)
@@ -191,25 +192,25 @@ class InodeTable {
   // (and a fresh lookup by the kernel) instead of endless recursion.
   static constexpr int kMaxReopenDepth = 1024;
 
-  int pin_inode(Inode& inode, PinnedFd* out, int depth = 0);
-  void unpin_inode(Inode& inode);
+  int pin_inode(Inode& inode, PinnedFd* out, int depth = 0) EXCLUDES(mutex_);
+  void unpin_inode(Inode& inode) EXCLUDES(mutex_);
   // Points `inode` at (parent, name); an old parent left unreferenced is
-  // erased. mutex_ must be held.
+  // erased.
   void set_parent_locked(Inode& inode, Inode* parent, const char* name,
-                         std::vector<UniqueFd>* closing);
+                         std::vector<UniqueFd>* closing) REQUIRES(mutex_);
   // Erases `inode` (and parents left unreferenced) if nothing refers to it
-  // any more; their fds are moved to `closing`. mutex_ must be held.
-  void erase_if_unused_locked(Inode* inode, std::vector<UniqueFd>* closing);
-  // Closes the least recently used unpinned fds beyond max_open_; mutex_
-  // must be held.
-  void evict_locked(std::vector<UniqueFd>* closing);
+  // any more; their fds are moved to `closing`.
+  void erase_if_unused_locked(Inode* inode, std::vector<UniqueFd>* closing) REQUIRES(mutex_);
+  // Closes the least recently used unpinned fds beyond max_open_.
+  void evict_locked(std::vector<UniqueFd>* closing) REQUIRES(mutex_);
 
   const size_t max_open_;
   uint64_t root_mnt_id_;
-  std::mutex mutex_;
-  std::map<Key, std::unique_ptr<Inode>> inodes_;  // guarded by mutex_
-  std::list<Inode*> lru_;  // open fds, most recently used first; guarded by mutex_
-  Inode* root_;            // owned by inodes_, never removed, never closed
+  Mutex mutex_;
+  std::map<Key, std::unique_ptr<Inode>> inodes_ GUARDED_BY(mutex_);
+  // Open fds, most recently used first.
+  std::list<Inode*> lru_ GUARDED_BY(mutex_);
+  Inode* root_;  // owned by inodes_, never removed, never closed
 };
 
 }  // namespace tenantfs

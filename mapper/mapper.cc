@@ -42,11 +42,11 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/reserved_ids.h"
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
@@ -66,8 +66,8 @@ std::shared_ptr<spdlog::logger> mapper_log() {
 
 // libfuse reports its own failures (mount errors above all) through its log
 // hook; keep the last error so the readiness report can say why.
-std::mutex fuse_error_mutex;
-std::string last_fuse_error;  // guarded by fuse_error_mutex
+Mutex fuse_error_mutex;
+std::string last_fuse_error GUARDED_BY(fuse_error_mutex);
 
 void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) {
   char buf[512];
@@ -76,7 +76,7 @@ void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) 
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   if (level <= FUSE_LOG_ERR) {
     {
-      std::lock_guard<std::mutex> lock(fuse_error_mutex);
+      MutexLock lock(fuse_error_mutex);
       last_fuse_error = msg;
     }
     mapper_log()->error("libfuse: {}", msg);
@@ -88,7 +88,7 @@ void fuse_log_to_spdlog(enum fuse_log_level level, const char* fmt, va_list ap) 
 }
 
 std::string take_fuse_error() {
-  std::lock_guard<std::mutex> lock(fuse_error_mutex);
+  MutexLock lock(fuse_error_mutex);
   return std::exchange(last_fuse_error, std::string());
 }
 

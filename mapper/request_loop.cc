@@ -13,10 +13,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 #include <utility>
 
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -51,14 +51,14 @@ class PerCpuLoop {
     if (flags < 0 || ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
     g_wake_fd.store(wake_.get());
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (int cpu : cpus_) start(cpu);
     }
     {
       // Threads are detached; this object outlives them because run() only
       // returns once the last one has said goodbye.
-      std::unique_lock<std::mutex> lock(mu_);
-      done_cv_.wait(lock, [this] { return stopping_ && live_ == 0; });
+      MutexLock lock(mu_);
+      while (!(stopping_ && live_ == 0)) mu_.wait(done_cv_);
     }
     g_wake_fd.store(-1);
     ::fcntl(fd_, F_SETFL, flags);
@@ -68,8 +68,8 @@ class PerCpuLoop {
  private:
   enum class Got { kRequest, kIdle, kStop };
 
-  // With mu_ held. cpu < 0: an overflow thread.
-  void start(int cpu) {
+  // cpu < 0: an overflow thread.
+  void start(int cpu) REQUIRES(mu_) {
     ++live_;
     start_thread([this, cpu] { serve(cpu); }).detach();
   }
@@ -94,7 +94,7 @@ class PerCpuLoop {
       fuse_session_process_buf(se_, &buf);
     }
     std::free(buf.mem);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (--live_ == 0) done_cv_.notify_all();
   }
 
@@ -131,12 +131,12 @@ class PerCpuLoop {
   // Called with no thread receiving: starts an overflow thread, up to
   // max_threads.
   void add_receiver() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stopping_ && live_ < max_threads_) start(-1);
   }
 
   void stop() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
     // Left readable: every poll() returns from now on.
@@ -153,10 +153,10 @@ class PerCpuLoop {
   UniqueFd wake_;
   std::atomic<int> receiving_{0};
   std::atomic<int> error_{0};
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable done_cv_;
-  int live_ = 0;          // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  int live_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
 };
 
 int run_shared_loop(fuse_session* se, int max_threads) {

@@ -17,7 +17,7 @@ ChildReaper& ChildReaper::instance() {
 Result<pid_t> ChildReaper::spawn(const std::function<int()>& child_main) {
   // Forking under children_mu_ means reap_all() cannot look the pid up
   // before it is registered.
-  std::lock_guard<std::mutex> lock(children_mu_);
+  MutexLock lock(children_mu_);
   pid_t pid = ::fork();
   if (pid < 0) return PosixError("fork", errno);
   if (pid == 0) _exit(child_main());
@@ -26,7 +26,7 @@ Result<pid_t> ChildReaper::spawn(const std::function<int()>& child_main) {
 }
 
 std::optional<int> ChildReaper::wait(pid_t pid, std::optional<std::chrono::milliseconds> timeout) {
-  std::unique_lock<std::mutex> lock(children_mu_);
+  MutexLock lock(children_mu_);
   if (!reaping_all_) {
     lock.unlock();
     int status = 0;
@@ -50,18 +50,21 @@ std::optional<int> ChildReaper::wait(pid_t pid, std::optional<std::chrono::milli
   auto it = children_.find(pid);
   if (it == children_.end()) return 0;
   std::shared_ptr<Child> child = it->second;
-  auto done = [&] { return child->exited; };
   if (timeout) {
-    if (!exited_cv_.wait_for(lock, *timeout, done)) return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + *timeout;
+    while (!child->exited) {
+      if (children_mu_.wait_until(exited_cv_, deadline) == std::cv_status::timeout) break;
+    }
+    if (!child->exited) return std::nullopt;
   } else {
-    exited_cv_.wait(lock, done);
+    while (!child->exited) children_mu_.wait(exited_cv_);
   }
   children_.erase(pid);
   return child->status;
 }
 
 void ChildReaper::on_exit(pid_t pid, std::function<void(int)> on_exit) {
-  std::unique_lock<std::mutex> lock(children_mu_);
+  MutexLock lock(children_mu_);
   auto it = children_.find(pid);
   if (it == children_.end()) return;
   if (it->second->exited) {
@@ -75,12 +78,12 @@ void ChildReaper::on_exit(pid_t pid, std::function<void(int)> on_exit) {
 }
 
 void ChildReaper::start_reaping_all() {
-  std::lock_guard<std::mutex> lock(children_mu_);
+  MutexLock lock(children_mu_);
   reaping_all_ = true;
 }
 
 bool ChildReaper::reaping_all() const {
-  std::lock_guard<std::mutex> lock(children_mu_);
+  MutexLock lock(children_mu_);
   return reaping_all_;
 }
 
@@ -92,7 +95,7 @@ void ChildReaper::reap_all() {
     if (pid <= 0) return;
     std::function<void(int)> callback;
     {
-      std::lock_guard<std::mutex> lock(children_mu_);
+      MutexLock lock(children_mu_);
       auto it = children_.find(pid);
       if (it == children_.end()) {
         // A re-parented orphan (serve as PID 1) or a child from before a

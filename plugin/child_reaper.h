@@ -25,10 +25,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace tenantfs {
 
@@ -61,6 +61,8 @@ class ChildReaper {
   void reap_all();
 
  private:
+  // Guarded by children_mu_. A comment, not GUARDED_BY: a Child does not
+  // know its ChildReaper, so the analysis cannot name that mutex from here.
   struct Child {
     bool exited = false;
     int status = 0;
@@ -69,10 +71,10 @@ class ChildReaper {
 
   ChildReaper() = default;
 
-  mutable std::mutex children_mu_;  // guards children_ and reaping_all_
+  mutable Mutex children_mu_;
   std::condition_variable exited_cv_;
-  std::map<pid_t, std::shared_ptr<Child>> children_;
-  bool reaping_all_ = false;
+  std::map<pid_t, std::shared_ptr<Child>> children_ GUARDED_BY(children_mu_);
+  bool reaping_all_ GUARDED_BY(children_mu_) = false;
 };
 
 }  // namespace tenantfs

@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -25,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -278,7 +278,7 @@ class WaitingRoom {
   // Closes every connection in the room; later arrivals are closed at once.
   void stop() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopped_ = true;
     }
     wake();
@@ -297,7 +297,7 @@ class WaitingRoom {
     const int fd = guest.fd;
     bool taken = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!stopped_) {
         arrivals_.push_back(std::move(guest));
         taken = true;
@@ -330,7 +330,7 @@ class WaitingRoom {
       std::vector<Guest> arrivals;
       bool stopping;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         arrivals.swap(arrivals_);
         stopping = stopped_;
       }
@@ -453,9 +453,9 @@ class WaitingRoom {
   UniqueFd wake_;
   std::thread thread_;
 
-  std::mutex mu_;
-  std::vector<Guest> arrivals_;  // guarded by mu_
-  bool stopped_ = false;         // guarded by mu_
+  Mutex mu_;
+  std::vector<Guest> arrivals_ GUARDED_BY(mu_);
+  bool stopped_ GUARDED_BY(mu_) = false;
 
   // The room's thread only.
   std::unordered_map<int, Guest> guests_;

@@ -10,11 +10,11 @@
 #include <ctime>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <set>
 #include <utility>
 
 #include "common/reserved_ids.h"
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
@@ -408,30 +408,31 @@ struct TenantDirectory::Impl {
       : store(s), passwd_file(std::move(p)), group_file(std::move(g)) {}
 
   // The current file tenants, re-reading the files first if they changed.
-  std::shared_ptr<const FileTenants> file_tenants();
+  std::shared_ptr<const FileTenants> file_tenants() EXCLUDES(files_mu);
 
   BindingStore& store;
   const std::string passwd_file;
   const std::string group_file;
 
-  // Guards the stamps and the published snapshot. Held while re-reading, so
-  // concurrent callers wait for one reload instead of each doing it.
-  std::mutex files_mu;
-  bool loaded = false;
-  FileStamp passwd_stamp;
-  FileStamp group_stamp;
-  bool passwd_settled = false;
-  bool group_settled = false;
+  // Held while re-reading, so concurrent callers wait for one reload instead
+  // of each doing it.
+  Mutex files_mu;
+  bool loaded GUARDED_BY(files_mu) = false;
+  FileStamp passwd_stamp GUARDED_BY(files_mu);
+  FileStamp group_stamp GUARDED_BY(files_mu);
+  bool passwd_settled GUARDED_BY(files_mu) = false;
+  bool group_settled GUARDED_BY(files_mu) = false;
   // What the snapshot was built from: an unsettled file re-read unchanged
   // keeps the snapshot (and the log) as it is.
-  std::string passwd_text;
-  std::string group_text;
-  std::shared_ptr<const FileTenants> snapshot = std::make_shared<FileTenants>();
+  std::string passwd_text GUARDED_BY(files_mu);
+  std::string group_text GUARDED_BY(files_mu);
+  std::shared_ptr<const FileTenants> snapshot GUARDED_BY(files_mu) =
+      std::make_shared<FileTenants>();
 };
 
 std::shared_ptr<const FileTenants> TenantDirectory::Impl::file_tenants() {
-  if (passwd_file.empty()) return snapshot;  // immutable: nothing to reload
-  std::lock_guard<std::mutex> lock(files_mu);
+  MutexLock lock(files_mu);
+  if (passwd_file.empty()) return snapshot;  // never changes: nothing to reload
   FileStamp p = stat_path(passwd_file);
   FileStamp g = group_file.empty() ? FileStamp{} : stat_path(group_file);
   if (loaded && passwd_settled && group_settled && p == passwd_stamp && g == group_stamp) {

@@ -103,7 +103,7 @@ VolumeDriver::VolumeDriver(BindingStore& store, TenantDirectory& tenants, Mapper
 
 VolumeDriver::~VolumeDriver() {
   {
-    std::lock_guard<std::mutex> lock(events_mu_);
+    MutexLock lock(events_mu_);
     stopping_ = true;
   }
   events_cv_.notify_all();
@@ -113,7 +113,7 @@ VolumeDriver::~VolumeDriver() {
 VolumeDriver::HeldVolumeLock VolumeDriver::lock_volume(const std::string& name) {
   std::shared_ptr<std::mutex> mu;
   {
-    std::lock_guard<std::mutex> lock(volume_locks_mu_);
+    MutexLock lock(volume_locks_mu_);
     auto& slot = volume_locks_[name];
     if (!slot) slot = std::make_shared<std::mutex>();
     mu = slot;
@@ -134,7 +134,7 @@ std::string VolumeDriver::mountpoint_of(const std::string& name) const {
 }
 
 size_t VolumeDriver::live_mounts() const {
-  std::lock_guard<std::mutex> lock(mounts_mu_);
+  MutexLock lock(mounts_mu_);
   return mounts_.size();
 }
 
@@ -379,7 +379,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
 bool VolumeDriver::has_live_mount_locked(const std::string& name) {
   ActiveMount m;
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     auto it = mounts_.find(name);
     if (it == mounts_.end()) return false;
     m = it->second;
@@ -389,7 +389,7 @@ bool VolumeDriver::has_live_mount_locked(const std::string& name) {
   const bool exited = m.exited && m.exited->load();
   if (!exited && !(m.pid == 0 && is_dead_fuse_mount(mountpoint_of(name)))) return true;
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     mounts_.erase(name);
   }
   spdlog::warn("volume \"{}\" (tenant \"{}\"): its mapper is gone; unmounting the dead mount", name,
@@ -419,7 +419,7 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
   if (!pid.ok()) return pid.status();
   auto exited = std::make_shared<std::atomic<bool>>(false);
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     mounts_[b.name] = ActiveMount{*pid, b.tenant, exited};
   }
   if (ChildReaper::instance().reaping_all()) {
@@ -428,7 +428,7 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
     ChildReaper::instance().on_exit(mapper, [this, name, mapper, exited](int status) {
       exited->store(true);
       {
-        std::lock_guard<std::mutex> lock(events_mu_);
+        MutexLock lock(events_mu_);
         exits_.push_back(MapperExit{name, mapper, status});
       }
       events_cv_.notify_all();
@@ -444,7 +444,7 @@ Status VolumeDriver::stop_mapper_locked(const std::string& name) {
   ActiveMount m;
   bool found = false;
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     auto it = mounts_.find(name);
     if (it != mounts_.end()) {
       m = it->second;
@@ -524,7 +524,7 @@ Result<json> VolumeDriver::list() {
   if (!names.ok()) return Status(names.status().code(), "tenantfs: " + names.status().message());
   std::set<std::string> live;
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     for (const auto& [name, m] : mounts_) {
       if (!(m.exited && m.exited->load())) live.insert(name);
     }
@@ -580,7 +580,7 @@ Status VolumeDriver::recover() {
     }
     auto b = by_name.find(name);
     if (ours && b != by_name.end() && refs.count(name) != 0) {
-      std::lock_guard<std::mutex> lock(mounts_mu_);
+      MutexLock lock(mounts_mu_);
       mounts_[name] = ActiveMount{0, b->second.tenant, nullptr};
       spdlog::info(
           "recovery: volume \"{}\" (tenant \"{}\"): adopted the live mount with {} "
@@ -617,10 +617,12 @@ void VolumeDriver::start_supervision() {
 }
 
 void VolumeDriver::supervise() {
-  std::unique_lock<std::mutex> lock(events_mu_);
+  MutexLock lock(events_mu_);
   while (!stopping_) {
-    events_cv_.wait_for(lock, std::chrono::seconds(5),
-                        [this] { return stopping_ || !exits_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!stopping_ && exits_.empty()) {
+      if (events_mu_.wait_until(events_cv_, deadline) == std::cv_status::timeout) break;
+    }
     while (!exits_.empty() && !stopping_) {
       MapperExit e = exits_.front();
       exits_.pop_front();
@@ -639,7 +641,7 @@ void VolumeDriver::on_mapper_exit(const MapperExit& e) {
   HeldVolumeLock lock = lock_volume(e.volume);
   std::string tenant;
   {
-    std::lock_guard<std::mutex> mlock(mounts_mu_);
+    MutexLock mlock(mounts_mu_);
     auto it = mounts_.find(e.volume);
     // Not the current mapper: a regular Unmount already stopped it, or a
     // Mount already replaced it.
@@ -658,7 +660,7 @@ void VolumeDriver::on_mapper_exit(const MapperExit& e) {
 void VolumeDriver::check_adopted_mounts() {
   std::vector<std::string> adopted;
   {
-    std::lock_guard<std::mutex> lock(mounts_mu_);
+    MutexLock lock(mounts_mu_);
     for (const auto& [name, m] : mounts_) {
       if (m.pid == 0) adopted.push_back(name);
     }

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 #include "plugin/mapper_launcher.h"
 #include "plugin/tenant_directory.h"
@@ -163,16 +164,19 @@ class VolumeDriver {
   const DriverConfig config_;
   const UniqueFd data_dir_fd_;
 
-  std::mutex volume_locks_mu_;  // guards volume_locks_
-  std::map<std::string, std::shared_ptr<std::mutex>> volume_locks_;
+  // The volume locks themselves stay plain std::mutex: one is made per name
+  // at run time, so no annotation can name it, and the *_locked functions
+  // above say in words that they need one.
+  Mutex volume_locks_mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> volume_locks_ GUARDED_BY(volume_locks_mu_);
 
-  mutable std::mutex mounts_mu_;  // guards mounts_
-  std::map<std::string, ActiveMount> mounts_;
+  mutable Mutex mounts_mu_;
+  std::map<std::string, ActiveMount> mounts_ GUARDED_BY(mounts_mu_);
 
-  std::mutex events_mu_;  // guards exits_ and stopping_
+  Mutex events_mu_;
   std::condition_variable events_cv_;
-  std::deque<MapperExit> exits_;
-  bool stopping_ = false;
+  std::deque<MapperExit> exits_ GUARDED_BY(events_mu_);
+  bool stopping_ GUARDED_BY(events_mu_) = false;
   std::thread supervisor_;
 };
 

@@ -626,7 +626,7 @@ SqliteStore::~SqliteStore() { statements_.reset(); }
 
 Status SqliteStore::add_tenant(const Tenant& tenant) {
   TENANTFS_RETURN_IF_ERROR(CheckTenant(tenant));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(
       "INSERT INTO tenants (name, uid, gid, groups, created_at) VALUES (?, ?, ?, ?, ?) "
       "ON CONFLICT (name) DO NOTHING");
@@ -648,7 +648,7 @@ Status SqliteStore::add_tenant(const Tenant& tenant) {
 
 Result<Tenant> SqliteStore::get_tenant(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(name));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st =
       statements_->lease("SELECT name, uid, gid, groups, created_at FROM tenants WHERE name = ?");
   if (!st.ok()) return st.status();
@@ -660,7 +660,7 @@ Result<Tenant> SqliteStore::get_tenant(const std::string& name) {
 }
 
 Result<std::vector<Tenant>> SqliteStore::list_tenants() {
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st =
       statements_->lease("SELECT name, uid, gid, groups, created_at FROM tenants ORDER BY name");
   if (!st.ok()) return st.status();
@@ -679,7 +679,7 @@ Result<std::vector<Tenant>> SqliteStore::list_tenants() {
 Status SqliteStore::remove_tenant(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(name));
   const std::string what = "removing tenant " + Quote(name);
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   {
@@ -721,7 +721,7 @@ Result<BindOutcome> SqliteStore::bind_volume(const VolumeBinding& binding) {
   if (!options.ok()) return options.status();
   const std::string what = "binding volume " + Quote(binding.name);
 
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   {
@@ -771,7 +771,7 @@ Result<VolumeBinding> SqliteStore::get_volume(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(name));
   static const std::string kSql =
       std::string("SELECT ") + kVolumeColumns + " FROM volumes WHERE name = ?";
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(kSql.c_str());
   if (!st.ok()) return st.status();
   (*st)->bind(1, name);
@@ -787,7 +787,7 @@ Result<std::vector<VolumeBinding>> SqliteStore::list_volumes() {
   // One query for every row, never a query per volume.
   static const std::string kSql =
       std::string("SELECT ") + kVolumeColumns + " FROM volumes ORDER BY name";
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(kSql.c_str());
   if (!st.ok()) return st.status();
   std::vector<VolumeBinding> volumes;
@@ -803,14 +803,14 @@ Result<std::vector<VolumeBinding>> SqliteStore::list_volumes() {
 Result<std::vector<std::string>> SqliteStore::list_volume_names() {
   // The name is the table's key: this reads no other column and decodes
   // nothing, which keeps Docker's List of 10,000 volumes to a few ms here.
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   return texts_locked("SELECT name FROM volumes ORDER BY name", "listing volume names");
 }
 
 Status SqliteStore::remove_volume(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(name));
   const std::string what = "removing volume " + Quote(name);
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   TENANTFS_RETURN_IF_ERROR(volume_exists_locked(name));
@@ -856,7 +856,7 @@ Result<int64_t> SqliteStore::add_ref(const std::string& volume, const std::strin
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(volume));
   TENANTFS_RETURN_IF_ERROR(CheckMountId(volume, id));
   const std::string what = "adding a mount reference to volume " + Quote(volume);
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   TENANTFS_RETURN_IF_ERROR(volume_exists_locked(volume));
@@ -879,7 +879,7 @@ Result<int64_t> SqliteStore::release_ref(const std::string& volume, const std::s
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(volume));
   TENANTFS_RETURN_IF_ERROR(CheckMountId(volume, id));
   const std::string what = "releasing a mount reference of volume " + Quote(volume);
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   TENANTFS_RETURN_IF_ERROR(volume_exists_locked(volume));
@@ -903,7 +903,7 @@ Result<int64_t> SqliteStore::release_ref(const std::string& volume, const std::s
 
 Result<VolumeRefs> SqliteStore::refs(const std::string& volume) {
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(volume));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   // One statement, so the volume and its references come from one snapshot.
   Result<StatementLease> st = statements_->lease(
       "SELECT r.mount_id, r.count FROM volumes v LEFT JOIN mount_refs r ON r.volume = v.name "
@@ -928,7 +928,7 @@ Result<VolumeRefs> SqliteStore::refs(const std::string& volume) {
 Result<int64_t> SqliteStore::clear_refs(const std::string& volume) {
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(volume));
   const std::string what = "clearing the mount references of volume " + Quote(volume);
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
   if (!txn.ok()) return txn.status();
   TENANTFS_RETURN_IF_ERROR(volume_exists_locked(volume));
@@ -943,7 +943,7 @@ Result<int64_t> SqliteStore::clear_refs(const std::string& volume) {
 }
 
 Result<std::vector<VolumeRefs>> SqliteStore::referenced_volumes() {
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(
       "SELECT volume, mount_id, count FROM mount_refs ORDER BY volume, mount_id");
   if (!st.ok()) return st.status();
@@ -1007,7 +1007,7 @@ Result<int64_t> SqliteStore::change_locked(const char* sql,
 Status SqliteStore::allow_user(const std::string& tenant, const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   const std::string now = std::to_string(std::time(nullptr));
   Result<int64_t> n = change_locked(
       "INSERT INTO access_grants (tenant, user, created_at) VALUES (?, ?, "
@@ -1020,7 +1020,7 @@ Status SqliteStore::allow_user(const std::string& tenant, const std::string& use
 Status SqliteStore::deny_user(const std::string& tenant, const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<int64_t> n =
       change_locked("DELETE FROM access_grants WHERE tenant = ? AND user = ?", {tenant, user},
                     "denying user " + Quote(user) + " for tenant " + Quote(tenant));
@@ -1035,13 +1035,13 @@ Status SqliteStore::deny_user(const std::string& tenant, const std::string& user
 Result<bool> SqliteStore::user_allowed(const std::string& tenant, const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(tenant));
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   return has_row_locked("SELECT 1 FROM access_grants WHERE tenant = ? AND user = ?", {tenant, user},
                         "reading the grants of tenant " + Quote(tenant));
 }
 
 Result<std::vector<AccessGrant>> SqliteStore::list_grants() {
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(
       "SELECT tenant, user, created_at FROM access_grants "
       "ORDER BY tenant, user");
@@ -1058,7 +1058,7 @@ Result<std::vector<AccessGrant>> SqliteStore::list_grants() {
 
 Status SqliteStore::add_admin(const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   const std::string now = std::to_string(std::time(nullptr));
   Result<int64_t> n = change_locked(
       "INSERT INTO admins (user, created_at) VALUES (?, CAST(? AS INTEGER)) "
@@ -1069,7 +1069,7 @@ Status SqliteStore::add_admin(const std::string& user) {
 
 Status SqliteStore::remove_admin(const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   Result<int64_t> n =
       change_locked("DELETE FROM admins WHERE user = ?", {user}, "removing admin " + Quote(user));
   if (!n.ok()) return n.status();
@@ -1082,12 +1082,12 @@ Status SqliteStore::remove_admin(const std::string& user) {
 
 Result<bool> SqliteStore::is_admin(const std::string& user) {
   TENANTFS_RETURN_IF_ERROR(CheckUserName(user));
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   return has_row_locked("SELECT 1 FROM admins WHERE user = ?", {user}, "reading the admins");
 }
 
 Result<std::vector<std::string>> SqliteStore::list_admins() {
-  std::lock_guard<std::mutex> lock(db_mu_);
+  MutexLock lock(db_mu_);
   return texts_locked("SELECT user FROM admins ORDER BY user", "listing admins");
 }
 

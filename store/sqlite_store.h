@@ -34,11 +34,11 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "store/store.h"
 
 namespace tenantfs {
@@ -100,26 +100,29 @@ class SqliteStore final : public BindingStore {
  private:
   SqliteStore(std::string path, std::unique_ptr<sqlite::Connection> db);
 
-  // Caller holds db_mu_. kNotFound (naming the volume) when it does not exist.
-  Status volume_exists_locked(const std::string& volume);
-  // Caller holds db_mu_. The statement of `sql` with `args` bound in order.
+  // kNotFound (naming the volume) when it does not exist.
+  Status volume_exists_locked(const std::string& volume) REQUIRES(db_mu_);
+  // The statement of `sql` with `args` bound in order.
   Result<sqlite::StatementLease> bound_locked(const char* sql,
-                                              std::initializer_list<std::string_view> args);
-  // Caller holds db_mu_. Runs `sql` with `args` bound in order: whether it
-  // returned a row, or how many rows it changed.
+                                              std::initializer_list<std::string_view> args)
+      REQUIRES(db_mu_);
+  // Runs `sql` with `args` bound in order: whether it returned a row, or how
+  // many rows it changed.
   Result<bool> has_row_locked(const char* sql, std::initializer_list<std::string_view> args,
-                              std::string_view what);
-  // Caller holds db_mu_. The first column of every row of `sql`.
-  Result<std::vector<std::string>> texts_locked(const char* sql, std::string_view what);
+                              std::string_view what) REQUIRES(db_mu_);
+  // The first column of every row of `sql`.
+  Result<std::vector<std::string>> texts_locked(const char* sql, std::string_view what)
+      REQUIRES(db_mu_);
   Result<int64_t> change_locked(const char* sql, std::initializer_list<std::string_view> args,
-                                std::string_view what);
-  // Caller holds db_mu_. The sum of the volume's reference counts.
-  Result<int64_t> total_refs_locked(const std::string& volume);
+                                std::string_view what) REQUIRES(db_mu_);
+  // The sum of the volume's reference counts.
+  Result<int64_t> total_refs_locked(const std::string& volume) REQUIRES(db_mu_);
 
   const std::string path_;
-  std::mutex db_mu_;  // guards db_ and statements_ (one connection, one user at a time)
-  std::unique_ptr<sqlite::Connection> db_;
-  std::unique_ptr<sqlite::StatementCache> statements_;
+  // One connection, one user at a time.
+  Mutex db_mu_;
+  std::unique_ptr<sqlite::Connection> db_ GUARDED_BY(db_mu_);
+  std::unique_ptr<sqlite::StatementCache> statements_ GUARDED_BY(db_mu_);
 };
 
 }  // namespace tenantfs
