@@ -34,7 +34,8 @@ case "$mode" in
   asan)
     sanitize=address,undefined
     targets=(tenantfs_store_tests serve_unit_tests admin_unit_tests hardening_unit_tests
-             volume_spec_replay driver_requests_replay tenantfs serve_integration_tests
+             volume_spec_replay driver_requests_replay authz_requests_replay tenantfs
+             serve_integration_tests
              hardening_integration_tests)
     ;;
   tsan)
