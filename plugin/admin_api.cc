@@ -322,11 +322,6 @@ AdminReply list_volumes(const AdminDeps& deps, const json& req) {
 AdminReply handle_admin_request(const AdminDeps& deps, std::string_view endpoint,
                                 std::string_view body) {
   try {
-    if (body.size() > kMaxAdminBodyBytes) {
-      return error(413, "request body of " + std::to_string(body.size()) +
-                            " bytes is larger than the admin API accepts (" +
-                            std::to_string(kMaxAdminBodyBytes) + ")");
-    }
     using Handler = AdminReply (*)(const AdminDeps&, const json&);
     Handler handler = nullptr;
     if (endpoint == "tenants/add") handler = add_tenant;

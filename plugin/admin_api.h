@@ -24,9 +24,10 @@
 //
 // Failures answer {"Err":"message"} with 400 (bad request body or value),
 // 404 (unknown tenant or endpoint), 409 (conflict with the current state,
-// e.g. removing a tenant that still has volumes), 413 (body over
-// kMaxAdminBodyBytes) or 500 (the store failed). Messages name what was
-// wrong and how to fix it; the CLI prints them as they are.
+// e.g. removing a tenant that still has volumes) or 500 (the store failed);
+// a body over the server's limit never reaches a handler (plugin_server.h
+// answers 413). Messages name what was wrong and how to fix it; the CLI
+// prints them as they are.
 //
 // Thread-safety: handlers hold no state of their own; they may run
 // concurrently as the store and directory allow (both are thread-safe).
@@ -45,10 +46,6 @@ class Server;
 }
 
 namespace tenantfs {
-
-// Admin request bodies are a few hundred bytes; anything far larger is a
-// mistake or an attack, refused before parsing.
-inline constexpr size_t kMaxAdminBodyBytes = size_t{64} * 1024;
 
 inline constexpr std::string_view kAdminPrefix = "/tenantfs/v1/";
 

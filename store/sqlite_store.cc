@@ -925,23 +925,6 @@ Result<VolumeRefs> SqliteStore::refs(const std::string& volume) {
   return refs;
 }
 
-Result<int64_t> SqliteStore::clear_refs(const std::string& volume) {
-  TENANTFS_RETURN_IF_ERROR(CheckVolumeName(volume));
-  const std::string what = "clearing the mount references of volume " + Quote(volume);
-  MutexLock lock(db_mu_);
-  Result<Transaction> txn = Transaction::BeginImmediate(db_->get(), what);
-  if (!txn.ok()) return txn.status();
-  TENANTFS_RETURN_IF_ERROR(volume_exists_locked(volume));
-  Result<int64_t> total = total_refs_locked(volume);
-  if (!total.ok()) return total.status();
-  Result<StatementLease> del = statements_->lease("DELETE FROM mount_refs WHERE volume = ?");
-  if (!del.ok()) return del.status();
-  (*del)->bind(1, volume);
-  TENANTFS_RETURN_IF_ERROR((*del)->run(what));
-  TENANTFS_RETURN_IF_ERROR(txn->Commit(what));
-  return *total;
-}
-
 Result<std::vector<VolumeRefs>> SqliteStore::referenced_volumes() {
   MutexLock lock(db_mu_);
   Result<StatementLease> st = statements_->lease(

@@ -85,7 +85,6 @@ class SqliteStore final : public BindingStore {
   Result<int64_t> release_ref(const std::string& volume, const std::string& id) override;
   Result<VolumeRefs> refs(const std::string& volume) override;
   // Returns the sum of the dropped counts, not the number of IDs.
-  Result<int64_t> clear_refs(const std::string& volume) override;
   Result<std::vector<VolumeRefs>> referenced_volumes() override;  // ordered by name
 
   Status allow_user(const std::string& tenant, const std::string& user) override;

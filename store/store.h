@@ -107,10 +107,6 @@ class BindingStore {
   virtual Result<int64_t> add_ref(const std::string& volume, const std::string& id) = 0;
   virtual Result<int64_t> release_ref(const std::string& volume, const std::string& id) = 0;
   virtual Result<VolumeRefs> refs(const std::string& volume) = 0;
-  // Drops every reference of a volume (used when its mount is known dead and
-  // Docker will not come back for it). Returns how many were dropped (the
-  // sum of the counts, not the number of IDs).
-  virtual Result<int64_t> clear_refs(const std::string& volume) = 0;
   // Every volume with at least one reference: what a restarted service must
   // mount again.
   virtual Result<std::vector<VolumeRefs>> referenced_volumes() = 0;

@@ -497,7 +497,6 @@ class FailingBindStore : public BindingStore {
     return real_.release_ref(v, id);
   }
   Result<VolumeRefs> refs(const std::string& v) override { return real_.refs(v); }
-  Result<int64_t> clear_refs(const std::string& v) override { return real_.clear_refs(v); }
   Result<std::vector<VolumeRefs>> referenced_volumes() override {
     return real_.referenced_volumes();
   }

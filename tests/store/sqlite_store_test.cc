@@ -424,7 +424,6 @@ TEST_F(SqliteStoreTest, UnknownVolumeIsNotFoundEverywhere) {
   EXPECT_EQ(store_->add_ref("ghost", "id1").status().code(), Code::kNotFound);
   EXPECT_EQ(store_->release_ref("ghost", "id1").status().code(), Code::kNotFound);
   EXPECT_EQ(store_->refs("ghost").status().code(), Code::kNotFound);
-  EXPECT_EQ(store_->clear_refs("ghost").status().code(), Code::kNotFound);
 }
 
 TEST_F(SqliteStoreTest, RemoveVolumeIsRefusedWhileReferenced) {
@@ -472,22 +471,6 @@ TEST_F(SqliteStoreTest, ReleaseNeverGoesBelowZeroAndAcceptsUnknownIds) {
   EXPECT_EQ(*store_->release_ref("data", "b"), 0);
   EXPECT_TRUE(store_->refs("data")->ids.empty());
   EXPECT_EQ(*store_->add_ref("data", "a"), 1);  // counting restarts from zero
-}
-
-TEST_F(SqliteStoreTest, ClearRefsDropsEveryReference) {
-  ASSERT_TRUE(store_->bind_volume(MakeVolume("data")).ok());
-  ASSERT_TRUE(store_->bind_volume(MakeVolume("other")).ok());
-  ASSERT_TRUE(store_->add_ref("data", "a").ok());
-  ASSERT_TRUE(store_->add_ref("data", "a").ok());
-  ASSERT_TRUE(store_->add_ref("data", "b").ok());
-  ASSERT_TRUE(store_->add_ref("other", "a").ok());
-  Result<int64_t> dropped = store_->clear_refs("data");
-  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
-  EXPECT_EQ(*dropped, 3);
-  EXPECT_EQ(store_->refs("data")->total(), 0);
-  EXPECT_EQ(store_->refs("other")->total(), 1);
-  EXPECT_EQ(*store_->clear_refs("data"), 0);
-  EXPECT_TRUE(store_->remove_volume("data").ok());
 }
 
 TEST_F(SqliteStoreTest, ReferencedVolumesListsOnlyVolumesInUse) {
