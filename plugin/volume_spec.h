@@ -18,15 +18,9 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/volume_name.h"
 
 namespace tenantfs {
-
-// Docker's rule is [a-zA-Z0-9][a-zA-Z0-9_.-]*; we also bound the length so a
-// name is always a single short path component under DATA_DIR and MOUNT_ROOT.
-inline constexpr size_t kMaxVolumeNameLength = 128;
-
-// OK when `name` is a valid volume name; otherwise the Err text for Docker.
-Status validate_volume_name(std::string_view name);
 
 // The Create options tenantfs accepts, in the order the Err text lists them.
 inline constexpr const char* kCreateOptionNames[] = {"tenant", "uid",   "gid",     "mode",

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/unique_fd.h"
+#include "common/volume_name.h"
 #include "store/sqlite_util.h"
 
 namespace tenantfs {
@@ -24,8 +25,9 @@ using sqlite::Statement;
 using sqlite::StatementLease;
 using sqlite::Transaction;
 
-// Names longer than this are certainly mistakes; Docker's own limit on volume
-// names is far below it.
+// Tenant and user names and option strings longer than this are certainly
+// mistakes. Volume names follow the driver's own, stricter rule
+// (common/volume_name.h).
 constexpr size_t kMaxNameBytes = 255;
 constexpr size_t kMaxPathBytes = 4095;
 constexpr uint32_t kInvalidId = static_cast<uint32_t>(-1);
@@ -134,9 +136,9 @@ Status CheckText(std::string_view what, std::string_view value, size_t max_bytes
   return Status::Ok();
 }
 
-Status CheckVolumeName(const std::string& name) {
-  return CheckText("volume name", name, kMaxNameBytes);
-}
+// The driver's own rule: the store never holds a name Docker could not
+// have given it.
+Status CheckVolumeName(const std::string& name) { return validate_volume_name(name); }
 Status CheckTenantName(const std::string& name) {
   return CheckText("tenant name", name, kMaxNameBytes);
 }

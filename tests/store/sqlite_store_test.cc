@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/volume_name.h"
+
 namespace tenantfs {
 namespace {
 
@@ -218,6 +220,20 @@ TEST_F(SqliteStoreTest, EmptyAndControlCharacterNamesAreRefused) {
   Result<std::vector<Tenant>> tenants = store_->list_tenants();
   ASSERT_TRUE(tenants.ok());
   EXPECT_TRUE(tenants->empty());
+}
+
+TEST_F(SqliteStoreTest, VolumeNamesFollowTheDriversRule) {
+  // One rule (common/volume_name.h): the store refuses exactly what the
+  // driver refuses, with the same message.
+  const std::string longest(kMaxVolumeNameLength, 'a');
+  EXPECT_TRUE(store_->bind_volume(MakeVolume(longest)).ok());
+  for (const std::string& bad : {std::string(kMaxVolumeNameLength + 1, 'a'), std::string("a/b"),
+                                std::string(".hidden"), std::string("sp ace")}) {
+    Result<BindOutcome> r = store_->bind_volume(MakeVolume(bad));
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_EQ(r.status().message(), validate_volume_name(bad).message()) << bad;
+    EXPECT_EQ(store_->get_volume(bad).status().code(), Code::kInvalidArgument) << bad;
+  }
 }
 
 TEST_F(SqliteStoreTest, InvalidIdsAreRefused) {
