@@ -16,6 +16,7 @@
 #include "plugin/request_json.h"
 #include "plugin/volume_json.h"
 #include "plugin/volume_spec.h"
+#include "store/binding_rules.h"
 
 namespace tenantfs {
 namespace {
@@ -52,11 +53,26 @@ Status no_such_volume(const std::string& name) {
                           name + "\"");
 }
 
+// A refusal by one of the binding rules (store/binding_rules.h), whose
+// message names the volume itself; OK stays OK.
+Status rule_error(const Status& st) {
+  if (st.ok()) return st;
+  return Status(st.code(), "tenantfs: " + st.message());
+}
+
 // A store failure of a call that names an existing volume: kNotFound means
-// the volume itself is unknown.
-Status volume_lookup_error(const std::string& name, const Status& st) {
-  if (st.code() == Code::kNotFound) return no_such_volume(name);
-  return volume_error(name, st);
+// the volume itself is unknown; kAlreadyExists and kFailedPrecondition are
+// the store's binding rules refusing.
+Status store_error(const std::string& name, const Status& st) {
+  switch (st.code()) {
+    case Code::kNotFound:
+      return no_such_volume(name);
+    case Code::kAlreadyExists:
+    case Code::kFailedPrecondition:
+      return rule_error(st);
+    default:
+      return volume_error(name, st);
+  }
 }
 
 // Fields of a request body, with Docker's "tenantfs: " in front of errors.
@@ -125,7 +141,7 @@ VolumeDriver::HeldVolumeLock VolumeDriver::lock_volume(const std::string& name) 
 Result<VolumeDriver::LockedBinding> VolumeDriver::lock_bound_volume(const std::string& name) {
   HeldVolumeLock lock = lock_volume(name);
   auto b = store_.get_volume(name);
-  if (!b.ok()) return volume_lookup_error(name, b.status());
+  if (!b.ok()) return store_error(name, b.status());
   return LockedBinding{std::move(lock), std::move(b).value()};
 }
 
@@ -246,28 +262,10 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
 
   auto existing = store_.get_volume(name);
   if (existing.ok()) {
-    if (existing->options == opts) return json::object();  // Docker re-creates: a no-op
-    std::string differing;
-    for (const auto& [k, v] : existing->options) {
-      auto it = opts.find(k);
-      if (it == opts.end() || it->second != v) {
-        differing = k;
-        break;
-      }
-    }
-    if (differing.empty()) {
-      for (const auto& [k, v] : opts) {
-        if (existing->options.count(k) == 0) {
-          differing = k;
-          break;
-        }
-      }
-    }
-    return Status::AlreadyExists(
-        prefix(name) + "already exists with different options (option \"" + differing +
-        "\" differs); a binding never changes: use the same options, or remove the volume "
-        "first with \"docker volume rm " +
-        name + "\"");
+    // Docker re-creates the volumes it knows: a no-op with the same options.
+    // Answered here, before anything is made on the disk.
+    TENANTFS_RETURN_IF_ERROR(rule_error(check_rebind(name, existing->options, opts)));
+    return json::object();
   }
   if (existing.status().code() != Code::kNotFound) return volume_error(name, existing.status());
 
@@ -325,7 +323,7 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
           delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
       if (!undo.ok()) spdlog::error("volume \"{}\": undo create: {}", name, undo.message());
     }
-    if (!bound.ok()) return volume_error(name, bound.status());
+    if (!bound.ok()) return store_error(name, bound.status());
     return Status::AlreadyExists(prefix(name) + "was bound concurrently by another process");
   }
   spdlog::info("volume \"{}\": created for tenant \"{}\" ({})", name, b.tenant,
@@ -339,12 +337,14 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   const VolumeBinding& b = locked->binding;
   auto refs = store_.refs(name);
   if (!refs.ok()) return volume_error(name, refs.status());
-  if (refs->total() > 0 || has_live_mount_locked(name)) {
+  // Checked before anything is unmounted below; removing the binding checks
+  // again, against other processes.
+  TENANTFS_RETURN_IF_ERROR(rule_error(check_unreferenced(name, refs->total())));
+  if (has_live_mount_locked(name)) {
     return Status::FailedPrecondition(
-        prefix(name) + "is in use (" + std::to_string(refs->total()) +
-        " mount(s)); stop and remove the containers using it first (docker ps -a --filter "
-        "volume=" +
-        name + ")");
+        prefix(name) + "its mapper still serves " + mountpoint_of(name) +
+        " although no container references it; restart the plugin, which unmounts it, then "
+        "remove the volume again");
   }
   // A mount nobody references any more (dead, or left by a crash): never
   // delete through it.
@@ -358,7 +358,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
     }
   }
   Status st = store_.remove_volume(name);
-  if (!st.ok()) return volume_lookup_error(name, st);
+  if (!st.ok()) return store_error(name, st);
   // The empty mountpoint directory goes with the volume; failing to remove
   // it only leaves an empty root-only directory behind.
   ::rmdir(mp.c_str());
@@ -487,7 +487,7 @@ Result<json> VolumeDriver::mount(const std::string& name, const std::string& id)
 Result<json> VolumeDriver::unmount(const std::string& name, const std::string& id) {
   HeldVolumeLock lock = lock_volume(name);
   auto total = store_.release_ref(name, id);
-  if (!total.ok()) return volume_lookup_error(name, total.status());
+  if (!total.ok()) return store_error(name, total.status());
   if (*total == 0) {
     Status st = stop_mapper_locked(name);
     if (!st.ok()) {

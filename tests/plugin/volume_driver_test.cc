@@ -139,10 +139,10 @@ TEST_F(VolumeDriverTest, RecreateWithSameOptionsIsNoOpAndWithOthersAnError) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}, {"mode", "0750"}}), json::object());
   EXPECT_EQ(Create("data", {{"tenant", "alice"}, {"mode", "0750"}}), json::object());
   json r = Create("data", {{"tenant", "alice"}, {"mode", "0700"}});
-  EXPECT_NE(Err(r).find("volume \"data\": already exists with different options (option "
-                        "\"mode\" differs)"),
-            std::string::npos)
-      << r;
+  EXPECT_EQ(Err(r),
+            "tenantfs: volume \"data\" already exists with mode=0750; it cannot be re-created "
+            "with mode=0700: a binding never changes, so use the same options, or remove the "
+            "volume first with \"docker volume rm data\"");
   EXPECT_EQ(stat_of(data("data")).st_mode & 07777, 0750u);  // untouched
 }
 
@@ -419,12 +419,28 @@ TEST_F(VolumeDriverTest, RemoveIsRefusedWhileMounted) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
   ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c1"}})), "");
   json r = Call("Remove", json{{"Name", "data"}});
-  EXPECT_NE(Err(r).find("volume \"data\": is in use (1 mount(s))"), std::string::npos) << r;
+  EXPECT_EQ(Err(r),
+            "tenantfs: volume \"data\" is in use (1 mount reference); stop and remove the "
+            "containers using it first (docker ps -a --filter volume=data)");
   EXPECT_TRUE(exists(data("data")));
   ASSERT_EQ(Err(Call("Unmount", json{{"Name", "data"}, {"ID", "c1"}})), "");
   EXPECT_EQ(Call("Remove", json{{"Name", "data"}}), json::object());
   EXPECT_FALSE(exists(data("data")));
   EXPECT_NE(Err(Call("Remove", json{{"Name", "data"}})).find("no such volume"), std::string::npos);
+}
+
+TEST_F(VolumeDriverTest, RemoveIsRefusedWhileAMapperServesAnUnreferencedVolume) {
+  ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
+  ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c1"}})), "");
+  // Released behind the driver's back, as another process sharing the store
+  // could.
+  ASSERT_EQ(*store_->release_ref("data", "c1"), 0);
+  json r = Call("Remove", json{{"Name", "data"}});
+  EXPECT_EQ(Err(r), "tenantfs: volume \"data\": its mapper still serves " + tmp_.sub("mnt/data") +
+                        " although no container references it; restart the plugin, which "
+                        "unmounts it, then remove the volume again");
+  EXPECT_TRUE(exists(data("data")));
+  EXPECT_TRUE(store_->get_volume("data").ok());
 }
 
 TEST_F(VolumeDriverTest, RemoveDeletesTenantDataButNeverFollowsSymlinks) {
