@@ -27,8 +27,7 @@ std::string describe_exit(int status) {
 
 }  // namespace
 
-Result<std::unique_ptr<VolumeMounts>> VolumeMounts::Open(std::string mount_root,
-                                                         VolumeLocks& locks,
+Result<std::unique_ptr<VolumeMounts>> VolumeMounts::Open(std::string mount_root, VolumeLocks& locks,
                                                          MapperLauncher& launcher,
                                                          MountTable& table, ChildExits& exits) {
   auto dir = open_private_dir(mount_root, "MOUNT_ROOT");

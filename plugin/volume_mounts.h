@@ -14,9 +14,9 @@
 // Thread-safety: every method may be called from any thread. Those taking a
 // VolumeLocks::Held need that volume's lock, which keeps the volume's entry
 // theirs meanwhile; supervision takes volume locks itself. Lock order: a
-// volume lock, then mounts_mu_; events_mu_ is only held alone. No mutex is
+// volume lock, then mounts_mu_; events_mu_ is only held alone. Neither is
 // held across a mount-table probe, a launch or a stop: those can block on
-// one volume and must not stall the others.
+// one volume (only its lock is held then) and must not stall the others.
 #pragma once
 
 #include <sys/types.h>
@@ -61,18 +61,19 @@ class VolumeMounts {
   // True when a mapper serves the volume. A mapper known to have exited, or
   // an adopted mount that no longer answers, is forgotten and its dead
   // mount lazily unmounted; then false.
-  bool live(const VolumeLocks::Held& volume);
+  bool live(const VolumeLocks::Held& volume) EXCLUDES(mounts_mu_);
 
   // Starts the mapper of `binding` (the volume `volume` locks) serving the
   // directory open as `backing_fd`, which the caller opened and checked.
   // Mappers left starting by an earlier serve, and whatever stale mount
   // sits on the mountpoint, are taken down first. On failure nothing the
   // mapper mounted is left.
-  Status start(const VolumeLocks::Held& volume, const VolumeBinding& binding, int backing_fd);
+  Status start(const VolumeLocks::Held& volume, const VolumeBinding& binding, int backing_fd)
+      EXCLUDES(mounts_mu_, events_mu_);
 
   // Takes the volume's mount down and waits for its mapper; without a known
   // mapper, lazily unmounts whatever is left on the mountpoint.
-  Status stop(const VolumeLocks::Held& volume);
+  Status stop(const VolumeLocks::Held& volume) EXCLUDES(mounts_mu_);
 
   // For a volume about to be removed, which no mapper serves: unmounts
   // whatever is still on its mountpoint, so nothing is ever deleted
@@ -125,11 +126,10 @@ class VolumeMounts {
   // Forgets volume `name`'s entry and returns it; nullopt when there is
   // none, or when `pid` is given and the entry is another mapper's.
   std::optional<ActiveMount> forget(const std::string& name,
-                                    std::optional<pid_t> pid = std::nullopt)
-      EXCLUDES(mounts_mu_);
+                                    std::optional<pid_t> pid = std::nullopt) EXCLUDES(mounts_mu_);
 
   void supervise() EXCLUDES(events_mu_);
-  void on_mapper_exit(const MapperExit& exit);
+  void on_mapper_exit(const MapperExit& exit) EXCLUDES(mounts_mu_);
   void check_adopted_mounts() EXCLUDES(mounts_mu_);
 
   const std::string mount_root_;

@@ -285,9 +285,9 @@ TEST_F(VolumeDriverTest, PathMayNotExposeThePluginsOwnDirectories) {
   ASSERT_EQ(::mkdir(tmp_.sub("data/inner").c_str(), 0700), 0);
   for (const std::string& p :
        {link, link + "/data", link + "/data/inner", link + "/mnt", link + "/state"}) {
-    DriverReply r =
-        (*d)->driver->handle("/VolumeDriver.Create",
-                     json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", p}}}}.dump());
+    DriverReply r = (*d)->driver->handle(
+        "/VolumeDriver.Create",
+        json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", p}}}}.dump());
     EXPECT_NE(r.error.find("overlaps tenantfs's own directory"), std::string::npos)
         << p << ": " << r.error;
   }
@@ -564,8 +564,8 @@ TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
   FailingBindStore failing(*store_);
   auto d = Open(failing, DriverConfig{});
   ASSERT_TRUE(d.ok());
-  DriverReply r = (*d)->driver->handle("/VolumeDriver.Create",
-                               json{{"Name", "data"}, {"Opts", {{"tenant", "alice"}}}}.dump());
+  DriverReply r = (*d)->driver->handle(
+      "/VolumeDriver.Create", json{{"Name", "data"}, {"Opts", {{"tenant", "alice"}}}}.dump());
   EXPECT_EQ(r.error, "tenantfs: volume \"data\": database is locked");
   EXPECT_FALSE(exists(data("data")));
   for (const auto& e : std::filesystem::directory_iterator(tmp_.sub("data"))) {

@@ -123,13 +123,11 @@ TEST_F(VolumeMountsTest, ReconcileAdoptsLiveMountsOfReferencedVolumesAndTakesDow
   table_.mount(mp("dead"), "dead");
   table_.kill(mp("dead"));
   table_.mount(mp("taken"), "someone-else");  // not this volume's mapper
-  ASSERT_TRUE(mounts_
-                  ->reconcile({{"kept", {"alice", 2}},
-                               {"dead", {"alice", 1}},
-                               {"taken", {"alice", 1}}})
-                  .ok());
+  ASSERT_TRUE(
+      mounts_->reconcile({{"kept", {"alice", 2}}, {"dead", {"alice", 1}}, {"taken", {"alice", 1}}})
+          .ok());
   EXPECT_EQ(table_.log(), (std::vector<std::string>{"unmount " + mp("idle"), "lazy " + mp("dead"),
-                                                  "unmount " + mp("taken")}));
+                                                    "unmount " + mp("taken")}));
   EXPECT_EQ(mounts_->live_names(), (std::set<std::string>{"kept"}));
   EXPECT_TRUE(Live("kept"));
   EXPECT_FALSE(Live("dead"));

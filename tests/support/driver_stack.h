@@ -26,8 +26,7 @@ struct DriverStack {
                                                    const std::string& mount_root,
                                                    DriverConfig config) {
     auto stack = std::make_unique<DriverStack>();
-    auto mounts =
-        VolumeMounts::Open(mount_root, stack->locks, launcher, stack->mount_table, exits);
+    auto mounts = VolumeMounts::Open(mount_root, stack->locks, launcher, stack->mount_table, exits);
     if (!mounts.ok()) return mounts.status();
     stack->mounts = std::move(*mounts);
     auto driver =
