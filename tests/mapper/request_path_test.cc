@@ -1,0 +1,131 @@
+// Which path requests take (mapper/uring_loop.h): io_uring when the kernel
+// offers it, /dev/fuse otherwise, and what the user is told either way.
+// Each test sets the fuse module's enable_uring as it needs and restores it.
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/mapper/mapper_fixture.h"
+
+namespace tenantfs::testing {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr char kEnableUring[] = "/sys/module/fuse/parameters/enable_uring";
+
+// Sets enable_uring for the life of the object, then puts back what it was.
+class EnableUringSetting {
+ public:
+  explicit EnableUringSetting(const std::string& value) {
+    std::ifstream in(kEnableUring);
+    if (!(in >> old_)) return;
+    ok_ = write(value);
+  }
+  ~EnableUringSetting() {
+    if (ok_) write(old_);
+  }
+  EnableUringSetting(const EnableUringSetting&) = delete;
+  EnableUringSetting& operator=(const EnableUringSetting&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  static bool write(const std::string& value) {
+    std::ofstream out(kEnableUring);
+    out << value << "\n";
+    out.flush();
+    return static_cast<bool>(out);
+  }
+  std::string old_;
+  bool ok_ = false;
+};
+
+// The volume's command line with `loop` as its request loop.
+std::vector<std::string> args_with_loop(const MountedVolume& vol, const std::string& loop) {
+  std::vector<std::string> args;
+  const std::vector<std::string> all = vol.mapper_args();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == "--request-loop") {
+      ++i;
+      continue;
+    }
+    args.push_back(all[i]);
+  }
+  args.insert(args.end(), {"--request-loop", loop});
+  return args;
+}
+
+class RequestPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
+};
+
+#define SET_ENABLE_URING_OR_SKIP(setting)                                               \
+  do {                                                                                  \
+    if (!(setting).ok()) GTEST_SKIP() << "cannot set " << kEnableUring << " on this kernel"; \
+  } while (0)
+
+TEST_F(RequestPathTest, ExplicitUringFailsBeforeReadyWhenTheKernelDisablesIt) {
+  EnableUringSetting off("N");
+  SET_ENABLE_URING_OR_SKIP(off);
+  MountedVolume vol;
+  MapperProcess mapper(args_with_loop(vol, "uring"), vol.log_path());
+  const std::string line = mapper.wait_ready_line(seconds(10));
+  EXPECT_EQ(line.rfind("error: ", 0), 0u) << "ready line: \"" << line << "\"";
+  // Says why and how to fix it.
+  EXPECT_NE(line.find("enable_uring is N"), std::string::npos) << line;
+  EXPECT_NE(line.find("echo Y > /sys/module/fuse/parameters/enable_uring"), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("fuse.enable_uring=1"), std::string::npos) << line;
+  std::optional<int> status = mapper.wait_exit(seconds(10));
+  ASSERT_TRUE(status) << "mapper still running after reporting an error";
+  EXPECT_FALSE(exited_with(status, 0)) << describe_status(status);
+  EXPECT_FALSE(find_mount(vol.mountpoint())) << "a refused start left a mount behind";
+}
+
+TEST_F(RequestPathTest, AutoServesThroughDevFuseAndSaysWhyWhenTheKernelDisablesUring) {
+  EnableUringSetting off("N");
+  SET_ENABLE_URING_OR_SKIP(off);
+  MountedVolume vol;
+  MapperProcess mapper(args_with_loop(vol, "auto"), vol.log_path());
+  mapper.wait_ready_line(seconds(10));
+  const std::string line = mapper.full_ready_line();
+  EXPECT_TRUE(line == "ready request-loop=per-cpu" || line == "ready request-loop=shared")
+      << "ready line: \"" << line << "\"";
+  EXPECT_NE(vol.log().find("io_uring not offered by the kernel (enable_uring is N)"),
+            std::string::npos)
+      << vol.log();
+  ASSERT_TRUE(write_file(vol.path("via-dev-fuse"), "served"));
+  EXPECT_EQ(read_file(vol.path("via-dev-fuse")), "served");
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+}
+
+TEST_F(RequestPathTest, AutoServesThroughUringWhenTheKernelOffersIt) {
+  EnableUringSetting on("Y");
+  SET_ENABLE_URING_OR_SKIP(on);
+  MountedVolume vol;
+  MapperProcess mapper(args_with_loop(vol, "auto"), vol.log_path());
+  mapper.wait_ready_line(seconds(10));
+  ASSERT_EQ(mapper.full_ready_line(), "ready request-loop=uring") << vol.log();
+  EXPECT_NE(vol.log().find("request loop uring ("), std::string::npos) << vol.log();
+  // Small replies (copied into the ring) and a large fd-backed read (which
+  // libfuse splices, and the mapper reads into the ring instead).
+  const std::string big = random_bytes(3 << 20, 7);
+  ASSERT_TRUE(write_file(vol.path("big"), big));
+  EXPECT_EQ(read_file(vol.path("big")), big);
+  ASSERT_TRUE(write_file(vol.path("small"), "ring"));
+  EXPECT_EQ(read_file(vol.path("small")), "ring");
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+}
+
+}  // namespace
+}  // namespace tenantfs::testing
