@@ -59,6 +59,7 @@
 
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
+#include "mapper/flock_waiters.h"
 #include "mapper/fuse_uring_abi.h"
 #include "mapper/request_loop.h"
 
@@ -76,13 +77,22 @@ constexpr size_t kReserve = sizeof(abi::InHeader) + abi::kOpInSize;
 static_assert(kReserve == 168);
 
 // Entries per queue: how many requests one CPU's callers may have in the
-// mapper at once; more wait in the kernel's queue. Each holds a payload
-// buffer of max_write (about 1 MiB here), of which only what requests have
-// used becomes resident. Measured (tfsbench xattr, 2 vCPUs): 1 entry and 8
-// entries give the same round trip; what matters is that a slow request on
-// a worker does not hold the queue's only entry, so a few per queue, and
-// each buffer is virtual until used: 8 x 1 MiB x CPUs of address space.
-constexpr unsigned kEntriesPerQueue = 8;
+// mapper at once; more wait in the kernel's queue. A request holds its entry
+// until it is answered, and a flock wait (flock_waiters.h) may last
+// forever, so a queue needs more entries than the mount lets flocks wait
+// (256): else 40 callers waiting for one lock hold every entry and the
+// unlock that ends their wait never comes in (seen in flock_test). Growing
+// on demand does not work: the kernel gives a newly registered entry only
+// requests that arrive after it, never the backlog already queued.
+//
+// Memory: each entry has a payload buffer of max_write (about 1 MiB here),
+// reserved but not committed. The kernel hands out the entry made free
+// last first (a LIFO list), so only as many entries become resident as
+// requests were in flight at once on that CPU; an idle entry costs address
+// space and about 100 bytes of kernel memory. Measured (2 vCPUs): RSS 12 MB
+// after `tfsbench xattr`, the same as with 8 entries per queue; round trips
+// did not change between 8 and 296 entries.
+constexpr size_t kEntriesPerQueue = FlockWaiters::kDefaultMaxWaiters + 40;
 
 // Requests handed to the workers: they may block for long (disk flushes,
 // allocation, big copies) and would stall their CPU's queue meanwhile.
@@ -152,10 +162,8 @@ class UringLoop::Impl {
 
   struct Entry {
     Queue* queue = nullptr;
-    char* mem = nullptr;  // one mapping: header page, then the payload
-    size_t mem_len = 0;
-    abi::ReqHeader* header = nullptr;
-    char* payload = nullptr;  // kReserve bytes of the header page lie before it
+    abi::ReqHeader* header = nullptr;  // at the start of the entry's header page
+    char* payload = nullptr;  // right after the header page, whose end is kReserve
     iovec iov[2]{};
     uint32_t last_cmd = abi::kRegister;
     bool dead = false;  // the kernel ended it (connection gone); queue thread only
@@ -171,7 +179,11 @@ class UringLoop::Impl {
     bool ring_made = false;
     UniqueFd wake;  // eventfd: late replies and stop()
     uint64_t wake_count = 0;
-    std::vector<std::unique_ptr<Entry>> entries;
+    // Set up on the INIT reply, before the thread registers them, and
+    // unchanged after.
+    std::unique_ptr<Entry[]> entries{new Entry[kEntriesPerQueue]};
+    char* mem = nullptr;  // one mapping for every entry's header and payload
+    size_t mem_len = 0;
     std::thread thread;
     std::atomic<bool> stopping{false};
     Mutex mu;
@@ -192,9 +204,7 @@ class UringLoop::Impl {
   ~Impl() {
     stop();
     for (auto& q : queues_) {
-      for (auto& e : q->entries) {
-        if (e->mem != nullptr) ::munmap(e->mem, e->mem_len);
-      }
+      if (q->mem != nullptr) ::munmap(q->mem, q->mem_len);
     }
   }
 
@@ -209,33 +219,34 @@ class UringLoop::Impl {
     return make_error_.empty() ? Status::Ok() : Status::IOError(make_error_);
   }
 
-  // On the INIT reply: entries for a payload of `payload` bytes.
+  // On the INIT reply: every entry, for a payload of `payload` bytes. Each
+  // entry is a header page (the kernel's fuse_uring_req_header at its
+  // start, the rebuilt request headers at its end) followed by the payload.
   bool allocate(size_t payload) {
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    payload = (payload + page - 1) / page * page;
+    payload_size_ = (payload + page - 1) / page * page;
+    const size_t stride = page + payload_size_;
     for (auto& q : queues_) {
-      for (unsigned i = 0; i < kEntriesPerQueue; ++i) {
-        auto e = std::make_unique<Entry>();
-        e->mem_len = page + payload;
-        // Reserved, not committed: only what requests touch becomes
-        // resident.
-        void* m = ::mmap(nullptr, e->mem_len, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
-          uring_log()->warn("volume {}: io_uring entries: mmap of {} bytes: {}", volume_,
-                            e->mem_len, std::strerror(errno));
-          return false;
-        }
-        e->mem = static_cast<char*>(m);
+      // Reserved, not committed: only what requests touch becomes resident.
+      void* m = ::mmap(nullptr, stride * kEntriesPerQueue, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (m == MAP_FAILED) {
+        uring_log()->warn("volume {}: io_uring entries: mmap of {} bytes: {}", volume_,
+                          stride * kEntriesPerQueue, std::strerror(errno));
+        return false;
+      }
+      q->mem = static_cast<char*>(m);
+      q->mem_len = stride * kEntriesPerQueue;
+      for (size_t i = 0; i < kEntriesPerQueue; ++i) {
+        Entry* e = &q->entries[i];
+        char* base = q->mem + i * stride;
         e->queue = q.get();
-        e->header = reinterpret_cast<abi::ReqHeader*>(e->mem);
-        e->payload = e->mem + page;
+        e->header = reinterpret_cast<abi::ReqHeader*>(base);
+        e->payload = base + page;
         e->iov[0] = {e->header, sizeof(abi::ReqHeader)};
-        e->iov[1] = {e->payload, payload};
-        q->entries.push_back(std::move(e));
+        e->iov[1] = {e->payload, payload_size_};
       }
     }
-    payload_size_ = payload;
     negotiated_.store(true);
     return true;
   }
@@ -296,6 +307,7 @@ class UringLoop::Impl {
   void prep_cmd(Queue* q, Entry* e, uint32_t cmd_op, uint64_t commit_id);
   void arm_wake(Queue* q);
   void commit_done(Queue* q);
+  void commit(Queue* q, Entry* e);
   void worker_main();
   void reply_error_inline(Entry* e, int err);
 
@@ -336,6 +348,8 @@ Status UringLoop::Impl::make_ring(Queue* q) {
   io_uring_params p{};
   // SQE128: the fuse command sits in the SQE's second half. One SQE per
   // entry plus the eventfd read is all that is ever outstanding.
+  // One SQE per entry plus the eventfd read is all that is ever
+  // outstanding, so neither queue can overflow.
   p.flags = IORING_SETUP_SQE128;
   const int rc = io_uring_queue_init_params(kEntriesPerQueue + 1, &q->ring, &p);
   if (rc < 0) return PosixError("io_uring_setup", -rc);
@@ -438,7 +452,7 @@ void UringLoop::Impl::arm_wake(Queue* q) {
 // the kernel registers while submitting; a silent submit means the entries
 // wait for requests. Returns what failed, empty when nothing did.
 std::string UringLoop::Impl::register_entries(Queue* q) {
-  for (auto& e : q->entries) prep_cmd(q, e.get(), abi::kRegister, 0);
+  for (size_t i = 0; i < kEntriesPerQueue; ++i) prep_cmd(q, &q->entries[i], abi::kRegister, 0);
   arm_wake(q);
   const int rc = io_uring_submit(&q->ring);
   if (rc < 0) return "queue " + std::to_string(q->qid) + ": submit: " + std::strerror(-rc);
@@ -585,7 +599,7 @@ void UringLoop::Impl::reply_error_inline(Entry* e, int err) {
 void UringLoop::Impl::complete(Entry* e) {
   Queue* q = e->queue;
   if (t_queue == q) {
-    prep_cmd(q, e, abi::kCommitAndFetch, e->header->ring_ent_in_out.commit_id);
+    commit(q, e);
     return;
   }
   bool wake;
@@ -607,7 +621,11 @@ void UringLoop::Impl::commit_done(Queue* q) {
     MutexLock lock(q->mu);
     done.swap(q->done);
   }
-  for (Entry* e : done) prep_cmd(q, e, abi::kCommitAndFetch, e->header->ring_ent_in_out.commit_id);
+  for (Entry* e : done) commit(q, e);
+}
+
+void UringLoop::Impl::commit(Queue* q, Entry* e) {
+  prep_cmd(q, e, abi::kCommitAndFetch, e->header->ring_ent_in_out.commit_id);
 }
 
 UringLoop::Impl::Entry* UringLoop::Impl::claim(uint64_t unique) {
@@ -616,11 +634,12 @@ UringLoop::Impl::Entry* UringLoop::Impl::claim(uint64_t unique) {
     if (e->unique.compare_exchange_strong(want, 0)) return e;
   }
   for (auto& q : queues_) {
-    for (auto& e : q->entries) {
+    for (size_t i = 0; i < kEntriesPerQueue; ++i) {
+      Entry* e = &q->entries[i];
       uint64_t want = unique;
       if (e->unique.load(std::memory_order_relaxed) == unique &&
           e->unique.compare_exchange_strong(want, 0)) {
-        return e.get();
+        return e;
       }
     }
   }

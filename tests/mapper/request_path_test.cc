@@ -62,6 +62,16 @@ std::vector<std::string> args_with_loop(const MountedVolume& vol, const std::str
   return args;
 }
 
+// Writes `data` through the mount and reads it back, then unmounts as a
+// user would: the mapper must end with 0.
+void expect_serves_then_exits_cleanly(const MountedVolume& vol, MapperProcess& mapper,
+                                      const std::string& data) {
+  ASSERT_TRUE(write_file(vol.path("data"), data));
+  EXPECT_EQ(read_file(vol.path("data")), data);
+  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+}
+
 class RequestPathTest : public ::testing::Test {
  protected:
   void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
@@ -102,10 +112,7 @@ TEST_F(RequestPathTest, AutoServesThroughDevFuseAndSaysWhyWhenTheKernelDisablesU
   EXPECT_NE(vol.log().find("io_uring not offered by the kernel (enable_uring is N)"),
             std::string::npos)
       << vol.log();
-  ASSERT_TRUE(write_file(vol.path("via-dev-fuse"), "served"));
-  EXPECT_EQ(read_file(vol.path("via-dev-fuse")), "served");
-  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
-  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+  expect_serves_then_exits_cleanly(vol, mapper, "served");
 }
 
 TEST_F(RequestPathTest, AutoServesThroughUringWhenTheKernelOffersIt) {
@@ -118,13 +125,9 @@ TEST_F(RequestPathTest, AutoServesThroughUringWhenTheKernelOffersIt) {
   EXPECT_NE(vol.log().find("request loop uring ("), std::string::npos) << vol.log();
   // Small replies (copied into the ring) and a large fd-backed read (which
   // libfuse splices, and the mapper reads into the ring instead).
-  const std::string big = random_bytes(3 << 20, 7);
-  ASSERT_TRUE(write_file(vol.path("big"), big));
-  EXPECT_EQ(read_file(vol.path("big")), big);
   ASSERT_TRUE(write_file(vol.path("small"), "ring"));
   EXPECT_EQ(read_file(vol.path("small")), "ring");
-  ASSERT_EQ(::umount2(vol.mountpoint().c_str(), 0), 0) << std::strerror(errno);
-  EXPECT_TRUE(exited_with(mapper.wait_exit(seconds(10)), 0));
+  expect_serves_then_exits_cleanly(vol, mapper, random_bytes(3 << 20, 7));
 }
 
 }  // namespace
