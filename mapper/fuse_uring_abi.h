@@ -93,6 +93,8 @@ enum Opcode : uint32_t {
   kRead = 15,
   kWrite = 16,
   kFsync = 20,
+  kSetXattr = 21,
+  kRemoveXattr = 24,
   kFlush = 25,
   kFsyncDir = 30,
   kGetLk = 31,

@@ -23,7 +23,13 @@
 //     requests, runs fast ones itself and commits every reply of its queue
 //     (COMMIT_AND_FETCH must come from the ring's own thread);
 //   workers (kWorkers, shared): requests that may block (fsync, fallocate,
-//     copy_file_range, big reads and writes), so that no queue stalls;
+//     copy_file_range), so that no queue stalls;
+//   a bulk thread per queue (started on first use): big reads and writes,
+//     and small ones while big ones wait, in the order the queue got them.
+//     Writeback sends a file's pages as several WRITEs at once; served out
+//     of order, the small tail could land while the big writes before it
+//     fail for a full disk, leaving a file of full length with a hole where
+//     the writer was told ENOSPC (seen in full_disk_test).
 //   any thread that replies late (workers, flock waiters) puts the entry on
 //     its queue's done list and wakes the queue thread through an eventfd
 //     that the ring itself reads.
@@ -94,8 +100,9 @@ static_assert(kReserve == 168);
 // did not change between 8 and 296 entries.
 constexpr size_t kEntriesPerQueue = FlockWaiters::kDefaultMaxWaiters + 40;
 
-// Requests handed to the workers: they may block for long (disk flushes,
-// allocation, big copies) and would stall their CPU's queue meanwhile.
+// Requests handed off the queue thread: they may block for long (disk
+// flushes, allocation, big copies) and would stall their CPU's queue
+// meanwhile.
 constexpr uint32_t kBigTransfer = 128u << 10;
 constexpr int kWorkers = 4;
 
@@ -172,8 +179,19 @@ class UringLoop::Impl {
     std::atomic<uint64_t> unique{0};
   };
 
+  // Threads that serve handed-off requests in the order they came.
+  struct Lane {
+    Mutex mu;
+    std::condition_variable cv;
+    std::deque<Entry*> jobs GUARDED_BY(mu);
+    bool stopping GUARDED_BY(mu) = false;
+    std::atomic<int> pending{0};       // handed off and not yet served
+    std::vector<std::thread> threads;  // changed by one thread at a time, see users
+  };
+
   struct Queue {
     Impl* impl = nullptr;
+    Lane bulk;  // big reads and writes, one thread, started by the queue thread
     unsigned qid = 0;
     io_uring ring{};
     bool ring_made = false;
@@ -278,13 +296,8 @@ class UringLoop::Impl {
     for (auto& q : queues_) {
       if (q->thread.joinable()) q->thread.join();
     }
-    {
-      MutexLock lock(work_mu_);
-      work_stop_ = true;
-      work_cv_.notify_all();
-    }
-    for (auto& w : workers_) w.join();
-    workers_.clear();
+    stop_lane(&workers_);
+    for (auto& q : queues_) stop_lane(&q->bulk);
   }
 
   size_t queue_count() const { return queues_.size(); }
@@ -308,7 +321,9 @@ class UringLoop::Impl {
   void arm_wake(Queue* q);
   void commit_done(Queue* q);
   void commit(Queue* q, Entry* e);
-  void worker_main();
+  void hand_off(Lane* lane, Entry* e);
+  void lane_main(Lane* lane);
+  static void stop_lane(Lane* lane);
   void reply_error_inline(Entry* e, int err);
 
   fuse_session* const se_;
@@ -326,11 +341,7 @@ class UringLoop::Impl {
   std::string make_error_ GUARDED_BY(phase_mu_);
   std::string register_error_ GUARDED_BY(phase_mu_);
 
-  Mutex work_mu_;
-  std::condition_variable work_cv_;
-  std::deque<Entry*> work_ GUARDED_BY(work_mu_);
-  bool work_stop_ GUARDED_BY(work_mu_) = false;
-  std::vector<std::thread> workers_;  // started by the first queue thread
+  Lane workers_;  // threads started by the first queue thread to register
   std::once_flag workers_once_;
 };
 
@@ -392,7 +403,7 @@ void UringLoop::Impl::queue_main(Queue* q) {
   }
   std::call_once(workers_once_, [this] {
     for (int i = 0; i < kWorkers; ++i) {
-      workers_.push_back(start_thread_signals_blocked([this] { worker_main(); }));
+      workers_.threads.push_back(start_thread_signals_blocked([this] { lane_main(&workers_); }));
     }
   });
   const std::string err = register_entries(q);
@@ -539,31 +550,59 @@ void UringLoop::Impl::on_request(Entry* e) {
   e->buf.mem = start;
   e->unique.store(in.unique);
 
-  bool hand_off = false;
+  Lane* lane = nullptr;
   switch (in.opcode) {
     case abi::kFsync:
     case abi::kFsyncDir:
     case abi::kFlush:  // close() of a remote file may write back
     case abi::kSetLkW:
+    // An access ACL change on a directory drops the kernel's entries below
+    // it after the reply (identity_fs.cc), which takes the directory's
+    // lock: a caller holding it may wait for a request of this very queue.
+    case abi::kSetXattr:
+    case abi::kRemoveXattr:
     case abi::kFallocate:
     case abi::kCopyFileRange:
-      hand_off = true;
+      lane = &workers_;
       break;
     case abi::kRead:
     case abi::kWrite:
-      hand_off = op_sz >= abi::kReadInSize + sizeof(uint32_t) &&
-                 load_u32(h->op_in + abi::kReadInSize) > kBigTransfer;
+      // Small ones follow big ones still in the lane, so that a file's
+      // writes land in the order they came.
+      if ((op_sz >= abi::kReadInSize + sizeof(uint32_t) &&
+           load_u32(h->op_in + abi::kReadInSize) > kBigTransfer) ||
+          e->queue->bulk.pending.load() > 0) {
+        lane = &e->queue->bulk;
+        if (lane->threads.empty()) {
+          lane->threads.push_back(start_thread_signals_blocked([this, lane] { lane_main(lane); }));
+        }
+      }
       break;
     default:
       break;
   }
-  if (hand_off) {
-    MutexLock lock(work_mu_);
-    work_.push_back(e);
-    work_cv_.notify_one();
+  if (lane != nullptr) {
+    hand_off(lane, e);
     return;
   }
   process(e);
+}
+
+void UringLoop::Impl::hand_off(Lane* lane, Entry* e) {
+  lane->pending.fetch_add(1);
+  MutexLock lock(lane->mu);
+  lane->jobs.push_back(e);
+  lane->cv.notify_one();
+}
+
+void UringLoop::Impl::stop_lane(Lane* lane) {
+  {
+    MutexLock lock(lane->mu);
+    lane->stopping = true;
+    lane->cv.notify_all();
+  }
+  for (auto& t : lane->threads) t.join();
+  lane->threads.clear();
 }
 
 void UringLoop::Impl::process(Entry* e) {
@@ -572,17 +611,18 @@ void UringLoop::Impl::process(Entry* e) {
   t_current = outer;
 }
 
-void UringLoop::Impl::worker_main() {
+void UringLoop::Impl::lane_main(Lane* lane) {
   for (;;) {
     Entry* e;
     {
-      MutexLock lock(work_mu_);
-      while (work_.empty() && !work_stop_) work_mu_.wait(work_cv_);
-      if (work_stop_) return;
-      e = work_.front();
-      work_.pop_front();
+      MutexLock lock(lane->mu);
+      while (lane->jobs.empty() && !lane->stopping) lane->mu.wait(lane->cv);
+      if (lane->stopping) return;
+      e = lane->jobs.front();
+      lane->jobs.pop_front();
     }
     process(e);
+    lane->pending.fetch_sub(1);
   }
 }
 
