@@ -95,9 +95,10 @@ static_assert(kReserve == 168);
 // reserved but not committed. The kernel hands out the entry made free
 // last first (a LIFO list), so only as many entries become resident as
 // requests were in flight at once on that CPU; an idle entry costs address
-// space and about 100 bytes of kernel memory. Measured (2 vCPUs): RSS 12 MB
-// after `tfsbench xattr`, the same as with 8 entries per queue; round trips
-// did not change between 8 and 296 entries.
+// space and about 100 bytes of kernel memory. Measured (2 vCPUs, 296
+// entries per queue, 1 MiB payloads: 1.1 GB of address space): RSS 10.6 MB
+// after 20,000 getxattr round trips, 11.9 MB after writing and reading back
+// 30 MiB; 12.0 MB with 8 entries per queue after a similar mix.
 constexpr size_t kEntriesPerQueue = FlockWaiters::kDefaultMaxWaiters + 40;
 
 // Requests handed off the queue thread: they may block for long (disk
@@ -360,7 +361,11 @@ Status UringLoop::Impl::make_ring(Queue* q) {
   // SQE128: the fuse command sits in the SQE's second half. One SQE per
   // entry plus the eventfd read is all that is ever outstanding.
   // One SQE per entry plus the eventfd read is all that is ever
-  // outstanding, so neither queue can overflow.
+  // outstanding, so neither queue can overflow. SINGLE_ISSUER with
+  // DEFER_TASKRUN (the kernel copies requests in only while this thread
+  // waits) saved 1-4 µs per round trip but was dropped: after a crash of
+  // the mapper the mount then sometimes answered ECANCELED instead of
+  // ENOTCONN (bench/README.md, tuning log).
   p.flags = IORING_SETUP_SQE128;
   const int rc = io_uring_queue_init_params(kEntriesPerQueue + 1, &q->ring, &p);
   if (rc < 0) return PosixError("io_uring_setup", -rc);
