@@ -13,10 +13,18 @@
 // 168 bytes in front of its payload buffer, and the headers are copied
 // there.
 //
-// Measured (getxattr round trips, `tfsbench xattr`, 20,000 calls, 2 vCPUs,
-// µs per call, caller pinned to CPU 0 / CPU 1): see bench/README.md's tuning
-// log; the ring keeps both CPUs at the pinned-same-CPU cost of the per-cpu
-// loop without waking every receiver on each request.
+// Measured (bench/rtt.sh: getxattr round trips, `tfsbench xattr`, 20,000
+// calls, median of 5, 3 rounds, 2 vCPUs under load 6-8; µs per call):
+//
+//   caller on        CPU 0       CPU 1
+//   uring            15.8-20.6   12.1-21.4
+//   per-cpu          22.7-25.5   18.4-19.2
+//   shared           15.4-29.6   18.2-31.0
+//
+// The ring serves a caller on any CPU at the cost the per-cpu loop reaches
+// only on its receiver's own CPU, and wakes no other receiver. Bulk reads
+// pay one more copy (see reply_splice): 1.1-1.2 GB/s against 1.6-1.8 GB/s
+// for per-cpu (bench/README.md, fifth round).
 //
 // Threads:
 //   queue thread (one per possible CPU, pinned): waits on its ring, rebuilds
