@@ -69,7 +69,7 @@ struct EntInOut {  // struct fuse_uring_ent_in_out
 static_assert(sizeof(EntInOut) == 32);
 
 // What the kernel writes before each request and reads back with its reply.
-struct ReqHeader {  // struct fuse_uring_req_header
+struct ReqHeader {                // struct fuse_uring_req_header
   char in_out[kHeaderInOutSize];  // fuse_in_header, then fuse_out_header
   char op_in[kOpInSize];          // the operation's own header
   EntInOut ring_ent_in_out;

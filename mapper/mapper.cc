@@ -451,8 +451,7 @@ Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_lo
   }
   if (*uring == nullptr && cfg.request_loop == RequestLoop::kUring) {
     std::free(buf.mem);
-    return Status::FailedPrecondition("--request-loop uring: " + why_not + "; " +
-                                      uring_fix_hint());
+    return Status::FailedPrecondition("--request-loop uring: " + why_not + "; " + uring_fix_hint());
   }
   fuse_session_process_buf(se, &buf);
   std::free(buf.mem);

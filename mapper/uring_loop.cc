@@ -179,7 +179,7 @@ class UringLoop::Impl {
   struct Entry {
     Queue* queue = nullptr;
     abi::ReqHeader* header = nullptr;  // at the start of the entry's header page
-    char* payload = nullptr;  // right after the header page, whose end is kReserve
+    char* payload = nullptr;           // right after the header page, whose end is kReserve
     iovec iov[2]{};
     uint32_t last_cmd = abi::kRegister;
     bool dead = false;  // the kernel ended it (connection gone); queue thread only
@@ -488,8 +488,8 @@ std::string UringLoop::Impl::register_entries(Queue* q) {
     const uint64_t tag = io_uring_cqe_get_data64(cqe);
     if (tag == kWakeTag || cqe->res >= 0 || cqe->res == -EAGAIN || cqe->res == -EINTR) continue;
     if (err.empty()) {
-      err = "queue " + std::to_string(q->qid) + ": FUSE_IO_URING_CMD_REGISTER: " +
-            std::strerror(-cqe->res);
+      err = "queue " + std::to_string(q->qid) +
+            ": FUSE_IO_URING_CMD_REGISTER: " + std::strerror(-cqe->res);
     }
   }
   return err;
@@ -548,8 +548,8 @@ void UringLoop::Impl::on_request(Entry* e) {
   // and the payload (a LOOKUP has none, a WRITE's is fuse_write_in).
   const size_t op_sz = in.len - sizeof in - payload_sz;
   if (in.len < sizeof in + payload_sz || op_sz > abi::kOpInSize || payload_sz > payload_size_) {
-    uring_log()->error("volume {}: malformed ring request (opcode {}, len {}, payload {})",
-                       volume_, in.opcode, in.len, payload_sz);
+    uring_log()->error("volume {}: malformed ring request (opcode {}, len {}, payload {})", volume_,
+                       in.opcode, in.len, payload_sz);
     e->unique.store(in.unique);
     e->buf.mem = nullptr;
     reply_error_inline(e, EIO);
@@ -820,8 +820,7 @@ Status uring_precheck() {
   const int rc = io_uring_queue_init_params(2, &ring, &p);
   if (rc < 0) {
     return Status::FailedPrecondition(
-        std::string("FUSE over io_uring is not available: io_uring_setup: ") +
-        std::strerror(-rc) +
+        std::string("FUSE over io_uring is not available: io_uring_setup: ") + std::strerror(-rc) +
         " (a container's seccomp profile, Docker's default among them, blocks io_uring); use "
         "--request-loop auto");
   }
@@ -861,8 +860,8 @@ void uring_amend_init_reply(char* init_out, size_t len) {
   const uint32_t max_write = load_u32(init_out + abi::kInitOutMaxWrite);
   uint16_t max_pages;
   std::memcpy(&max_pages, init_out + abi::kInitOutMaxPages, sizeof max_pages);
-  const size_t pages = (flags & abi::kMaxPagesFlag) != 0 ? std::max<size_t>(max_pages, 1)
-                                                         : abi::kDefaultMaxPages;
+  const size_t pages =
+      (flags & abi::kMaxPagesFlag) != 0 ? std::max<size_t>(max_pages, 1) : abi::kDefaultMaxPages;
   const size_t payload = std::max({abi::kMinPayload, static_cast<size_t>(max_write), pages * 4096});
   if (!loop->allocate(payload)) return;
   store_u32(init_out + abi::kInitOutFlags, flags | abi::kInitExt);

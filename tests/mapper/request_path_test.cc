@@ -77,8 +77,8 @@ class RequestPathTest : public ::testing::Test {
   void SetUp() override { SKIP_UNLESS_MAPPER_TESTS_CAN_RUN(); }
 };
 
-#define SET_ENABLE_URING_OR_SKIP(setting)                                               \
-  do {                                                                                  \
+#define SET_ENABLE_URING_OR_SKIP(setting)                                                    \
+  do {                                                                                       \
     if (!(setting).ok()) GTEST_SKIP() << "cannot set " << kEnableUring << " on this kernel"; \
   } while (0)
 

@@ -74,9 +74,9 @@ TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
 class LauncherReadinessTest : public ::testing::Test {
  protected:
   Result<pid_t> StartReporting(const std::string& line) {
-    const std::string exe = dir_.write(
-        "fake-mapper", "#!/bin/sh\nprintf '%s\\n' '" + line +
-                           "' >&3\ncase '" + line + "' in ready | 'ready '*) exec sleep 30 ;; esac\nexit 1\n");
+    const std::string exe =
+        dir_.write("fake-mapper", "#!/bin/sh\nprintf '%s\\n' '" + line + "' >&3\ncase '" + line +
+                                      "' in ready | 'ready '*) exec sleep 30 ;; esac\nexit 1\n");
     EXPECT_EQ(::chmod(exe.c_str(), 0755), 0);
     EXPECT_EQ(::mkdir(dir_.sub("mnt").c_str(), 0755), 0);
     UniqueFd backing(::open(dir_.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
