@@ -29,7 +29,8 @@
 // Threads:
 //   queue thread (one per possible CPU, pinned): waits on its ring, rebuilds
 //     requests, runs fast ones itself and commits every reply of its queue
-//     (COMMIT_AND_FETCH must come from the ring's own thread);
+//     (an io_uring is not safe to submit to from several threads at once, so
+//     COMMIT_AND_FETCH comes from the ring's own thread only);
 //   workers (kWorkers, shared): requests that may block (fsync, fallocate,
 //     copy_file_range), so that no queue stalls;
 //   a bulk thread per queue (started on first use): big reads and writes,
@@ -43,8 +44,9 @@
 //     that the ring itself reads.
 //
 // Finding the entry of a reply: the thread serving a request knows its entry
-// (t_current); other threads search every entry's `unique` (the entries are
-// the map from unique to entry, at most a few hundred). Whoever clears
+// (t_current); other threads (flock waiters) search every entry's `unique`:
+// the entries are the map from unique to entry, without a lock on the fast
+// path, and a search costs a few hundred loads per queue. Whoever clears
 // `unique` owns the reply, so a request is answered once.
 #include "mapper/uring_loop.h"
 
@@ -367,9 +369,8 @@ thread_local UringLoop::Impl::Queue* t_queue = nullptr;
 Status UringLoop::Impl::make_ring(Queue* q) {
   io_uring_params p{};
   // SQE128: the fuse command sits in the SQE's second half. One SQE per
-  // entry plus the eventfd read is all that is ever outstanding.
-  // One SQE per entry plus the eventfd read is all that is ever
-  // outstanding, so neither queue can overflow. SINGLE_ISSUER with
+  // entry plus the eventfd read is all that is ever outstanding, so neither
+  // queue can overflow. SINGLE_ISSUER with
   // DEFER_TASKRUN (the kernel copies requests in only while this thread
   // waits) saved 1-4 µs per round trip but was dropped: after a crash of
   // the mapper the mount then sometimes answered ECANCELED instead of
