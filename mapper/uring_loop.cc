@@ -64,6 +64,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -116,6 +117,11 @@ constexpr size_t kEntriesPerQueue = FlockWaiters::kDefaultMaxWaiters + 40;
 // meanwhile.
 constexpr uint32_t kBigTransfer = 128u << 10;
 constexpr int kWorkers = 4;
+
+// liburing 2.3 has no helper for IORING_OP_URING_CMD: the SQE is filled by
+// hand, with the fuse command in its second half.
+static_assert(offsetof(io_uring_sqe, cmd) == 48);
+static_assert(sizeof(abi::CmdReq) <= 2 * sizeof(io_uring_sqe) - 48);
 
 // user_data of the eventfd read; entries are pointers, never 1.
 constexpr uint64_t kWakeTag = 1;
