@@ -7,7 +7,7 @@
 // ring only changes how request bytes arrive and how reply bytes leave, so
 // the adapter rebuilds, per request, the buffer read(/dev/fuse) would have
 // produced and gives it to fuse_session_process_buf(), and it catches the
-// reply in the session's custom I/O hooks, which libfuse calls with the
+// reply in libfuse's custom I/O hooks (fuse_custom_io), which libfuse calls with the
 // reply's fuse_out_header first. The cost is one copy of the headers (at
 // most 168 bytes) per request; payloads are not copied: each entry reserves
 // 168 bytes in front of its payload buffer, and the headers are copied
@@ -118,7 +118,7 @@ constexpr size_t kEntriesPerQueue = FlockWaiters::kDefaultMaxWaiters + 40;
 constexpr uint32_t kBigTransfer = 128u << 10;
 constexpr int kWorkers = 4;
 
-// liburing 2.3 has no helper for IORING_OP_URING_CMD: the SQE is filled by
+// liburing 2.3 has no prep function for IORING_OP_URING_CMD: the SQE is filled by
 // hand, with the fuse command in its second half.
 static_assert(offsetof(io_uring_sqe, cmd) == 48);
 static_assert(sizeof(abi::CmdReq) <= 2 * sizeof(io_uring_sqe) - 48);

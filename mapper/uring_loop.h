@@ -11,7 +11,7 @@
 // Life of a loop (run_mapper):
 //   create()           after the INIT request was received, before it is
 //                      answered: one thread and ring per queue
-//   amend_init_reply() from the session's writev hook, on the INIT reply:
+//   amend_init_reply() from the writev hook (fuse_custom_io), on the INIT reply:
 //                      allocates the entries and sets FUSE_OVER_IO_URING in
 //                      the reply only if everything is in place
 //   register_queues()  right after the reply: the kernel holds every request
@@ -19,7 +19,7 @@
 //   stop()             once the /dev/fuse loop has ended (unmount, signal)
 //
 // Replies: libfuse 3.14 knows nothing of the ring; it writes every reply
-// through the session's custom I/O hooks (mapper.cc), which hand replies to
+// through the custom I/O hooks of mapper.cc (fuse_custom_io), which hand replies to
 // ring requests to uring_reply_writev() and uring_reply_splice().
 //
 // Thread-safety: create/register_queues/stop from one thread; the reply
@@ -88,12 +88,12 @@ class UringLoop {
 // and sets FUSE_OVER_IO_URING. Does nothing otherwise.
 void uring_amend_init_reply(char* init_out, size_t len);
 
-// The session's writev hook: a reply to a ring request is copied into its
+// For the writev hook of fuse_custom_io: a reply to a ring request is copied into its
 // entry and committed, `*result` set as writev would; false for anything
 // else (notifications, replies to /dev/fuse requests).
 bool uring_reply_writev(const struct iovec* iov, int count, ssize_t* result);
 
-// The session's splice_send hook: libfuse put a reply (header and data,
+// For the splice_send hook of fuse_custom_io: libfuse put a reply (header and data,
 // `len` bytes) into `pipe_fd` to splice it into /dev/fuse; for a ring
 // request it is read into the entry instead. False for anything else.
 bool uring_reply_splice(int pipe_fd, size_t len, ssize_t* result);
