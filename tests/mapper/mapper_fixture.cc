@@ -250,7 +250,32 @@ MapperProcess::~MapperProcess() {
   }
 }
 
+namespace {
+
+// "ready request-loop=uring" is "ready" for a suite run with
+// TENANTFS_TEST_REQUEST_LOOP=uring (or unset); any other loop is a failure
+// that the caller sees as the whole line.
+std::string check_ready_fields(const std::string& line) {
+  if (line.rfind("ready ", 0) != 0) return line;
+  const char* want = std::getenv("TENANTFS_TEST_REQUEST_LOOP");
+  if (want == nullptr || *want == 0 || std::string(want) == "auto") return "ready";
+  std::istringstream fields(line.substr(6));
+  std::string field;
+  while (fields >> field) {
+    if (field == std::string("request-loop=") + want) return "ready";
+  }
+  return line;
+}
+
+}  // namespace
+
 std::string MapperProcess::wait_ready_line(milliseconds timeout) {
+  std::string line = read_ready_line(timeout);
+  full_ready_line_ = line;
+  return check_ready_fields(line);
+}
+
+std::string MapperProcess::read_ready_line(milliseconds timeout) {
   if (!ready_) return "";
   auto deadline = steady_clock::now() + timeout;
   std::string line;
