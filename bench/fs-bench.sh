@@ -21,6 +21,8 @@
 #                 before-strict, before-exclusive run BENCH_BEFORE_BIN (an
 #                 older build) in the same run, for before/after rows
 #   BENCH_BEFORE_BIN []               the older tenantfs binary for before-*
+#   BENCH_PARTS [io files]            io: the fio jobs; files: the small-file
+#                                     and tree rows
 #   BENCH_URING [on]                  on: enable_uring=Y for the run (restored
 #                                     at exit), so the default request loop
 #                                     (auto) can pick io_uring; off: untouched
@@ -40,6 +42,7 @@ else
   RUNS=${BENCH_RUNS:-3} SIZE=${BENCH_SIZE:-1g} RUNTIME=${BENCH_RUNTIME:-10}
   NFILES=${BENCH_FILES:-10000} NTREE=${BENCH_TREE_FILES:-5000}
 fi
+PARTS=${BENCH_PARTS:-io files}
 read -r -a TARGETS <<<"${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt}"
 TUID=${BENCH_UID:-7001}
 TGID=${BENCH_GID:-7001}
@@ -130,6 +133,7 @@ mount_target() {
       MOUNTED+=("$mnt")
       read -r -t 30 line <"$fifo" || true
       rm -f "$fifo"
+      [[ "$line" == ready* ]] && log "$target: $line"
       # "ready", possibly followed by fields ("ready request-loop=uring ...")
       [[ "$line" == ready || "$line" == "ready "* ]] || { MOUNT_ERR="mapper did not become ready: ${line:-no answer} $(tail -n 3 "$WORK/mapper.log" 2>/dev/null)"; return 1; }
       ;;
@@ -222,6 +226,13 @@ ls_l() { ls -l "$1" >/dev/null; }
 
 run_suite() {  # run_suite DIR
   local d=$1
+  [[ " $PARTS " == *" io "* ]] && run_io "$d"
+  [[ " $PARTS " == *" files "* ]] && run_files "$d"
+  return 0
+}
+
+run_io() {  # run_io DIR
+  local d=$1
   rm -f "$d/fio.dat"
   rec seq-write "$(fio_job "$d" bw write --rw=write --bs=1M --size="$SIZE" --end_fsync=1)"
   drop_caches
@@ -238,7 +249,10 @@ run_suite() {  # run_suite DIR
   rec seq-read-direct "$(fio_job "$d" bw read --rw=read --bs=1M --size="$SIZE" --direct=1)"
   rm -f "$d/fio.dat"
   sync
+}
 
+run_files() {  # run_files DIR
+  local d=$1
   mkdir "$d/small"
   rec create "$(tfs create "$d/small" "$NFILES" 1024)"
   rec stat "$(tfs stat "$d/small" "$NFILES")"
