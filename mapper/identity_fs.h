@@ -42,6 +42,7 @@
 #include "mapper/cache_notifier.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/inode_table.h"
+#include "mapper/passthrough_opens.h"
 
 namespace tenantfs {
 
@@ -89,6 +90,12 @@ class IdentityFs {
   FlockWaiters& flock_waiters() { return *flock_waiters_; }
   CacheNotifier& notifier() { return notifier_; }
 
+  // Open files pass through to their backing files where `opens` allows
+  // (passthrough_opens.h); null (the default): never. Set once, before the
+  // session loop starts any worker.
+  void set_passthrough(PassthroughOpens* opens) { passthrough_ = opens; }
+  PassthroughOpens* passthrough() const { return passthrough_; }
+
  private:
   IdentityFsOptions options_;
   InodeTable inodes_;
@@ -96,6 +103,7 @@ class IdentityFs {
   std::shared_ptr<FlockWaiters> flock_waiters_;
   CacheNotifier notifier_;
   fuse_session* session_ = nullptr;
+  PassthroughOpens* passthrough_ = nullptr;
 };
 
 }  // namespace tenantfs
