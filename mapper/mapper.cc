@@ -49,6 +49,7 @@
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
+#include "mapper/fuse_passthrough.h"
 #include "mapper/identity_fs.h"
 #include "mapper/privileges.h"
 #include "mapper/request_loop.h"
@@ -324,7 +325,9 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
     o.entry_timeout = 3600;
     o.attr_timeout = 3600;
     o.negative_timeout = 3600;
-    o.writeback_cache = !cfg.readonly;
+    // The kernel refuses passthrough with the writeback cache; asked for
+    // explicitly, passthrough wins (see bench/README.md for the numbers).
+    o.writeback_cache = !cfg.readonly && cfg.passthrough != PassthroughMode::kOn;
     o.keep_cache = true;
   } else {
     o.entry_timeout = 1.0;
@@ -366,11 +369,17 @@ ssize_t io_writev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
     int32_t error;
     std::memcpy(&error, static_cast<const char*>(iov[0].iov_base) + 4, sizeof error);
     if (error == 0 && init_out[0] == kFuseKernelVersion) init_out[3] |= kFuseHandleKillprivV2;
+    // Passthrough, when start_passthrough armed it (fuse_passthrough.h).
+    add_passthrough_to_init_reply(iov, count);
   }
   return ::writev(fd, iov, count);
 }
 
-ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) { return ::read(fd, buf, len); }
+ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
+  // The INIT request, if start_passthrough read it before the drop.
+  if (ssize_t n; replay_init_request(buf, len, &n)) return n;
+  return ::read(fd, buf, len);
+}
 
 ssize_t io_splice(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
                   unsigned int flags, void* /*userdata*/) {
@@ -453,6 +462,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   // before fs_options_for looked at it, so every mount believed its backing
   // store remote and paid a FLUSH round trip per close()).
   IdentityFsOptions fs_opts = fs_options_for(cfg, backing.get());
+  UniqueFd backing_fd_for_passthrough(::dup(backing.get()));
   fs_opts.max_open_fds = static_cast<size_t>(nofile / 2);
   BackingStat root;
   if (int err = backing_stat(backing.get(), "", AT_EMPTY_PATH, &root); err != 0) {
@@ -496,6 +506,25 @@ int run_mapper(const MapperConfig& cfg_in) {
     report_ready(cfg.ready_fd, "error: stopped by a signal before serving\n");
     return 0;
   }
+  // Passthrough: decided, and its broker forked, while still root and
+  // single-threaded (passthrough_start.h). Declared after `session`, so the
+  // broker ends before the FUSE connection is destroyed.
+  Passthrough passthrough;
+  {
+    PassthroughRequest pt;
+    pt.mode = cfg.passthrough;
+    if (fs.options().writeback_cache) pt.excluded_by = "the writeback cache (--cache exclusive)";
+    pt.volume = cfg.name;
+    pt.tenant = tenant;
+    pt.readonly = cfg.readonly;
+    pt.fuse_fd = fuse_session_fd(raw);
+    pt.backing_fd = backing_fd_for_passthrough.get();
+    pt.max_fds = static_cast<unsigned>(nofile);
+    if (Status st = start_passthrough(pt, &passthrough); !st.ok()) return fail(cfg, st);
+    backing_fd_for_passthrough.reset();
+    fs.set_passthrough(passthrough.opens.get());
+  }
+
   int threads = 0;
   if (Status st = count_threads(&threads); !st.ok()) return fail(cfg, st);
   if (threads != 1) {
@@ -520,7 +549,14 @@ int run_mapper(const MapperConfig& cfg_in) {
 
   mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
                      cfg.mountpoint, cfg.uid, cfg.gid, kMapperProcessUid);
-  report_ready(cfg.ready_fd, "ready\n");
+  if (passthrough.on()) {
+    mapper_log()->info("volume {}: passthrough on (broker pid {}, max_stack_depth {})", cfg.name,
+                       passthrough.broker->pid(), passthrough.max_stack_depth);
+  } else {
+    mapper_log()->info("volume {}: passthrough off: {}", cfg.name, passthrough.why_off);
+  }
+  report_ready(cfg.ready_fd,
+               std::string("ready passthrough=") + (passthrough.on() ? "on" : "off") + "\n");
 
   const std::vector<int> cpus = allowed_cpus();
   const RequestLoop loop = resolve_request_loop(cfg.request_loop, cpus.size());

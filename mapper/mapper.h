@@ -5,13 +5,14 @@
 //   tenantfs mapper --backing DIR --mountpoint DIR --uid U --gid G
 //                   [--groups G1,G2,...] [--present-uid U] [--present-gid G]
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
-//                   [--ready-fd N] [--max-fds N]
+//                   [--ready-fd N] [--max-fds N] [--passthrough auto|on|off]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
 // --uid 0 and the reserved id 2147483646 (common/reserved_ids.h) are refused.
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
 // privilege to the tenant and only then writes exactly one line to the ready
-// fd: "ready\n" on success, or "error: <what failed and why>\n" followed by a
+// fd: "ready" plus space-separated key=value fields ("ready passthrough=on\n")
+// on success, or "error: <what failed and why>\n" followed by a
 // non-zero exit that leaves no mount behind. It exits 0 once unmounted
 // (umount, umount -l, fusermount3 -u).
 //
@@ -30,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "mapper/passthrough_start.h"
 #include "mapper/request_loop.h"
 
 #include "common/status.h"
@@ -58,6 +60,9 @@ struct MapperConfig {
   // looked-up objects (inode_table.h). Bounds what one volume can take of
   // the host's file table.
   unsigned max_fds = kDefaultMaxFds;
+  // FUSE passthrough of open files (passthrough_start.h): auto uses it when
+  // the kernel offers it and the broker starts; on fails the start without.
+  PassthroughMode passthrough = PassthroughMode::kAuto;
 };
 
 // Mounts, drops privileges, serves until unmounted. Returns the process exit
