@@ -202,7 +202,8 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
   }
   if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
 
-  if (!timed_out && line == "ready") return *pid;
+  // "ready", optionally followed by space-separated key=value fields.
+  if (!timed_out && (line == "ready" || line.rfind("ready ", 0) == 0)) return *pid;
 
   // Failed: make sure nothing is left running or mounted.
   if (timed_out) ::kill(*pid, SIGKILL);
