@@ -105,7 +105,12 @@ class MapperProcess {
   pid_t pid() const { return pid_; }
   // The readiness line without its newline; "" if the pipe closed without
   // one; "<timeout>" if nothing came within `timeout`.
+  // A "ready" line's key=value fields are not part of what it returns (it
+  // returns "ready"); ready_field() has them.
   std::string wait_ready_line(std::chrono::milliseconds timeout);
+  // The value of field `key` of the readiness line ("on" for
+  // "ready passthrough=on"), or "" if it had none.
+  std::string ready_field(const std::string& key) const;
   // What the ready pipe holds after the readiness line, once the writer is
   // gone (call after wait_exit).
   std::string read_rest_of_ready_pipe();
@@ -117,6 +122,7 @@ class MapperProcess {
  private:
   pid_t pid_ = -1;
   UniqueFd ready_;
+  std::string ready_fields_;
 };
 
 // A directory tree for one volume, removed (without crossing mounts) on
@@ -139,6 +145,10 @@ class VolumeDirs {
  private:
   std::string root_, backing_, mountpoint_;
 };
+
+// The --passthrough mode the suite runs the mapper with:
+// $TENANTFS_TEST_PASSTHROUGH (on, off), else "auto" (no flag).
+std::string test_passthrough_mode();
 
 // The mapper mounted on VolumeDirs. Two phases so that a test can prepare
 // the backing store first:
