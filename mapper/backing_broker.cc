@@ -126,7 +126,7 @@ std::vector<sock_filter> broker_filter(int fuse_fd, bool readonly) {
   b.jump_ge(0x40000000u, B::kKill, B::kNext);  // the x32 ABI
 #endif
   const long allowed[] = {
-      SYS_recvmsg, SYS_sendmsg, SYS_fcntl, SYS_close, SYS_statx, SYS_newfstatat,
+      SYS_recvmsg, SYS_sendmsg,    SYS_fcntl,        SYS_close, SYS_statx, SYS_newfstatat,
 #ifdef SYS_fstat
       SYS_fstat,
 #endif
@@ -328,7 +328,8 @@ Status keep_only_fds(int* sock, int* fuse) {
   for (int std_fd = 0; std_fd < 3; ++std_fd) {
     if (::dup2(null, std_fd) != std_fd) return PosixError("dup2", errno);
   }
-  if (::dup3(s, 3, O_CLOEXEC) != 3 || ::dup3(f, 4, O_CLOEXEC) != 4) return PosixError("dup3", errno);
+  if (::dup3(s, 3, O_CLOEXEC) != 3 || ::dup3(f, 4, O_CLOEXEC) != 4)
+    return PosixError("dup3", errno);
   if (::close_range(5, ~0U, 0) != 0) return PosixError("close_range", errno);
   *sock = 3;
   *fuse = 4;
@@ -418,8 +419,9 @@ Result<std::unique_ptr<BackingBroker>> BackingBroker::start(const BrokerConfig& 
     reap();
     report.text[sizeof report.text - 1] = '\0';
     return Status::Internal(std::string("the backing broker did not start") +
-                            (n == static_cast<ssize_t>(sizeof report) ? ": " + std::string(report.text)
-                                                                      : std::string()));
+                            (n == static_cast<ssize_t>(sizeof report)
+                                 ? ": " + std::string(report.text)
+                                 : std::string()));
   }
   return std::unique_ptr<BackingBroker>(new BackingBroker(pid, std::move(mine)));
 }

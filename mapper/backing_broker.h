@@ -44,10 +44,10 @@ namespace tenantfs {
 
 struct BrokerConfig {
   TenantIdentity tenant;
-  int fuse_fd = -1;           // the session's /dev/fuse fd (the broker keeps a copy)
-  dev_t volume_dev = 0;       // st_dev of the backing root
+  int fuse_fd = -1;            // the session's /dev/fuse fd (the broker keeps a copy)
+  dev_t volume_dev = 0;        // st_dev of the backing root
   uint64_t volume_mnt_id = 0;  // statx mount id of the backing root
-  bool readonly = false;      // a read-only volume: readable files pass through
+  bool readonly = false;       // a read-only volume: readable files pass through
 };
 
 // The mount id of the object `fd` refers to (statx STATX_MNT_ID).

@@ -138,8 +138,7 @@ Status take_init_request(int fuse_fd, int timeout_ms, InitOffer* offer) {
   if (static_cast<size_t>(got) < sizeof in) return Status::IOError("short INIT request");
   std::memcpy(&in, buf.data(), sizeof in);
   if (in.opcode != kFuseInitOpcode) {
-    return Status::IOError("first request is opcode " + std::to_string(in.opcode) +
-                           ", not INIT");
+    return Status::IOError("first request is opcode " + std::to_string(in.opcode) + ", not INIT");
   }
   WireInitIn init{};
   const size_t body = static_cast<size_t>(got) - sizeof in;

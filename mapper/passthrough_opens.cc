@@ -10,8 +10,7 @@ namespace tenantfs {
 namespace {
 
 template <typename... Args>
-void log_at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
-            Args&&... args) {
+void log_at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt, Args&&... args) {
   if (auto log = spdlog::get("mapper")) log->log(level, fmt, std::forward<Args>(args)...);
 }
 
@@ -35,11 +34,11 @@ int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct) {
     if (id == -EPIPE) {
       broker_lost_ = true;
       log_at(spdlog::level::warn,
-          "volume {}: the backing broker is gone; files open without passthrough from now on",
-          volume_);
+             "volume {}: the backing broker is gone; files open without passthrough from now on",
+             volume_);
     } else if (id < 0) {
       log_at(spdlog::level::debug, "volume {}: inode {} not passed through: {}", volume_, ino,
-                                   std::strerror(-id));
+             std::strerror(-id));
     }
   }
   if (id < 0) {
@@ -71,7 +70,7 @@ void PassthroughOpens::detach(int fd) {
     // registered file now.
     if (int err = broker_->close_id(io.backing_id); err != 0) {
       log_at(spdlog::level::warn, "volume {}: cannot close backing id {}: {}", volume_,
-                                  io.backing_id, std::strerror(-err));
+             io.backing_id, std::strerror(-err));
     }
     io.backing_id = -1;
     --live_ids_;

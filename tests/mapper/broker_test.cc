@@ -38,8 +38,8 @@ class PassthroughConnection {
   explicit PassthroughConnection(const std::string& mountpoint) : mountpoint_(mountpoint) {
     fd_.reset(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
     if (!fd_) return;
-    const std::string opts = "fd=" + std::to_string(fd_.get()) +
-                             ",rootmode=40000,user_id=0,group_id=0,allow_other";
+    const std::string opts =
+        "fd=" + std::to_string(fd_.get()) + ",rootmode=40000,user_id=0,group_id=0,allow_other";
     if (::mount("broker-test", mountpoint.c_str(), "fuse.brokertest", MS_NOSUID | MS_NODEV,
                 opts.c_str()) != 0) {
       error_ = std::string("mount: ") + std::strerror(errno);
@@ -84,9 +84,9 @@ class PassthroughConnection {
     reply.out[1] = in[1];
     reply.out[2] = in[2];
     reply.out[3] = kFuseInitExt;
-    reply.out[5] = 4096;                                              // max_write
+    reply.out[5] = 4096;                                               // max_write
     reply.out[8] = static_cast<uint32_t>(kFusePassthroughFlag >> 32);  // flags2 (byte 32)
-    reply.out[9] = 1;                                                 // max_stack_depth (36)
+    reply.out[9] = 1;                                                  // max_stack_depth (36)
     if (::write(fd_.get(), &reply, sizeof reply) != static_cast<ssize_t>(sizeof reply)) {
       error_ = std::string("INIT reply: ") + std::strerror(errno);
     }
@@ -107,7 +107,7 @@ class BrokerTest : public ::testing::Test {
     ASSERT_EQ(conn_->error(), "");
     UniqueFd root(::open(dirs_->backing().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     ASSERT_TRUE(root);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::fstat(root.get(), &st), 0);
     cfg_.tenant = TenantIdentity{kTenantUid, kTenantGid, {kSharedGid}};
     cfg_.fuse_fd = conn_->fd();
@@ -235,7 +235,7 @@ TEST_F(BrokerTest, RunsWithOnlyCapSysAdminAsTheTenantUnderSeccomp) {
   EXPECT_EQ(st["Gid"], "2147483646\t2147483646\t2147483646\t" + std::to_string(kTenantGid));
   EXPECT_EQ(st["Groups"], std::to_string(kSharedGid));
   // Non-dumpable: /proc/PID files belong to root, not to the process's uid.
-  struct stat proc{};
+  struct stat proc {};
   ASSERT_EQ(::stat(("/proc/" + std::to_string(broker_->pid()) + "/status").c_str(), &proc), 0);
   EXPECT_EQ(proc.st_uid, 0u);
 }

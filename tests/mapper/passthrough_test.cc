@@ -67,8 +67,8 @@ std::vector<pid_t> children_of(pid_t ppid) {
     if (paren == std::string::npos) continue;
     int parent = 0;
     char state = 0;
-    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &parent) == 2 &&
-        parent == ppid && state != 'Z') {
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &parent) == 2 && parent == ppid &&
+        state != 'Z') {
       out.push_back(pid);
     }
   }
@@ -141,11 +141,10 @@ TEST_F(PassthroughTest, WritesReadsAndMmapReachTheStorageAsTheTenant) {
   {
     UniqueFd fd(::open(m("new").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0640));
     ASSERT_TRUE(fd) << std::strerror(errno);
-    ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0),
-              static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
     // Size and mtime come from the mapper's GETATTR; they must show the
     // writes that bypassed it.
-    struct stat through{};
+    struct stat through {};
     ASSERT_EQ(::fstat(fd.get(), &through), 0);
     EXPECT_EQ(through.st_size, static_cast<off_t>(data.size()));
     EXPECT_GT(through.st_mtim.tv_sec, std::chrono::system_clock::to_time_t(before));
@@ -212,8 +211,8 @@ TEST_F(PassthroughTest, BrokerIsNamedBrokerAndDiesWithTheMapper) {
   EXPECT_EQ(args[1], "broker");
   EXPECT_EQ(cmdline_of(mapper).at(1), "mapper");
   vol_->mapper()->signal(SIGKILL);
-  EXPECT_TRUE(eventually([&] { return ::kill(broker, 0) != 0 && errno == ESRCH; },
-                         milliseconds(5000)))
+  EXPECT_TRUE(
+      eventually([&] { return ::kill(broker, 0) != 0 && errno == ESRCH; }, milliseconds(5000)))
       << "the broker outlived its mapper";
 }
 
