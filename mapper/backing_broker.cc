@@ -35,7 +35,12 @@ constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 #error "the broker's seccomp filter knows x86_64 and aarch64 only"
 #endif
 
-enum : uint32_t { kOpRegister = 1, kOpClose = 2 };
+// kOpRelease is kOpClose without a reply: the mapper releases an id at the
+// last release of its inode and need not wait for that (a round trip to the
+// broker per closed file is most of what passthrough costs small files).
+// Requests are handled in order, so a later REGISTER of the same inode
+// comes after the release.
+enum : uint32_t { kOpRegister = 1, kOpClose = 2, kOpRelease = 3 };
 
 struct Request {
   uint32_t op;
@@ -277,11 +282,12 @@ int32_t register_checked(const BrokerState& s, int fd) {
       reply.result = -EPROTO;
     } else if (req.op == kOpRegister && nfds == 1) {
       reply.result = register_checked(s, fds[0]);
-    } else if (req.op == kOpClose && nfds == 0) {
+    } else if ((req.op == kOpClose || req.op == kOpRelease) && nfds == 0) {
       uint32_t id = static_cast<uint32_t>(req.arg);
       reply.result = ::ioctl(s.fuse_fd, kFuseDevIocBackingClose, &id) == 0 ? 0 : -errno;
     }
     for (int i = 0; i < nfds; ++i) ::close(fds[i]);
+    if (req.op == kOpRelease && n == static_cast<ssize_t>(sizeof req)) continue;
     iovec out{&reply, sizeof reply};
     msghdr r{};
     r.msg_iov = &out;
@@ -439,6 +445,8 @@ int BackingBroker::register_file(int fd) { return call(kOpRegister, 0, fd); }
 
 int BackingBroker::close_id(int32_t backing_id) { return call(kOpClose, backing_id, -1); }
 
+void BackingBroker::release_id(int32_t backing_id) { call(kOpRelease, backing_id, -1); }
+
 int BackingBroker::call(uint32_t op, int32_t arg, int fd) {
   MutexLock lock(sock_mutex_);
   if (!sock_) return -EPIPE;
@@ -463,6 +471,7 @@ int BackingBroker::call(uint32_t op, int32_t arg, int fd) {
   } while (n < 0 && errno == EINTR);
   Reply reply{};
   bool ok = n == static_cast<ssize_t>(sizeof req);
+  if (ok && op == kOpRelease) return 0;
   if (ok) {
     do {
       n = ::recv(sock_.get(), &reply, sizeof reply, 0);

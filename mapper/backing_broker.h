@@ -24,9 +24,10 @@
 //     the plugin never takes it for a mapper.
 //
 // Protocol (SOCK_SEQPACKET, one request then one reply): REGISTER carries the
-// fd (SCM_RIGHTS) and returns a backing id or -errno; CLOSE carries the id.
+// fd (SCM_RIGHTS) and returns a backing id or -errno; CLOSE carries the id;
+// RELEASE is a CLOSE that gets no reply.
 //
-// Thread-safety: register_file and close_id may be called from any thread;
+// Thread-safety: every method may be called from any thread;
 // requests are serialised on the socket.
 #pragma once
 
@@ -77,6 +78,9 @@ class BackingBroker {
   int register_file(int fd);
   // Releases a backing id from register_file. Returns 0 or -errno.
   int close_id(int32_t backing_id);
+  // As close_id, without waiting for the broker: it releases ids in the
+  // order they were sent, before any later request.
+  void release_id(int32_t backing_id);
 
   pid_t pid() const { return pid_; }
 

@@ -91,9 +91,13 @@ class IdentityFs {
   CacheNotifier& notifier() { return notifier_; }
 
   // Open files pass through to their backing files where `opens` allows
-  // (passthrough_opens.h); null (the default): never. Set once, before the
-  // session loop starts any worker.
-  void set_passthrough(PassthroughOpens* opens) { passthrough_ = opens; }
+  // (passthrough_opens.h); null (the default): never. The kernel refuses
+  // passthrough together with the writeback cache, so passthrough replaces
+  // it. Set once, before the session loop starts any worker.
+  void set_passthrough(PassthroughOpens* opens) {
+    passthrough_ = opens;
+    if (opens != nullptr) options_.writeback_cache = false;
+  }
   PassthroughOpens* passthrough() const { return passthrough_; }
 
  private:

@@ -68,10 +68,7 @@ void PassthroughOpens::detach(int fd) {
     // The kernel dropped the inode's backing file when its last passthrough
     // file was released, before it sent RELEASE; the id only pins the
     // registered file now.
-    if (int err = broker_->close_id(io.backing_id); err != 0) {
-      log_at(spdlog::level::warn, "volume {}: cannot close backing id {}: {}", volume_,
-             io.backing_id, std::strerror(-err));
-    }
+    broker_->release_id(io.backing_id);
     io.backing_id = -1;
     --live_ids_;
   }

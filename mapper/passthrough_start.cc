@@ -50,7 +50,6 @@ Status start_passthrough(const PassthroughRequest& req, Passthrough* out) {
     return Status::FailedPrecondition("--passthrough on: " + why);
   };
   if (req.mode == PassthroughMode::kOff) return unavailable("--passthrough off");
-  if (!req.excluded_by.empty()) return unavailable(req.excluded_by);
 
   InitOffer offer;
   TENANTFS_RETURN_IF_ERROR(take_init_request(req.fuse_fd, kInitTimeoutMs, &offer));

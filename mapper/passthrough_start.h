@@ -23,10 +23,6 @@ bool parse_passthrough_mode(const std::string& text, PassthroughMode* mode);
 
 struct PassthroughRequest {
   PassthroughMode mode = PassthroughMode::kAuto;
-  // Why passthrough cannot be used whatever the kernel offers (the writeback
-  // cache, which the kernel refuses with it); empty if nothing stands in
-  // the way.
-  std::string excluded_by;
   std::string volume;
   TenantIdentity tenant;
   bool readonly = false;

@@ -156,6 +156,14 @@ TEST_F(BrokerTest, RegistersAFileTheTenantMayReadAndWrite) {
   EXPECT_EQ(broker_->close_id(id), -ENOENT);
 }
 
+TEST_F(BrokerTest, ReleasedIdsAreGoneBeforeTheNextRequest) {
+  start_broker();
+  const int id = register_path(make_file("rw", kTenantUid, kTenantGid, 0600), O_RDWR);
+  ASSERT_GE(id, 0) << std::strerror(-id);
+  broker_->release_id(id);  // no reply
+  EXPECT_EQ(broker_->close_id(id), -ENOENT);
+}
+
 TEST_F(BrokerTest, RefusesAFileTheTenantMayOnlyRead) {
   start_broker();
   EXPECT_EQ(register_path(make_file("ro", kOtherUid, kOtherGid, 0644), O_RDWR), -EACCES);
