@@ -15,8 +15,6 @@
 #   BENCH_FILES [10000 | quick 1000]  small files for create/stat/ls -l/unlink
 #   BENCH_TREE_FILES [5000 | quick 500]  files of the generated source tree
 #   BENCH_TARGETS [native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt]
-#                 tenantfs-MODE-nopt / tenantfs-MODE-pt: --passthrough off / on
-#   BENCH_PARTS [fio meta tree]       which groups of measurements to run
 #   BENCH_DIR [/var/tmp]              where the backing directories live
 #   BENCH_UID, BENCH_GID [7001]       the tenant
 #   BUILD_DIR [build], TENANTFS_BIN   where the tenantfs binary is
@@ -34,7 +32,6 @@ else
   NFILES=${BENCH_FILES:-10000} NTREE=${BENCH_TREE_FILES:-5000}
 fi
 read -r -a TARGETS <<<"${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt}"
-PARTS=" ${BENCH_PARTS:-fio meta tree} "
 TUID=${BENCH_UID:-7001}
 TGID=${BENCH_GID:-7001}
 
@@ -71,12 +68,10 @@ RAW=$WORK/raw.tsv
 target_unavailable() {
   case $1 in
     native | bindfs | bindfs-mt) ;;
-    tenantfs-strict | tenantfs-exclusive | tenantfs-strict-* | tenantfs-exclusive-*)
+    tenantfs-strict | tenantfs-exclusive)
       [[ -n "$TENANTFS" ]] || { echo "no tenantfs binary in $BUILD_DIR (build it first)"; return; }
       "$TENANTFS" mapper --help 2>&1 | grep -q -- --backing ||
         echo "this tenantfs build has no working 'mapper' subcommand yet"
-      [[ $1 != *-pt && $1 != *-nopt ]] || "$TENANTFS" mapper --help 2>&1 | grep -q -- --passthrough ||
-        echo "this tenantfs build has no --passthrough"
       ;;
     *) echo "unknown target $1" ;;
   esac
@@ -101,21 +96,17 @@ mount_target() {
   case $target in
     native) return 0 ;;
     tenantfs-*)
-      local fifo=$WORK/ready.fifo spec=${target#tenantfs-} pt=()
-      case $spec in
-        *-nopt) pt=(--passthrough off) ;;
-        *-pt) pt=(--passthrough on) ;;
-      esac
+      local fifo=$WORK/ready.fifo
       rm -f "$fifo" && mkfifo "$fifo"
       "$TENANTFS" mapper --backing "$backing" --mountpoint "$mnt" --uid "$TUID" --gid "$TGID" \
-        --cache "${spec%%-*}" "${pt[@]}" --name "bench-$spec" --ready-fd 3 \
+        --cache "${target#tenantfs-}" --name "bench-${target#tenantfs-}" --ready-fd 3 \
         3>"$fifo" >>"$WORK/mapper.log" 2>&1 &
       DAEMON_PID=$!
       DAEMONS+=("$DAEMON_PID")
       MOUNTED+=("$mnt")
       read -r -t 30 line <"$fifo" || true
       rm -f "$fifo"
-      [[ "$line" == ready || "$line" == "ready "* ]] || { MOUNT_ERR="mapper did not become ready: ${line:-no answer} $(tail -n 3 "$WORK/mapper.log" 2>/dev/null)"; return 1; }
+      [[ "$line" == ready ]] || { MOUNT_ERR="mapper did not become ready: ${line:-no answer} $(tail -n 3 "$WORK/mapper.log" 2>/dev/null)"; return 1; }
       ;;
     bindfs | bindfs-mt)
       local mt=()
@@ -206,14 +197,6 @@ ls_l() { ls -l "$1" >/dev/null; }
 
 run_suite() {  # run_suite DIR
   local d=$1
-  [[ $PARTS == *" fio "* ]] && run_fio "$d"
-  [[ $PARTS == *" meta "* ]] && run_meta "$d"
-  [[ $PARTS == *" tree "* ]] && run_tree "$d"
-  return 0
-}
-
-run_fio() {  # run_fio DIR
-  local d=$1
   rm -f "$d/fio.dat"
   rec seq-write "$(fio_job "$d" bw write --rw=write --bs=1M --size="$SIZE" --end_fsync=1)"
   drop_caches
@@ -230,10 +213,7 @@ run_fio() {  # run_fio DIR
   rec seq-read-direct "$(fio_job "$d" bw read --rw=read --bs=1M --size="$SIZE" --direct=1)"
   rm -f "$d/fio.dat"
   sync
-}
 
-run_meta() {  # run_meta DIR
-  local d=$1
   mkdir "$d/small"
   rec create "$(tfs create "$d/small" "$NFILES" 1024)"
   rec stat "$(tfs stat "$d/small" "$NFILES")"
@@ -241,10 +221,7 @@ run_meta() {  # run_meta DIR
   rec unlink "$(tfs unlink "$d/small" "$NFILES")"
   rmdir "$d/small" 2>/dev/null || rm -rf "$d/small"
   sync
-}
 
-run_tree() {  # run_tree DIR
-  local d=$1
   mkdir "$d/tree"
   rec untar "$(timed tar -xf "$WORK/tree.tar" -C "$d/tree")"
   rec ls-lR "$(timed ls -lR "$d/tree")"
