@@ -72,7 +72,7 @@ int reopen_flags(bool readonly) {
 // A BPF program with forward jumps to named targets, resolved by finish().
 class FilterBuilder {
  public:
-  enum Target { kNext, kAllow, kKill, kIoctl, kOpenat, kTargetCount };
+  enum Target { kNext, kAllow, kKill, kIoctl, kOpenat, kFcntl, kTargetCount };
 
   void load_nr() { load(offsetof(seccomp_data, nr)); }
   void load_arch() { load(offsetof(seccomp_data, arch)); }
@@ -116,11 +116,11 @@ class FilterBuilder {
 };
 
 // Everything the broker's loop calls, and nothing else: its socket, the
-// permission check (openat with exactly reopen_flags), the file checks, the
-// two backing ioctls on the session's fd, close and exit. Any other call, an
-// ioctl on another fd or with another command, an openat with other flags
-// (O_CREAT, O_TRUNC, O_PATH...) or a call of another architecture's ABI
-// kills the process.
+// permission check (openat with exactly reopen_flags), the file checks
+// (statx, fcntl F_GETFL), the two backing ioctls on the session's fd, close
+// and exit. Any other call, an ioctl on another fd or with another command,
+// an openat with other flags (O_CREAT, O_TRUNC, O_PATH...), any other fcntl
+// or a call of another architecture's ABI kills the process.
 std::vector<sock_filter> broker_filter(int fuse_fd, bool readonly) {
   using B = FilterBuilder;
   B b;
@@ -131,7 +131,7 @@ std::vector<sock_filter> broker_filter(int fuse_fd, bool readonly) {
   b.jump_ge(0x40000000u, B::kKill, B::kNext);  // the x32 ABI
 #endif
   const long allowed[] = {
-      SYS_recvmsg, SYS_sendmsg,    SYS_fcntl,        SYS_close, SYS_statx, SYS_newfstatat,
+      SYS_recvmsg, SYS_sendmsg,    SYS_close,        SYS_statx, SYS_newfstatat,
 #ifdef SYS_fstat
       SYS_fstat,
 #endif
@@ -139,6 +139,7 @@ std::vector<sock_filter> broker_filter(int fuse_fd, bool readonly) {
   };
   for (long nr : allowed) b.jump_eq(static_cast<uint32_t>(nr), B::kAllow, B::kNext);
   b.jump_eq(SYS_ioctl, B::kIoctl, B::kNext);
+  b.jump_eq(SYS_fcntl, B::kFcntl, B::kNext);
   b.jump_eq(SYS_openat, B::kOpenat, B::kKill);
 
   b.label(B::kIoctl);
@@ -149,6 +150,10 @@ std::vector<sock_filter> broker_filter(int fuse_fd, bool readonly) {
   b.load_arg(1, false);  // the kernel reads the command as 32 bits
   b.jump_eq(static_cast<uint32_t>(kFuseDevIocBackingOpen), B::kAllow, B::kNext);
   b.jump_eq(static_cast<uint32_t>(kFuseDevIocBackingClose), B::kAllow, B::kKill);
+
+  b.label(B::kFcntl);
+  b.load_arg(1, false);  // only F_GETFL: no locks, leases or owners
+  b.jump_eq(F_GETFL, B::kAllow, B::kKill);
 
   b.label(B::kOpenat);
   b.load_arg(2, false);  // flags, an int

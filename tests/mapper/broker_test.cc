@@ -297,6 +297,12 @@ TEST_F(BrokerTest, SeccompAllowlistKillsAnythingElse) {
       {"openat with O_CREAT",
        [] { ::syscall(SYS_openat, AT_FDCWD, "x", O_RDWR | O_CREAT | O_CLOEXEC, 0600); }},
       {"openat with O_PATH", [] { ::syscall(SYS_openat, AT_FDCWD, "/", O_PATH | O_CLOEXEC); }},
+      {"fcntl other than F_GETFL",
+       [fuse] {
+         struct flock lk {};
+         lk.l_type = F_RDLCK;
+         ::fcntl(fuse, F_SETLK, &lk);
+       }},
   };
   for (const auto& [what, act] : forbidden) {
     EXPECT_TRUE(killed_by_seccomp(status_after_confined(cfg_, act))) << what;
