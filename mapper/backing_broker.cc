@@ -117,7 +117,7 @@ class FilterBuilder {
 
 // Everything the broker's loop calls, and nothing else: its socket, the
 // permission check (openat with exactly reopen_flags), the file checks
-// (statx, fcntl F_GETFL), the two backing ioctls on the session's fd, close
+// (statx, fcntl F_GETFL), the two backing ioctls on the /dev/fuse fd, close
 // and exit. Any other call, an ioctl on another fd or with another command,
 // an openat with other flags (O_CREAT, O_TRUNC, O_PATH...), any other fcntl
 // or a call of another architecture's ABI kills the process.

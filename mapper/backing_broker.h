@@ -45,7 +45,7 @@ namespace tenantfs {
 
 struct BrokerConfig {
   TenantIdentity tenant;
-  int fuse_fd = -1;            // the session's /dev/fuse fd (the broker keeps a copy)
+  int fuse_fd = -1;            // the mount's /dev/fuse fd (the broker keeps a copy)
   dev_t volume_dev = 0;        // st_dev of the backing root
   uint64_t volume_mnt_id = 0;  // statx mount id of the backing root
   bool readonly = false;       // a read-only volume: readable files pass through

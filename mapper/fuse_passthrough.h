@@ -57,7 +57,7 @@ struct InitOffer {
 // Call once, after the mount and before the request loop starts.
 Status take_init_request(int fuse_fd, int timeout_ms, InitOffer* offer);
 
-// For the session's read hook: on the first call after take_init_request,
+// For the custom I/O read hook: on the first call after take_init_request,
 // copies the kept INIT request into `buf`, stores the read's result in `*n`
 // and returns true; afterwards (or if none was kept) returns false: then
 // read /dev/fuse itself.
@@ -67,7 +67,7 @@ bool replay_init_request(void* buf, size_t len, ssize_t* n);
 // `max_stack_depth` (1 or 2). Call before the request loop starts.
 void request_passthrough_in_init_reply(uint32_t max_stack_depth);
 
-// Called by the session's writev hook on the INIT reply (iov[0] the out
+// Called by the custom I/O writev hook on the INIT reply (iov[0] the out
 // header, iov[1] fuse_init_out). If passthrough was requested and the reply
 // is a success that does not ask for the writeback cache (the kernel refuses
 // the two together), sets FUSE_PASSTHROUGH and max_stack_depth. Returns

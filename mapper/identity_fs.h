@@ -93,7 +93,7 @@ class IdentityFs {
   // Open files pass through to their backing files where `opens` allows
   // (passthrough_opens.h); null (the default): never. The kernel refuses
   // passthrough together with the writeback cache, so passthrough replaces
-  // it. Set once, before the session loop starts any worker.
+  // it. Set once, before the request loop starts any worker.
   void set_passthrough(PassthroughOpens* opens) {
     passthrough_ = opens;
     if (opens != nullptr) options_.writeback_cache = false;

@@ -510,7 +510,7 @@ int run_mapper(const MapperConfig& cfg_in) {
     return 0;
   }
   // Passthrough: decided, and its broker forked, while still root and
-  // single-threaded (passthrough_start.h). Declared after `session`, so the
+  // single-threaded (passthrough_start.h). Declared after the FuseSession, so the
   // broker ends before the FUSE connection is destroyed.
   Passthrough passthrough;
   {

@@ -26,7 +26,7 @@ struct PassthroughRequest {
   std::string volume;
   TenantIdentity tenant;
   bool readonly = false;
-  int fuse_fd = -1;      // the mounted session's, INIT not yet answered
+  int fuse_fd = -1;      // the mount's /dev/fuse fd, INIT not yet answered
   int backing_fd = -1;   // the backing root
   unsigned max_fds = 0;  // the mapper's RLIMIT_NOFILE
 };
