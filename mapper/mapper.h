@@ -5,16 +5,22 @@
 //   tenantfs mapper --backing DIR --mountpoint DIR --uid U --gid G
 //                   [--groups G1,G2,...] [--present-uid U] [--present-gid G]
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
-//                   [--ready-fd N] [--max-fds N] [--passthrough auto|on|off]
+//                   [--ready-fd N] [--max-fds N]
+//                   [--request-loop auto|uring|per-cpu|shared]
+//                   [--passthrough auto|on|off]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
 // --uid 0 and the reserved id 2147483646 (common/reserved_ids.h) are refused.
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
-// privilege to the tenant and only then writes exactly one line to the ready
-// fd: "ready" plus space-separated key=value fields ("ready passthrough=on\n")
-// on success, or "error: <what failed and why>\n" followed by a
-// non-zero exit that leaves no mount behind. It exits 0 once unmounted
-// (umount, umount -l, fusermount3 -u).
+// privilege to the tenant, answers the kernel's INIT and only then writes
+// exactly one line to the ready fd: "ready" followed by space-separated
+// key=value fields and "\n" on success (today
+// "ready request-loop=LOOP passthrough=on|off\n", LOOP the request path in
+// use), or "error: <what failed and why>\n"
+// followed by a non-zero exit that leaves no mount behind (failures that
+// only show at INIT, after the drop, leave the mount to the supervisor, as
+// a stop does). It exits 0 once unmounted (umount, umount -l,
+// fusermount3 -u).
 //
 // SIGTERM/SIGINT: before "ready" the mapper is still root, unmounts what it
 // mounted and exits 0. After "ready" it is the tenant, without capabilities

@@ -19,7 +19,6 @@
 
 #include "common/unique_fd.h"
 #include "plugin/child_reaper.h"
-#include "plugin/mount_table.h"
 
 namespace tenantfs {
 namespace {
@@ -129,12 +128,6 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
     args.push_back(join_gids(b.groups));
   }
   if (b.readonly) args.push_back("--readonly");
-  if (stop_stray_mappers(b.name, mountpoint) > 0) {
-    // What they mounted before dying is dead now.
-    if (auto table = read_mount_table(); table.ok() && is_mount_point(*table, mountpoint)) {
-      if (Status st = unmount_lazily(mountpoint); !st.ok()) return st;
-    }
-  }
   // Built before fork: the child may not allocate.
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
@@ -202,7 +195,7 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
   }
   if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
 
-  // "ready", optionally followed by space-separated key=value fields.
+  // "ready", optionally followed by " key=value" fields (mapper.h).
   if (!timed_out && (line == "ready" || line.rfind("ready ", 0) == 0)) return *pid;
 
   // Failed: make sure nothing is left running or mounted.
@@ -212,8 +205,6 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
     ::kill(*pid, SIGKILL);
     status = ChildReaper::instance().wait(*pid);
   }
-  Status cleanup = unmount_lazily(mountpoint);
-  if (!cleanup.ok()) spdlog::warn("volume \"{}\": {}", b.name, cleanup.message());
   if (timed_out) {
     return Status::IOError("the mapper did not report readiness within " +
                            std::to_string(ready_timeout_.count() / 1000) + " s and was killed");
@@ -227,10 +218,8 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
   return Status::IOError(why);
 }
 
-Status ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
-  Status st = unmount(mountpoint);
-  if (pid <= 0) return st;
-  // Unmounting ends the mapper's FUSE session; it exits on its own.
+void ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
+  // Unmounting ended the mapper's FUSE session; it exits on its own.
   auto status = ChildReaper::instance().wait(pid, kStopTimeout);
   if (!status) {
     spdlog::warn("mapper pid {} for {} did not exit after the unmount; killing it", pid,
@@ -238,7 +227,11 @@ Status ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
     ::kill(pid, SIGKILL);
     ChildReaper::instance().wait(pid, kStopTimeout);
   }
-  return st;
+}
+
+void ProcessMapperLauncher::stop_strays(const std::string& volume,
+                                        const std::string& mountpoint) {
+  stop_stray_mappers(volume, mountpoint);
 }
 
 }  // namespace tenantfs

@@ -104,10 +104,13 @@ class MapperProcess {
 
   pid_t pid() const { return pid_; }
   // The readiness line without its newline; "" if the pipe closed without
-  // one; "<timeout>" if nothing came within `timeout`.
-  // A "ready" line's key=value fields are not part of what it returns (it
-  // returns "ready"); ready_field() has them.
+  // one; "<timeout>" if nothing came within `timeout`. "ready" followed by
+  // fields comes back as "ready" when its request-loop= field names the
+  // loop TENANTFS_TEST_REQUEST_LOOP asked for (so that a suite run for one
+  // loop proves that loop served it), else whole.
   std::string wait_ready_line(std::chrono::milliseconds timeout);
+  // The last readiness line as the mapper wrote it, fields and all.
+  const std::string& full_ready_line() const { return full_ready_line_; }
   // The value of field `key` of the readiness line ("on" for
   // "ready passthrough=on"), or "" if it had none.
   std::string ready_field(const std::string& key) const;
@@ -120,9 +123,11 @@ class MapperProcess {
   bool running() const { return pid_ > 0; }
 
  private:
+  std::string read_ready_line(std::chrono::milliseconds timeout);
+
   pid_t pid_ = -1;
   UniqueFd ready_;
-  std::string ready_fields_;
+  std::string full_ready_line_;
 };
 
 // A directory tree for one volume, removed (without crossing mounts) on

@@ -1,15 +1,21 @@
 // Finding the mapper processes of a mountpoint by their command line, over a
 // made-up /proc: the launcher kills those an earlier serve left starting.
+// And what the launcher takes for readiness, with a stand-in for the mapper.
 #include "plugin/mapper_launcher.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
+#include "plugin/child_reaper.h"
 #include "tests/support/temp_dir.h"
 
 namespace tenantfs {
@@ -69,6 +75,49 @@ TEST_F(FindMapperProcessesTest, IgnoresTheBrokerOfAMapper) {
 
 TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
   EXPECT_TRUE(find_mapper_processes("/mnt/tenantfs/a", proc_.sub("absent")).empty());
+}
+
+// A stand-in for `tenantfs mapper` that writes one readiness line to the
+// ready fd (3), then stays up when the line is "ready" or starts with
+// "ready " (as a serving mapper does) and exits 1 otherwise.
+class LauncherReadinessTest : public ::testing::Test {
+ protected:
+  Result<pid_t> StartReporting(const std::string& line) {
+    const std::string exe =
+        dir_.write("fake-mapper", "#!/bin/sh\nprintf '%s\\n' '" + line + "' >&3\ncase '" + line +
+                                      "' in ready | 'ready '*) exec sleep 30 ;; esac\nexit 1\n");
+    EXPECT_EQ(::chmod(exe.c_str(), 0755), 0);
+    EXPECT_EQ(::mkdir(dir_.sub("mnt").c_str(), 0755), 0);
+    UniqueFd backing(::open(dir_.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    VolumeBinding b;
+    b.name = "vol";
+    b.uid = b.gid = b.present_uid = b.present_gid = 7001;
+    ProcessMapperLauncher launcher(exe, std::chrono::seconds(10));
+    return launcher.start(b, backing.get(), dir_.sub("mnt"));
+  }
+  void Stop(pid_t pid) {
+    ::kill(pid, SIGKILL);
+    ChildReaper::instance().wait(pid, std::chrono::seconds(10));
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(LauncherReadinessTest, ReadyFollowedByKeyValueFieldsIsReady) {
+  Result<pid_t> pid = StartReporting("ready request-loop=uring");
+  ASSERT_TRUE(pid.ok()) << pid.status().message();
+  Stop(*pid);
+}
+
+TEST_F(LauncherReadinessTest, BareReadyIsReady) {
+  Result<pid_t> pid = StartReporting("ready");
+  ASSERT_TRUE(pid.ok()) << pid.status().message();
+  Stop(*pid);
+}
+
+TEST_F(LauncherReadinessTest, AWordThatOnlyStartsWithReadyIsAFailure) {
+  Result<pid_t> pid = StartReporting("readying");
+  EXPECT_FALSE(pid.ok());
+  if (pid.ok()) Stop(*pid);
 }
 
 }  // namespace
