@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "mapper/fuse_passthrough.h"
 #include "mapper/presentation.h"
 
 namespace tenantfs {
@@ -548,8 +549,8 @@ struct OpenedFile {
   bool bypass_cache = false;  // FOPEN_DIRECT_IO for this open
 };
 
-// The one place where files are opened (create and open), so that a future
-// FUSE passthrough can be switched on here.
+// The one place where files are opened (create and open); whether the open
+// then passes through is decided by attach_backing.
 //
 // O_DIRECT is not passed down: the kernel's direct I/O already bypasses its
 // cache for the FUSE file, and libfuse's request buffers are not aligned the
@@ -591,6 +592,17 @@ void set_open_flags(const IdentityFsOptions& o, const OpenedFile& f, fuse_file_i
   }
 }
 
+// The backing id the open of `f` (a file of `ino`) answers with, or -1 when
+// the mapper serves its I/O (passthrough_opens.h). Matched by detach_backing.
+int32_t attach_backing(IdentityFs& fs, fuse_ino_t ino, const OpenedFile& f) {
+  PassthroughOpens* opens = fs.passthrough();
+  return opens != nullptr ? opens->attach(ino, f.fd, f.bypass_cache) : -1;
+}
+
+void detach_backing(IdentityFs& fs, int fd) {
+  if (PassthroughOpens* opens = fs.passthrough()) opens->detach(fd);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   IdentityFs& fs = fs_of(req);
   const IdentityFsOptions& o = fs.options();
@@ -607,7 +619,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   set_open_flags(o, f, fi);
   // Held until release (op_release), before the reply lets it come.
   fs.inodes().hold(ino);
-  if (fuse_reply_open(req, fi) != 0) {
+  const int32_t backing_id = attach_backing(fs, ino, f);
+  const int rc = backing_id >= 0 ? reply_open_passthrough(req, fi, backing_id)
+                                 : fuse_reply_open(req, fi);
+  if (rc != 0) {
+    detach_backing(fs, f.fd);
     ::close(f.fd);
     fs.inodes().unpin(ino);
   }
@@ -637,7 +653,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
   set_open_flags(o, f, fi);
   fs.inodes().hold(e.ino);  // until release, as in op_open
-  if (fuse_reply_create(req, &e, fi) != 0) {
+  const int32_t backing_id = attach_backing(fs, e.ino, f);
+  const int rc = backing_id >= 0 ? reply_create_passthrough(req, &e, fi, backing_id)
+                                 : fuse_reply_create(req, &e, fi);
+  if (rc != 0) {
+    detach_backing(fs, f.fd);
     ::close(f.fd);
     fs.inodes().unpin(e.ino);
     fs.inodes().forget(e.ino, 1);
@@ -719,6 +739,7 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  detach_backing(fs_of(req), fd_of(fi));
   ::close(fd_of(fi));
   fs_of(req).inodes().unpin(ino);
   fuse_reply_err(req, 0);

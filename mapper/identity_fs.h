@@ -42,6 +42,7 @@
 #include "mapper/cache_notifier.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/inode_table.h"
+#include "mapper/passthrough_opens.h"
 
 namespace tenantfs {
 
@@ -89,6 +90,16 @@ class IdentityFs {
   FlockWaiters& flock_waiters() { return *flock_waiters_; }
   CacheNotifier& notifier() { return notifier_; }
 
+  // Open files pass through to their backing files where `opens` allows
+  // (passthrough_opens.h); null (the default): never. The kernel refuses
+  // passthrough together with the writeback cache, so passthrough replaces
+  // it. Set once, before the request loop starts any worker.
+  void set_passthrough(PassthroughOpens* opens) {
+    passthrough_ = opens;
+    if (opens != nullptr) options_.writeback_cache = false;
+  }
+  PassthroughOpens* passthrough() const { return passthrough_; }
+
  private:
   IdentityFsOptions options_;
   InodeTable inodes_;
@@ -96,6 +107,7 @@ class IdentityFs {
   std::shared_ptr<FlockWaiters> flock_waiters_;
   CacheNotifier notifier_;
   fuse_session* session_ = nullptr;
+  PassthroughOpens* passthrough_ = nullptr;
 };
 
 }  // namespace tenantfs

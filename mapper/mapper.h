@@ -7,14 +7,16 @@
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
 //                   [--ready-fd N] [--max-fds N]
 //                   [--request-loop auto|uring|per-cpu|shared]
+//                   [--passthrough auto|on|off]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
 // --uid 0 and the reserved id 2147483646 (common/reserved_ids.h) are refused.
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
 // privilege to the tenant, answers the kernel's INIT and only then writes
 // exactly one line to the ready fd: "ready" followed by space-separated
-// key=value fields and "\n" on success (today "ready request-loop=LOOP\n",
-// LOOP the request path in use), or "error: <what failed and why>\n"
+// key=value fields and "\n" on success (today
+// "ready request-loop=LOOP passthrough=on|off\n", LOOP the request path in
+// use), or "error: <what failed and why>\n"
 // followed by a non-zero exit that leaves no mount behind (failures that
 // only show at INIT, after the drop, leave the mount to the supervisor, as
 // a stop does). It exits 0 once unmounted (umount, umount -l,
@@ -35,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "mapper/passthrough_start.h"
 #include "mapper/request_loop.h"
 
 #include "common/status.h"
@@ -63,6 +66,9 @@ struct MapperConfig {
   // looked-up objects (inode_table.h). Bounds what one volume can take of
   // the host's file table.
   unsigned max_fds = kDefaultMaxFds;
+  // FUSE passthrough of open files (passthrough_start.h): auto uses it when
+  // the kernel offers it and the broker starts; on fails the start without.
+  PassthroughMode passthrough = PassthroughMode::kAuto;
 };
 
 // Mounts, drops privileges, serves until unmounted. Returns the process exit

@@ -14,6 +14,7 @@ struct MapperFlags {
   MapperConfig cfg;
   std::string cache = "strict";
   std::string request_loop = "auto";
+  std::string passthrough = "auto";
   long long present_uid = -1;
   long long present_gid = -1;
 };
@@ -59,6 +60,10 @@ void register_mapper_command(CLI::App& app) {
                   "fds the mapper may hold (RLIMIT_NOFILE); half of them at most keep looked-up "
                   "files open, the rest serve open files")
       ->check(CLI::Range(kMinMaxFds, 1U << 20));
+  cmd->add_option("--passthrough", flags->passthrough,
+                  "reads and writes of open files bypass the mapper (FUSE passthrough, through a "
+                  "broker process): auto (when the kernel offers it), on (fail without), off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--ready-fd", c.ready_fd, "fd that receives \"ready\" or \"error: ...\"");
   cmd->callback([flags] {
     MapperConfig cfg = flags->cfg;
@@ -67,7 +72,8 @@ void register_mapper_command(CLI::App& app) {
     cfg.present_gid =
         flags->present_gid >= 0 ? static_cast<gid_t>(flags->present_gid) : cfg.gid;
     cfg.cache = flags->cache == "exclusive" ? CacheMode::kExclusive : CacheMode::kStrict;
-    parse_request_loop(flags->request_loop, &cfg.request_loop);  // checked above
+    parse_request_loop(flags->request_loop, &cfg.request_loop);   // checked above
+    parse_passthrough_mode(flags->passthrough, &cfg.passthrough);  // checked above
     if (cfg.name.empty()) cfg.name = default_name(cfg.backing);
     std::exit(run_mapper(cfg));
   });

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -45,9 +46,30 @@ int last_capability() {
   return last;
 }
 
+// The capabilities a drop keeps, as a mask of the low 32 capability bits
+// (CAP_SYS_ADMIN, the only one ever kept, is 21).
+using CapMask = uint32_t;
+
+Status drop_to(const TenantIdentity& id, CapMask keep);
+Status verify(const TenantIdentity& id, CapMask keep);
+
 }  // namespace
 
-Status drop_privileges_to(const TenantIdentity& id) {
+Status drop_privileges_to(const TenantIdentity& id) { return drop_to(id, 0); }
+
+Status drop_privileges_keeping_sys_admin(const TenantIdentity& id) {
+  return drop_to(id, 1u << CAP_SYS_ADMIN);
+}
+
+Status verify_privileges_are(const TenantIdentity& id) { return verify(id, 0); }
+
+Status verify_privileges_keeping_sys_admin(const TenantIdentity& id) {
+  return verify(id, 1u << CAP_SYS_ADMIN);
+}
+
+namespace {
+
+Status drop_to(const TenantIdentity& id, CapMask keep) {
   if (id.uid == 0) {
     return Status::InvalidArgument("tenant uid 0 is root; refusing to serve as root");
   }
@@ -66,6 +88,7 @@ Status drop_privileges_to(const TenantIdentity& id) {
   // the uid change below clears the effective set.
   const int last = last_capability();
   for (int cap = 0; cap <= last; ++cap) {
+    if (cap < 32 && (keep & (1u << cap)) != 0) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
       return PosixError("prctl(PR_CAPBSET_DROP, " + std::to_string(cap) + ")", errno);
     }
@@ -86,18 +109,19 @@ Status drop_privileges_to(const TenantIdentity& id) {
     return PosixError("setresuid(" + std::to_string(kMapperProcessUid) + ")", errno);
   }
   __user_cap_data_struct setid[_LINUX_CAPABILITY_U32S_3] = {};
-  setid[0].effective = setid[0].permitted = (1u << CAP_SETUID) | (1u << CAP_SETGID);
+  setid[0].effective = setid[0].permitted = (1u << CAP_SETUID) | (1u << CAP_SETGID) | keep;
   if (raw_capset(setid) != 0) return PosixError("capset(CAP_SETUID, CAP_SETGID)", errno);
   // Per thread: every thread the mapper starts later inherits them.
   ::setfsgid(id.gid);
   ::setfsuid(id.uid);
-  __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
-  if (raw_capset(none) != 0) return PosixError("capset(no capabilities)", errno);
+  __user_cap_data_struct kept[_LINUX_CAPABILITY_U32S_3] = {};
+  kept[0].effective = kept[0].permitted = keep;
+  if (raw_capset(kept) != 0) return PosixError("capset(kept capabilities)", errno);
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_KEEPCAPS)", errno);
-  return verify_privileges_are(id);
+  return verify(id, keep);
 }
 
-Status verify_privileges_are(const TenantIdentity& id) {
+Status verify(const TenantIdentity& id, CapMask keep) {
   uid_t ru = 0, eu = 0, su = 0;
   gid_t rg = 0, eg = 0, sg = 0;
   if (::getresuid(&ru, &eu, &su) != 0) return PosixError("getresuid", errno);
@@ -131,13 +155,15 @@ Status verify_privileges_are(const TenantIdentity& id) {
 
   __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {};
   if (raw_capget(caps) != 0) return PosixError("capget", errno);
-  for (const auto& c : caps) {
-    if (c.effective != 0 || c.permitted != 0 || c.inheritable != 0) {
+  for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; ++i) {
+    const CapMask held = i == 0 ? keep : 0;
+    if (caps[i].effective != held || caps[i].permitted != held || caps[i].inheritable != 0) {
       return Status::Internal("capabilities remain after the drop");
     }
   }
   const int last = last_capability();
   for (int cap = 0; cap <= last; ++cap) {
+    if (cap < 32 && (keep & (1u << cap)) != 0) continue;
     if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) {
       return Status::Internal("capability " + std::to_string(cap) + " remains in the bounding set");
     }
@@ -149,4 +175,5 @@ Status verify_privileges_are(const TenantIdentity& id) {
   return Status::Ok();
 }
 
+}  // namespace
 }  // namespace tenantfs

@@ -50,4 +50,13 @@ Status drop_privileges_to(const TenantIdentity& id);
 // mapper that is not verifiably the tenant must not serve.
 Status verify_privileges_are(const TenantIdentity& id);
 
+// As drop_privileges_to, except that CAP_SYS_ADMIN stays in the bounding,
+// permitted and effective sets (nothing inheritable or ambient). For the
+// backing broker only (backing_broker.h), which must call the FUSE backing
+// ioctls and confines itself further.
+Status drop_privileges_keeping_sys_admin(const TenantIdentity& id);
+
+// As verify_privileges_are, for what drop_privileges_keeping_sys_admin leaves.
+Status verify_privileges_keeping_sys_admin(const TenantIdentity& id);
+
 }  // namespace tenantfs

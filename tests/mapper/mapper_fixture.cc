@@ -294,6 +294,16 @@ std::string MapperProcess::read_ready_line(milliseconds timeout) {
   }
 }
 
+std::string MapperProcess::ready_field(const std::string& key) const {
+  if (full_ready_line_.rfind("ready ", 0) != 0) return "";
+  const std::string fields = " " + full_ready_line_.substr(6) + " ";
+  const std::string want = " " + key + "=";
+  const size_t at = fields.find(want);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + want.size();
+  return fields.substr(begin, fields.find(' ', begin) - begin);
+}
+
 std::string MapperProcess::read_rest_of_ready_pipe() {
   std::string rest;
   if (ready_) read_all_until(ready_.get(), &rest, steady_clock::now() + milliseconds(1000));
@@ -366,10 +376,18 @@ std::vector<std::string> MountedVolume::mapper_args() const {
   if (opts_.readonly) a.push_back("--readonly");
   if (!opts_.cache.empty()) a.insert(a.end(), {"--cache", opts_.cache});
   if (opts_.max_fds) a.insert(a.end(), {"--max-fds", std::to_string(*opts_.max_fds)});
+  // The suite runs with passthrough on and off (see CMakeLists.txt).
+  if (const std::string pt = test_passthrough_mode(); pt != "auto")
+    a.insert(a.end(), {"--passthrough", pt});
   // The suite runs once per request loop (see CMakeLists.txt).
   if (const char* loop = std::getenv("TENANTFS_TEST_REQUEST_LOOP"); loop != nullptr && *loop != 0)
     a.insert(a.end(), {"--request-loop", loop});
   return a;
+}
+
+std::string test_passthrough_mode() {
+  const char* mode = std::getenv("TENANTFS_TEST_PASSTHROUGH");
+  return mode != nullptr && *mode != 0 ? mode : "auto";
 }
 
 std::string MountedVolume::start(const std::function<void()>& pre_exec) {

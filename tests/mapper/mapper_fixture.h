@@ -111,6 +111,9 @@ class MapperProcess {
   std::string wait_ready_line(std::chrono::milliseconds timeout);
   // The last readiness line as the mapper wrote it, fields and all.
   const std::string& full_ready_line() const { return full_ready_line_; }
+  // The value of field `key` of the readiness line ("on" for
+  // "ready passthrough=on"), or "" if it had none.
+  std::string ready_field(const std::string& key) const;
   // What the ready pipe holds after the readiness line, once the writer is
   // gone (call after wait_exit).
   std::string read_rest_of_ready_pipe();
@@ -147,6 +150,10 @@ class VolumeDirs {
  private:
   std::string root_, backing_, mountpoint_;
 };
+
+// The --passthrough mode the suite runs the mapper with:
+// $TENANTFS_TEST_PASSTHROUGH (on, off), else "auto" (no flag).
+std::string test_passthrough_mode();
 
 // The mapper mounted on VolumeDirs. Two phases so that a test can prepare
 // the backing store first:

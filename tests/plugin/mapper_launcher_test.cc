@@ -64,6 +64,15 @@ TEST_F(FindMapperProcessesTest, IgnoresWhatIsNotAMapperNamingTheMountpoint) {
   EXPECT_EQ(Find("/mnt/tenantfs/a"), (std::vector<pid_t>{}));
 }
 
+// A mapper's passthrough broker (mapper/backing_broker.h) is forked from it
+// and rewrites its command line in place, "mapper" becoming "broker": it
+// dies with its mapper and must never be taken for one.
+TEST_F(FindMapperProcessesTest, IgnoresTheBrokerOfAMapper) {
+  Process("300", {"tenantfs", "mapper", "--backing", "/b", "--mountpoint", "/mnt/tenantfs/a"});
+  Process("301", {"tenantfs", "broker", "--backing", "/b", "--mountpoint", "/mnt/tenantfs/a"});
+  EXPECT_EQ(Find("/mnt/tenantfs/a"), (std::vector<pid_t>{300}));
+}
+
 TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
   EXPECT_TRUE(find_mapper_processes("/mnt/tenantfs/a", proc_.sub("absent")).empty());
 }

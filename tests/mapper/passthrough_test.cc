@@ -1,0 +1,299 @@
+// FUSE passthrough (mapper/fuse_passthrough.h, mapper/backing_broker.h) as a
+// container sees it: the same permissions per open, the same owners on the
+// storage, the data path bypassing the mapper when it is on, and files the
+// broker refuses still working.
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/mapper/mapper_fixture.h"
+
+namespace tenantfs::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Whether this run of the suite expects passthrough on in strict mode.
+bool passthrough_expected() { return test_passthrough_mode() != "off"; }
+
+class PassthroughTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_UNLESS_MAPPER_TESTS_CAN_RUN();
+    vol_ = std::make_unique<MountedVolume>();
+  }
+  void start() { ASSERT_EQ(vol_->start(), "ready"); }
+  std::string m(const std::string& rel) const { return vol_->path(rel); }
+  std::string b(const std::string& rel) const { return vol_->backing_path(rel); }
+  // A file on the storage with `data`, owned by uid:gid with `mode`.
+  void make_backing_file(const std::string& rel, const std::string& data, uid_t uid, gid_t gid,
+                         mode_t mode) {
+    ASSERT_TRUE(write_file(b(rel), data, mode));
+    ASSERT_EQ(::chown(b(rel).c_str(), uid, gid), 0);
+    ASSERT_EQ(::chmod(b(rel).c_str(), mode), 0);
+  }
+  std::unique_ptr<MountedVolume> vol_;
+};
+
+std::string pread_string(int fd, size_t len, off_t off) {
+  std::string out(len, '\0');
+  const ssize_t n = ::pread(fd, out.data(), len, off);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+// The pids whose parent is `ppid`.
+std::vector<pid_t> children_of(pid_t ppid) {
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  while (const dirent* d = ::readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(d->d_name));
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::string(d->d_name) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    int parent = 0;
+    char state = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &parent) == 2 && parent == ppid &&
+        state != 'Z') {
+      out.push_back(pid);
+    }
+  }
+  ::closedir(proc);
+  return out;
+}
+
+// Whether `pid` exists and is not a zombie.
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+         stat[paren + 2] != 'X';
+}
+
+std::vector<std::string> cmdline_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  return args;
+}
+
+TEST_F(PassthroughTest, ReadinessSaysWhetherPassthroughIsOn) {
+  start();
+  EXPECT_EQ(vol_->mapper()->ready_field("passthrough"), passthrough_expected() ? "on" : "off")
+      << vol_->log();
+}
+
+// Passthrough replaces exclusive mode's writeback cache (the kernel refuses
+// both together): data written stays visible through the mount either way.
+TEST_F(PassthroughTest, ExclusiveModeUsesPassthroughInsteadOfTheWritebackCache) {
+  vol_ = std::make_unique<MountedVolume>(cache_options("exclusive"));
+  start();
+  EXPECT_EQ(vol_->mapper()->ready_field("passthrough"), passthrough_expected() ? "on" : "off");
+  ASSERT_TRUE(write_file(m("f"), "exclusive"));
+  EXPECT_EQ(read_file(b("f")), "exclusive");
+  EXPECT_EQ(read_file(m("f")), "exclusive");
+}
+
+// With passthrough the kernel reads the storage itself on every read; the
+// mapper's cached path serves a second read of an open file from the page
+// cache (strict mode keeps pages until the attributes time out). So a
+// change made on the storage behind an open file shows at once exactly when
+// the reads bypass the mapper.
+TEST_F(PassthroughTest, ReadsOfAnOpenFileSeeTheStorageAtOnceOnlyWithPassthrough) {
+  make_backing_file("f", "first version", kTenantUid, kTenantGid, 0644);
+  start();
+  UniqueFd fd(::open(m("f").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd) << std::strerror(errno);
+  ASSERT_EQ(pread_string(fd.get(), 13, 0), "first version");
+  {
+    UniqueFd w(::open(b("f").c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(w);
+    ASSERT_EQ(::pwrite(w.get(), "FIRST", 5, 0), 5);
+  }
+  EXPECT_EQ(pread_string(fd.get(), 13, 0),
+            passthrough_expected() ? "FIRST version" : "first version");
+}
+
+TEST_F(PassthroughTest, OpenForWritingAFileTheTenantMayOnlyReadFailsWithEacces) {
+  make_backing_file("readable", "read me", kOtherUid, kOtherGid, 0644);
+  start();
+  const Caller root{0, 0, {}};
+  Outcome w = run_as(root, [&] { return sys(::open(m("readable").c_str(), O_RDWR)); });
+  EXPECT_EQ(w.err, EACCES) << describe(w);
+  // The read-only open still works, served by the mapper.
+  Outcome r = run_as(root, [&] {
+    Outcome o;
+    o.data = read_file(m("readable"));
+    return o;
+  });
+  EXPECT_EQ(r.data, "read me");
+  // Refused registrations must not leave the file writable by any route.
+  struct stat st = lstat_path(b("readable"));
+  EXPECT_EQ(st.st_size, 7);
+}
+
+TEST_F(PassthroughTest, WritesReadsAndMmapReachTheStorageAsTheTenant) {
+  start();
+  const std::string data = random_bytes(3 * 1024 * 1024 + 123, 7);
+  const auto before = std::chrono::system_clock::now() - std::chrono::seconds(2);
+  {
+    UniqueFd fd(::open(m("new").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0640));
+    ASSERT_TRUE(fd) << std::strerror(errno);
+    ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    // Size and mtime come from the mapper's GETATTR; they must show the
+    // writes that bypassed it.
+    struct stat through {};
+    ASSERT_EQ(::fstat(fd.get(), &through), 0);
+    EXPECT_EQ(through.st_size, static_cast<off_t>(data.size()));
+    EXPECT_GT(through.st_mtim.tv_sec, std::chrono::system_clock::to_time_t(before));
+    void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    ASSERT_NE(map, MAP_FAILED) << std::strerror(errno);
+    std::memcpy(map, "MMAP", 4);
+    ASSERT_EQ(::msync(map, 4096, MS_SYNC), 0);
+    ::munmap(map, 4096);
+    EXPECT_EQ(pread_string(fd.get(), 4, 0), "MMAP");
+  }
+  std::string expect = data;
+  expect.replace(0, 4, "MMAP");
+  EXPECT_TRUE(read_file(b("new")) == expect) << "storage differs from what was written";
+  EXPECT_TRUE(read_file(m("new")) == expect) << "mount differs from what was written";
+  struct stat st = lstat_path(b("new"));
+  EXPECT_EQ(st.st_uid, kTenantUid);
+  EXPECT_EQ(st.st_gid, kTenantGid);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
+TEST_F(PassthroughTest, TwoOpensOfOneFileShareItsDataAndReopenAfterClose) {
+  make_backing_file("shared", "0123456789", kTenantUid, kTenantGid, 0600);
+  start();
+  for (int round = 0; round < 3; ++round) {
+    UniqueFd a(::open(m("shared").c_str(), O_RDWR | O_CLOEXEC));
+    UniqueFd r(::open(m("shared").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(a && r) << "round " << round << ": " << std::strerror(errno);
+    const std::string mark = "r" + std::to_string(round);
+    ASSERT_EQ(::pwrite(a.get(), mark.data(), mark.size(), 0), 2);
+    EXPECT_EQ(pread_string(r.get(), 10, 0), mark + "23456789");
+  }
+  EXPECT_EQ(read_file(b("shared")), "r223456789");
+}
+
+// The broker refuses files the tenant may only read, and files on another
+// mount; both stay on the mapper's path and keep working, also when opened
+// next to a passthrough open of another file.
+TEST_F(PassthroughTest, FilesTheBrokerRefusesStillWork) {
+  make_backing_file("readonly", "only for reading", kTenantUid, kTenantGid, 0444);
+  make_backing_file("rw", "rw", kTenantUid, kTenantGid, 0644);
+  start();
+  UniqueFd rw(::open(m("rw").c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(rw);
+  UniqueFd ro(::open(m("readonly").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(ro) << std::strerror(errno);
+  EXPECT_EQ(pread_string(ro.get(), 64, 0), "only for reading");
+  EXPECT_EQ(::pwrite(rw.get(), "RW", 2, 0), 2);
+  EXPECT_EQ(read_file(b("rw")), "RW");
+}
+
+// The kernel fails an open with EIO when one inode would mix passthrough and
+// cached opens: a file opened while the broker refused it (read-only then)
+// stays on the mapper's path for every open until the last one closes, and
+// passes through again afterwards.
+TEST_F(PassthroughTest, OpensOfAFileTheBrokerRefusedStayConsistentUntilItIsClosed) {
+  make_backing_file("f", "0123456789", kTenantUid, kTenantGid, 0444);
+  start();
+  UniqueFd refused(::open(m("f").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(refused) << std::strerror(errno);
+  ASSERT_EQ(::chmod(b("f").c_str(), 0644), 0);
+  {
+    UniqueFd rw(::open(m("f").c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(rw) << std::strerror(errno);
+    ASSERT_EQ(::pwrite(rw.get(), "AB", 2, 0), 2);
+    EXPECT_EQ(pread_string(refused.get(), 10, 0), "AB23456789");
+  }
+  refused.reset();
+  // The kernel sends RELEASE after close() returns, so an open right after
+  // may still find the file open and stay on the mapper's path; a later one
+  // passes through again, and its second read sees the storage at once.
+  int round = 0;
+  auto next_open_passes_through = [&] {
+    const std::string mark = std::to_string(round++ % 10);
+    UniqueFd fd(::open(m("f").c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd || pread_string(fd.get(), 10, 0).size() != 10) return false;
+    UniqueFd w(::open(b("f").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!w || ::pwrite(w.get(), mark.data(), 1, 9) != 1) return false;
+    return pread_string(fd.get(), 10, 0).back() == mark[0];
+  };
+  if (passthrough_expected()) {
+    EXPECT_TRUE(eventually(next_open_passes_through, milliseconds(5000)));
+  } else {
+    EXPECT_FALSE(next_open_passes_through());
+  }
+  EXPECT_EQ(read_file(b("f")).substr(0, 2), "AB");
+}
+
+// O_DIRECT opens are served by the mapper (direct_io) unless the file is
+// open for passthrough already, when the kernel insists on passthrough too;
+// either order works, and the data is the same through both.
+TEST_F(PassthroughTest, DirectAndBufferedOpensOfOneFileMix) {
+  const std::string block(4096, 'x');
+  make_backing_file("f", block, kTenantUid, kTenantGid, 0644);
+  start();
+  void* buf = nullptr;
+  ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
+  std::unique_ptr<void, decltype(&std::free)> owned(buf, &std::free);
+  std::memset(buf, 'd', 4096);
+  for (bool direct_first : {true, false}) {
+    UniqueFd first(::open(m("f").c_str(), (direct_first ? O_DIRECT : 0) | O_RDWR | O_CLOEXEC));
+    UniqueFd second(::open(m("f").c_str(), (direct_first ? 0 : O_DIRECT) | O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(first && second) << "direct first " << direct_first << ": " << std::strerror(errno);
+    const int direct = direct_first ? first.get() : second.get();
+    const int buffered = direct_first ? second.get() : first.get();
+    ASSERT_EQ(::pwrite(direct, buf, 4096, 0), 4096) << std::strerror(errno);
+    EXPECT_EQ(pread_string(buffered, 4, 0), "dddd");
+    ASSERT_EQ(::pwrite(buffered, "bb", 2, 0), 2);
+    ASSERT_EQ(::fsync(buffered), 0);
+    ASSERT_EQ(::pread(direct, buf, 4096, 0), 4096) << std::strerror(errno);
+    EXPECT_EQ(std::string(static_cast<char*>(buf), 4), "bbdd");
+    std::memset(buf, 'd', 4096);
+  }
+}
+
+TEST_F(PassthroughTest, BrokerIsNamedBrokerAndDiesWithTheMapper) {
+  start();
+  const pid_t mapper = vol_->mapper()->pid();
+  const std::vector<pid_t> kids = children_of(mapper);
+  if (!passthrough_expected()) {
+    EXPECT_TRUE(kids.empty()) << "a broker runs with passthrough off";
+    return;
+  }
+  ASSERT_EQ(kids.size(), 1u);
+  const pid_t broker = kids[0];
+  const std::vector<std::string> args = cmdline_of(broker);
+  ASSERT_GE(args.size(), 2u);
+  // The plugin finds mappers by args[1] == "mapper" (find_mapper_processes).
+  EXPECT_EQ(args[1], "broker");
+  EXPECT_EQ(cmdline_of(mapper).at(1), "mapper");
+  vol_->mapper()->signal(SIGKILL);
+  // Dead: gone, or a zombie until whoever inherited it reaps it.
+  EXPECT_TRUE(eventually([&] { return !running(broker); }, milliseconds(5000)))
+      << "the broker outlived its mapper";
+}
+
+}  // namespace
+}  // namespace tenantfs::testing
