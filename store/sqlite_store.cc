@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/identity.h"
 #include "common/unique_fd.h"
 #include "common/volume_name.h"
 #include "store/sqlite_util.h"
@@ -30,7 +31,6 @@ using sqlite::Transaction;
 // (common/volume_name.h).
 constexpr size_t kMaxNameBytes = 255;
 constexpr size_t kMaxPathBytes = 4095;
-constexpr uint32_t kInvalidId = static_cast<uint32_t>(-1);
 
 // Schema migrations: kMigrations[v] takes a store from user_version v to
 // v + 1. Append only; never edit a step that has shipped.
@@ -148,7 +148,7 @@ Status CheckUserName(const std::string& user) {
 }
 
 Status CheckId(std::string_view what, std::string_view owner, uint32_t id) {
-  if (id == kInvalidId) {
+  if (id == kNoId) {
     return Status::InvalidArgument(std::string(what) + " of " + std::string(owner) +
                                    " is -1 (4294967295), which is not a valid id; give a real id");
   }
@@ -245,7 +245,7 @@ Result<std::vector<gid_t>> GroupsFromText(const std::string& path, const char* k
   while (p != end) {
     uint32_t g = 0;
     const auto [next, ec] = std::from_chars(p, end, g);
-    if (ec != std::errc() || g == kInvalidId || (next != end && *next != ',')) {
+    if (ec != std::errc() || g == kNoId || (next != end && *next != ',')) {
       return sqlite::CorruptionError(path, "unreadable groups of " + RowName(kind, name));
     }
     groups.push_back(g);
@@ -321,7 +321,7 @@ Result<std::map<std::string, std::string>> OptionsFromJson(const std::string& pa
 Result<uint32_t> IdColumn(const Statement& st, int col, const std::string& path, const char* kind,
                           const std::string& name) {
   const int64_t v = st.column_int64(col);
-  if (v < 0 || v >= static_cast<int64_t>(kInvalidId)) {
+  if (v < 0 || v >= static_cast<int64_t>(kNoId)) {
     return sqlite::CorruptionError(path, "an id of " + RowName(kind, name) + " is out of range");
   }
   return static_cast<uint32_t>(v);

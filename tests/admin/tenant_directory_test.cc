@@ -234,7 +234,9 @@ TEST_F(TenantDirectoryTest, RootIdentityInTheRegistryIsRefused) {
     auto t = tenants.resolve(name);
     ASSERT_FALSE(t.ok()) << name;
     EXPECT_EQ(t.status().code(), Code::kFailedPrecondition);
-    EXPECT_TRUE(contains(t.status().message(), "has a root identity")) << t.status().message();
+    EXPECT_TRUE(contains(t.status().message(), "has an identity tenantfs refuses"))
+        << t.status().message();
+    EXPECT_TRUE(contains(t.status().message(), "must never be root")) << t.status().message();
   }
 }
 
