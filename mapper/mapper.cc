@@ -45,12 +45,12 @@
 #include <string>
 #include <vector>
 
+#include "common/privileges.h"
 #include "common/reserved_ids.h"
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
-#include "mapper/privileges.h"
 #include "mapper/request_loop.h"
 
 namespace tenantfs {
@@ -214,7 +214,7 @@ Status set_nofile_limit(rlim_t want, rlim_t* limit) {
 // Rehearses the drop in a short-lived child, before anything is mounted:
 // proves the tenant's ids are acceptable and that the tenant can enter the
 // backing directory. The child exits at once; it is no helper.
-Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string& backing) {
+Status rehearse_drop(const Identity& id, int backing_fd, const std::string& backing) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
   UniqueFd rd(pipefd[0]);
@@ -224,7 +224,7 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
   if (pid == 0) {
     rd.reset();
     std::string msg;
-    Status st = drop_privileges_to(id);
+    Status st = drop_privileges_to(id, ProcessIds::kMapperReserved);
     if (!st.ok()) {
       msg = "cannot drop privileges to uid " + std::to_string(id.uid) + ": " + st.message();
     } else if (::faccessat(backing_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) != 0) {
@@ -416,7 +416,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (Status st = validate(cfg); !st.ok()) return fail(cfg, st);
   if (Status st = install_signal_handlers(); !st.ok()) return fail(cfg, st);
 
-  const TenantIdentity tenant{cfg.uid, cfg.gid, cfg.groups};
+  const Identity tenant{cfg.uid, cfg.gid, cfg.groups};
   std::string groups_text;
   for (gid_t g : cfg.groups) {
     if (!groups_text.empty()) groups_text.push_back(',');
@@ -511,7 +511,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (::chdir("/proc/self/fd") != 0) {
     return fail(cfg, PosixError("chdir /proc/self/fd", errno));
   }
-  if (Status st = drop_privileges_to(tenant); !st.ok()) {
+  if (Status st = drop_privileges_to(tenant, ProcessIds::kMapperReserved); !st.ok()) {
     // Still root here (see privileges.h), so the guard can unmount.
     return fail(cfg, Status::Internal("cannot drop privileges to uid " + std::to_string(cfg.uid) +
                                       ": " + st.message()));

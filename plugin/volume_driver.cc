@@ -322,7 +322,7 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
   if (!bound.ok() || *bound != BindOutcome::kCreated) {
     if (!b.external) {
       Status undo =
-          delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
+          delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
       if (!undo.ok()) spdlog::error("volume \"{}\": undo create: {}", name, undo.message());
     }
     if (!bound.ok()) return volume_error(name, bound.status());
@@ -364,7 +364,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   ::rmdir(mp.c_str());
   if (!b.external) {
     Status del =
-        delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
+        delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.
