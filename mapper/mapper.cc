@@ -45,10 +45,13 @@
 #include <string>
 #include <vector>
 
+#include "common/identity.h"
+#include "common/mapper_readiness.h"
 #include "common/privileges.h"
 #include "common/reserved_ids.h"
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
+#include "common/volume_name.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
 #include "mapper/request_loop.h"
@@ -133,43 +136,33 @@ void report_ready(int fd, const std::string& line) {
 
 int fail(const MapperConfig& cfg, const Status& st) {
   mapper_log()->error("volume {}: {}", cfg.name, st.message());
-  report_ready(cfg.ready_fd, "error: " + st.message() + "\n");
+  report_ready(cfg.ready_fd, format_error_line(st.message()));
   return 1;
-}
-
-// Docker volume names are [A-Za-z0-9][A-Za-z0-9_.-]*; anything else could
-// inject mount options through fsname=.
-bool valid_volume_name(const std::string& name) {
-  if (name.empty() || name.size() > 200) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 Status validate(const MapperConfig& cfg) {
   if (cfg.backing.empty()) return Status::InvalidArgument("--backing is required");
   if (cfg.mountpoint.empty()) return Status::InvalidArgument("--mountpoint is required");
-  if (!valid_volume_name(cfg.name)) {
-    return Status::InvalidArgument("volume name \"" + cfg.name +
-                                   "\" must match [A-Za-z0-9][A-Za-z0-9_.-]*");
+  // The name goes into the mount options (fsname=): Docker's rule keeps
+  // commas and '=' out.
+  TENANTFS_RETURN_IF_ERROR(validate_volume_name(cfg.name));
+  if (Status st = validate_identity(cfg.identity); !st.ok()) {
+    return Status::InvalidArgument("tenant identity: " + st.message());
   }
-  if (cfg.uid == 0) {
-    return Status::InvalidArgument("tenant uid 0 is root; a volume must act as a non-root tenant");
+  if (!is_presentable_id(cfg.presented_uid()) || !is_presentable_id(cfg.presented_gid())) {
+    return Status::InvalidArgument("presented ids " + std::to_string(cfg.presented_uid()) + ":" +
+                                   std::to_string(cfg.presented_gid()) +
+                                   " include -1 or the id reserved for the mapper's own process");
   }
-  if (cfg.max_fds < kMinMaxFds) {
+  if (cfg.max_fds < kMinMaxFds || cfg.max_fds > kMaxMaxFds) {
     return Status::InvalidArgument("--max-fds " + std::to_string(cfg.max_fds) +
-                                   " is too small for the FUSE session; use at least " +
-                                   std::to_string(kMinMaxFds));
+                                   " is out of range; use " + std::to_string(kMinMaxFds) + ".." +
+                                   std::to_string(kMaxMaxFds) +
+                                   " (the FUSE session needs at least the lower bound)");
   }
-  if (is_reserved_id(cfg.uid) || is_reserved_id(cfg.gid) || is_reserved_id(cfg.present_uid) ||
-      is_reserved_id(cfg.present_gid) ||
-      std::any_of(cfg.groups.begin(), cfg.groups.end(), is_reserved_id)) {
-    return Status::InvalidArgument("id " + std::to_string(kMapperProcessUid) +
-                                   " is reserved for the mapper's own process; no tenant, "
-                                   "group or presented id may use it");
+  RequestLoop loop;
+  if (!parse_request_loop(cfg.request_loop, &loop)) {
+    return Status::InvalidArgument("unknown --request-loop \"" + cfg.request_loop + "\"");
   }
   if (::geteuid() != 0) {
     return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
@@ -314,11 +307,11 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   o.flush_on_close = !is_local_filesystem(backing_fd);
   o.max_write = max_write_for_splice();
   o.name = cfg.name;
-  o.tenant_uid = cfg.uid;
-  o.tenant_gid = cfg.gid;
-  o.tenant_groups = cfg.groups;
-  o.present_uid = cfg.present_uid;
-  o.present_gid = cfg.present_gid;
+  o.tenant_uid = cfg.identity.uid;
+  o.tenant_gid = cfg.identity.gid;
+  o.tenant_groups = cfg.identity.groups;
+  o.present_uid = cfg.presented_uid();
+  o.present_gid = cfg.presented_gid();
   o.readonly = cfg.readonly;
   if (cfg.cache == CacheMode::kExclusive) {
     o.entry_timeout = 3600;
@@ -401,14 +394,11 @@ class FuseSession {
   bool unmount_on_destroy_ = true;
 };
 
-const char* cache_mode_name(CacheMode m) {
-  return m == CacheMode::kExclusive ? "exclusive" : "strict";
-}
-
 }  // namespace
 
 int run_mapper(const MapperConfig& cfg_in) {
   MapperConfig cfg = cfg_in;
+  cfg.name = cfg.volume_name();
   fuse_set_log_func(fuse_log_to_spdlog);
   // The kernel already applied the caller's umask to every mode it sends.
   ::umask(0);
@@ -416,17 +406,18 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (Status st = validate(cfg); !st.ok()) return fail(cfg, st);
   if (Status st = install_signal_handlers(); !st.ok()) return fail(cfg, st);
 
-  const Identity tenant{cfg.uid, cfg.gid, cfg.groups};
+  const Identity& tenant = cfg.identity;
   std::string groups_text;
-  for (gid_t g : cfg.groups) {
+  for (gid_t g : tenant.groups) {
     if (!groups_text.empty()) groups_text.push_back(',');
     groups_text.append(std::to_string(g));
   }
   mapper_log()->info(
       "volume {}: starting: backing {} mountpoint {} tenant uid {} gid {} groups [{}] presented "
       "as {}:{} cache {}{}",
-      cfg.name, cfg.backing, cfg.mountpoint, cfg.uid, cfg.gid, groups_text, cfg.present_uid,
-      cfg.present_gid, cache_mode_name(cfg.cache), cfg.readonly ? " read-only" : "");
+      cfg.name, cfg.backing, cfg.mountpoint, tenant.uid, tenant.gid, groups_text,
+      cfg.presented_uid(), cfg.presented_gid(), cache_mode_name(cfg.cache),
+      cfg.readonly ? " read-only" : "");
 
   UniqueFd backing(::open(cfg.backing.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!backing) return fail(cfg, PosixError("cannot open backing directory " + cfg.backing, errno));
@@ -493,7 +484,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (g_signalled != 0) {
     mapper_log()->info("volume {}: signal {} before serving; unmounted", cfg.name,
                        static_cast<int>(g_signalled));
-    report_ready(cfg.ready_fd, "error: stopped by a signal before serving\n");
+    report_ready(cfg.ready_fd, format_error_line("stopped by a signal before serving"));
     return 0;
   }
   int threads = 0;
@@ -513,17 +504,19 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   if (Status st = drop_privileges_to(tenant, ProcessIds::kMapperReserved); !st.ok()) {
     // Still root here (see privileges.h), so the guard can unmount.
-    return fail(cfg, Status::Internal("cannot drop privileges to uid " + std::to_string(cfg.uid) +
-                                      ": " + st.message()));
+    return fail(cfg, Status::Internal("cannot drop privileges to uid " +
+                                      std::to_string(tenant.uid) + ": " + st.message()));
   }
   session.keep_mount_on_destroy();
 
   mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
-                     cfg.mountpoint, cfg.uid, cfg.gid, kMapperProcessUid);
-  report_ready(cfg.ready_fd, "ready\n");
+                     cfg.mountpoint, tenant.uid, tenant.gid, kMapperProcessUid);
+  report_ready(cfg.ready_fd, format_ready_line());
 
   const std::vector<int> cpus = allowed_cpus();
-  const RequestLoop loop = resolve_request_loop(cfg.request_loop, cpus.size());
+  RequestLoop wanted = RequestLoop::kAuto;
+  parse_request_loop(cfg.request_loop, &wanted);  // checked by validate()
+  const RequestLoop loop = resolve_request_loop(wanted, cpus.size());
   mapper_log()->info("volume {}: request loop {} ({} CPUs)", cfg.name, request_loop_name(loop),
                      cpus.size());
   const int rc = run_request_loop(raw, loop, cpus, kMaxThreads);

@@ -321,8 +321,7 @@ Result<json> VolumeDriver::create(const std::string& name, const json& opts_json
   auto bound = store_.bind_volume(b);
   if (!bound.ok() || *bound != BindOutcome::kCreated) {
     if (!b.external) {
-      Status undo =
-          delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
+      Status undo = delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
       if (!undo.ok()) spdlog::error("volume \"{}\": undo create: {}", name, undo.message());
     }
     if (!bound.ok()) return volume_error(name, bound.status());
@@ -363,8 +362,7 @@ Result<json> VolumeDriver::remove(const std::string& name) {
   // it only leaves an empty root-only directory behind.
   ::rmdir(mp.c_str());
   if (!b.external) {
-    Status del =
-        delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
+    Status del = delete_backing_dir(data_dir_fd_.get(), name, Identity{b.uid, b.gid, b.groups});
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.
@@ -415,16 +413,17 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
                              : open_backing_dir(data_dir_fd_.get(), b.name);
   if (!dir.ok()) return dir.status();
   if (b.external) TENANTFS_RETURN_IF_ERROR(check_external_overlap(b.name, dir->get()));
-  auto pid = launcher_.start(b, dir->get(), mp);
-  if (!pid.ok()) return pid.status();
+  auto started = launcher_.start(b, dir->get(), mp);
+  if (!started.ok()) return started.status();
+  const pid_t pid = started->pid;
   auto exited = std::make_shared<std::atomic<bool>>(false);
   {
     MutexLock lock(mounts_mu_);
-    mounts_[b.name] = ActiveMount{*pid, b.tenant, exited};
+    mounts_[b.name] = ActiveMount{pid, b.tenant, exited};
   }
   if (ChildReaper::instance().reaping_all()) {
     const std::string name = b.name;
-    const pid_t mapper = *pid;
+    const pid_t mapper = pid;
     ChildReaper::instance().on_exit(mapper, [this, name, mapper, exited](int status) {
       exited->store(true);
       {
@@ -435,7 +434,7 @@ Status VolumeDriver::start_mapper_locked(const VolumeBinding& b) {
     });
   }
   spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} serves {} at {}", b.name, b.tenant,
-               *pid, b.backing_path, mp);
+               pid, b.backing_path, mp);
   return Status::Ok();
 }
 

@@ -53,12 +53,12 @@ void check(bool ok, const char* what, const std::string& detail) {
 // mapper "fails to start" the way a real one reports it.
 class FakeLauncher final : public tenantfs::MapperLauncher {
  public:
-  tenantfs::Result<pid_t> start(const tenantfs::VolumeBinding& b, int,
-                                const std::string&) override {
+  tenantfs::Result<tenantfs::StartedMapper> start(const tenantfs::VolumeBinding& b, int,
+                                                  const std::string&) override {
     if (b.name.rfind("fail", 0) == 0) return tenantfs::Status::IOError("mapper error: fuzz");
     std::lock_guard<std::mutex> lock(mu_);
     live_.insert(b.name);
-    return next_pid_++;
+    return tenantfs::StartedMapper{next_pid_++, {}};
   }
   tenantfs::Status stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapper_invocation.h"
 #include "tests/support/temp_dir.h"
 
 namespace tenantfs {
@@ -41,6 +42,21 @@ TEST_F(FindMapperProcessesTest, FindsTheMappersOfExactlyThatMountpoint) {
   EXPECT_EQ(Find("/mnt/tenantfs/a"), (std::vector<pid_t>{100, 101}));
   EXPECT_EQ(Find("/mnt/tenantfs/ab"), (std::vector<pid_t>{102}));
   EXPECT_EQ(Find("/mnt/tenantfs/b"), (std::vector<pid_t>{}));
+}
+
+TEST_F(FindMapperProcessesTest, FindsAMapperByTheCommandLineItsInvocationMakes) {
+  MapperInvocation inv;
+  inv.backing = "/proc/self/fd/4/.";
+  inv.mountpoint = "/mnt/tenantfs/c";
+  inv.name = "c";
+  inv.identity = Identity{7001, 7001, {7100}};
+  inv.readonly = true;
+  inv.ready_fd = 3;
+  std::vector<std::string> args = inv.to_argv();
+  args.insert(args.begin(), "/usr/bin/tenantfs");
+  Process("300", args);
+  EXPECT_EQ(Find("/mnt/tenantfs/c"), (std::vector<pid_t>{300}));
+  EXPECT_EQ(Find("/mnt/tenantfs"), (std::vector<pid_t>{}));
 }
 
 TEST_F(FindMapperProcessesTest, IgnoresWhatIsNotAMapperNamingTheMountpoint) {
