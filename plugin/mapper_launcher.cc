@@ -109,7 +109,7 @@ Result<StartedMapper> ProcessMapperLauncher::start(const VolumeBinding& b, int b
   inv.backing = kBackingPath;
   inv.mountpoint = mountpoint;
   inv.name = b.name;
-  inv.identity = Identity{b.uid, b.gid, b.groups};
+  inv.identity = b.identity;
   inv.present_uid = b.present_uid;
   inv.present_gid = b.present_gid;
   std::optional<CacheMode> cache = parse_cache_mode(b.cache);

@@ -134,7 +134,7 @@ Status validate_tenant_name(std::string_view name) {
 
 Status validate_tenant(const Tenant& tenant) {
   TENANTFS_RETURN_IF_ERROR(validate_tenant_name(tenant.name));
-  if (Status st = validate_identity(Identity{tenant.uid, tenant.gid, tenant.groups}); !st.ok()) {
+  if (Status st = validate_identity(tenant.identity); !st.ok()) {
     return Status::InvalidArgument("tenant " + quoted(tenant.name) + ": " + st.message());
   }
   return Status::Ok();
@@ -233,20 +233,20 @@ std::vector<Tenant> tenants_from_files(const std::vector<PasswdRecord>& passwd,
     }
     Tenant t;
     t.name = p.name;
-    t.uid = p.uid;
-    t.gid = p.gid;
+    t.identity.uid = p.uid;
+    t.identity.gid = p.gid;
     auto it = member_of.find(p.name);
     if (it != member_of.end()) {
       for (gid_t g : it->second) {
-        if (g != p.gid && is_tenant_id(g)) t.groups.push_back(g);
+        if (g != p.gid && is_tenant_id(g)) t.identity.groups.push_back(g);
       }
     }
-    if (t.groups.size() > kMaxTenantGroups) {
+    if (t.identity.groups.size() > kMaxTenantGroups) {
       if (warnings) {
         warnings->push_back("user " + quoted(p.name) + " belongs to more than " +
                             std::to_string(kMaxTenantGroups) + " groups; extra groups dropped");
       }
-      t.groups.resize(kMaxTenantGroups);
+      t.identity.groups.resize(kMaxTenantGroups);
     }
     out.push_back(std::move(t));
   }
@@ -448,7 +448,7 @@ Result<Tenant> TenantDirectory::resolve(const std::string& name) {
     // The admin API never stores root, but the store file may have been
     // written by other means: a root identity must not reach a mapper.
     const Tenant& t = *registered;
-    if (Status st = validate_identity(Identity{t.uid, t.gid, t.groups}); !st.ok()) {
+    if (Status st = validate_identity(t.identity); !st.ok()) {
       return Status::FailedPrecondition(
           "registry tenant " + quoted(name) + " has an identity tenantfs refuses (" + st.message() +
           "); remove it with `tenantfs tenant rm " + name + "` and add it again with other ids");

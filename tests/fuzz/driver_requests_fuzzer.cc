@@ -120,9 +120,9 @@ struct World {
   }
 
   void add_base_tenants() {
-    tenantfs::Tenant alice{"alice", tenant_uid(), tenant_gid(), {}, 0};
-    tenantfs::Tenant bob{"bob", tenant_uid() + 1, tenant_gid() + 1, {}, 0};
-    if (::geteuid() != 0) bob = tenantfs::Tenant{"bob", tenant_uid(), tenant_gid(), {}, 0};
+    tenantfs::Tenant alice{"alice", {tenant_uid(), tenant_gid(), {}}, 0};
+    tenantfs::Tenant bob{"bob", {tenant_uid() + 1, tenant_gid() + 1, {}}, 0};
+    if (::geteuid() != 0) bob = tenantfs::Tenant{"bob", {tenant_uid(), tenant_gid(), {}}, 0};
     (void)store->add_tenant(alice);
     (void)store->add_tenant(bob);
   }
@@ -151,7 +151,7 @@ struct World {
       struct stat st;
       check(::lstat((root + "/data/" + b.name).c_str(), &st) == 0 && S_ISDIR(st.st_mode),
             "bound volume without its backing directory", b.name + " after " + after);
-      check(st.st_uid == b.uid, "backing directory not owned by the tenant", b.name);
+      check(st.st_uid == b.identity.uid, "backing directory not owned by the tenant", b.name);
       check((st.st_mode & 0002) == 0, "world-writable backing directory", b.name);
     }
     check(data_entries() == internal, "DATA_DIR holds unbound data", after);

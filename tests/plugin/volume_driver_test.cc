@@ -35,8 +35,8 @@ class VolumeDriverTest : public ::testing::Test {
     tenants_ = std::make_unique<TenantDirectory>(*store_, "", "");
     Tenant alice;
     alice.name = "alice";
-    alice.uid = testing::test_tenant_uid();
-    alice.gid = testing::test_tenant_gid();
+    alice.identity.uid = testing::test_tenant_uid();
+    alice.identity.gid = testing::test_tenant_gid();
     ASSERT_TRUE(store_->add_tenant(alice).ok());
     ASSERT_EQ(::mkdir(tmp_.sub("allowed").c_str(), 0755), 0);
     OpenDriver("");
@@ -380,7 +380,7 @@ TEST_F(VolumeDriverTest, MountHandsTheBindingToTheMapper) {
             json::object());
   ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c"}})), "");
   VolumeBinding b = launcher_.last_binding();
-  EXPECT_EQ(b.uid, testing::test_tenant_uid());
+  EXPECT_EQ(b.identity.uid, testing::test_tenant_uid());
   EXPECT_EQ(b.present_uid, 0u);
   EXPECT_TRUE(b.readonly);
   EXPECT_EQ(b.backing_path, data("data"));
