@@ -9,6 +9,7 @@ JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 CTEST_ARGS ?=
 PLUGIN_SETTINGS ?=
+FUSE_URING ?=
 
 .PHONY: all deps build-deps test plugin install uninstall bench fuzz clean
 
@@ -34,11 +35,13 @@ plugin: build-deps
 # Enables the plugin in the local Docker (DOCKER_HOST respected), replacing an
 # older one when none of its volumes is in use, and installs the tenantfs CLI.
 # PLUGIN_SETTINGS="state.source=/srv/x LOG_LEVEL=debug" sets plugin settings.
+# FUSE_URING=on|off switches the host's FUSE over io_uring (see README).
 install:
 	@scripts/install-plugin.sh --check
 	@$(MAKE) plugin
 	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/plugin/tenantfs \
-	  --prefix $(PREFIX) $(foreach s,$(PLUGIN_SETTINGS),--set $(s))
+	  --prefix $(PREFIX) $(foreach s,$(PLUGIN_SETTINGS),--set $(s)) \
+	  $(if $(FUSE_URING),--fuse-uring $(FUSE_URING))
 
 uninstall:
 	@scripts/uninstall-plugin.sh --prefix $(PREFIX)

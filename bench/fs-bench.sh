@@ -15,6 +15,17 @@
 #   BENCH_FILES [10000 | quick 1000]  small files for create/stat/ls -l/unlink
 #   BENCH_TREE_FILES [5000 | quick 500]  files of the generated source tree
 #   BENCH_TARGETS [native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt]
+#                 a tenantfs target may add mapper options after colons:
+#                 tenantfs-strict:request-loop=uring:passthrough=off runs
+#                 `tenantfs mapper ... --request-loop uring --passthrough off`;
+#                 before-strict, before-exclusive run BENCH_BEFORE_BIN (an
+#                 older build) in the same run, for before/after rows
+#   BENCH_BEFORE_BIN []               the older tenantfs binary for before-*
+#   BENCH_PARTS [io files]            io: the fio jobs; files: the small-file
+#                                     and tree rows
+#   BENCH_URING [on]                  on: enable_uring=Y for the run (restored
+#                                     at exit), so the default request loop
+#                                     (auto) can pick io_uring; off: untouched
 #   BENCH_DIR [/var/tmp]              where the backing directories live
 #   BENCH_UID, BENCH_GID [7001]       the tenant
 #   BUILD_DIR [build], TENANTFS_BIN   where the tenantfs binary is
@@ -31,6 +42,7 @@ else
   RUNS=${BENCH_RUNS:-3} SIZE=${BENCH_SIZE:-1g} RUNTIME=${BENCH_RUNTIME:-10}
   NFILES=${BENCH_FILES:-10000} NTREE=${BENCH_TREE_FILES:-5000}
 fi
+PARTS=${BENCH_PARTS:-io files}
 read -r -a TARGETS <<<"${BENCH_TARGETS:-native tenantfs-strict tenantfs-exclusive bindfs bindfs-mt}"
 TUID=${BENCH_UID:-7001}
 TGID=${BENCH_GID:-7001}
@@ -40,6 +52,13 @@ for tool in fio bindfs fusermount3 tar; do
 done
 TFSBENCH=$(build_tfsbench)
 TENANTFS=$(find_tenantfs || true)
+BEFORE_BIN=${BENCH_BEFORE_BIN:-}
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_SAVED=""
+if [[ "${BENCH_URING:-on}" == on && -w "$URING_PARAM" ]]; then
+  URING_SAVED=$(cat "$URING_PARAM")
+  echo Y >"$URING_PARAM"
+fi
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/tenantfs-bench.XXXXXX")
 MOUNTED=()   # mountpoints we mounted
@@ -55,6 +74,7 @@ cleanup() {
   done
   for p in "${DAEMONS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
+  [[ -z "$URING_SAVED" ]] || echo "$URING_SAVED" >"$URING_PARAM"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -68,10 +88,13 @@ RAW=$WORK/raw.tsv
 target_unavailable() {
   case $1 in
     native | bindfs | bindfs-mt) ;;
-    tenantfs-strict | tenantfs-exclusive)
+    tenantfs-strict* | tenantfs-exclusive*)
       [[ -n "$TENANTFS" ]] || { echo "no tenantfs binary in $BUILD_DIR (build it first)"; return; }
       "$TENANTFS" mapper --help 2>&1 | grep -q -- --backing ||
         echo "this tenantfs build has no working 'mapper' subcommand yet"
+      ;;
+    before-strict* | before-exclusive*)
+      [[ -n "$BEFORE_BIN" && -x "$BEFORE_BIN" ]] || echo "BENCH_BEFORE_BIN names no tenantfs binary"
       ;;
     *) echo "unknown target $1" ;;
   esac
@@ -95,18 +118,24 @@ mount_target() {
   DAEMON_PID="" MOUNT_ERR=""
   case $target in
     native) return 0 ;;
-    tenantfs-*)
-      local fifo=$WORK/ready.fifo
+    tenantfs-* | before-*)
+      # tenantfs-MODE[:option=value...]: the options become mapper flags.
+      local fifo=$WORK/ready.fifo bin=$TENANTFS spec=${target#*-} opt extra=()
+      [[ $target == before-* ]] && bin=$BEFORE_BIN
+      IFS=: read -r -a opts <<<"$spec"
+      for opt in "${opts[@]:1}"; do extra+=("--${opt%%=*}" "${opt#*=}"); done
       rm -f "$fifo" && mkfifo "$fifo"
-      "$TENANTFS" mapper --backing "$backing" --mountpoint "$mnt" --uid "$TUID" --gid "$TGID" \
-        --cache "${target#tenantfs-}" --name "bench-${target#tenantfs-}" --ready-fd 3 \
+      "$bin" mapper --backing "$backing" --mountpoint "$mnt" --uid "$TUID" --gid "$TGID" \
+        --cache "${opts[0]}" --name "bench-${opts[0]}" --ready-fd 3 "${extra[@]}" \
         3>"$fifo" >>"$WORK/mapper.log" 2>&1 &
       DAEMON_PID=$!
       DAEMONS+=("$DAEMON_PID")
       MOUNTED+=("$mnt")
       read -r -t 30 line <"$fifo" || true
       rm -f "$fifo"
-      [[ "$line" == ready ]] || { MOUNT_ERR="mapper did not become ready: ${line:-no answer} $(tail -n 3 "$WORK/mapper.log" 2>/dev/null)"; return 1; }
+      [[ "$line" == ready* ]] && log "$target: $line"
+      # "ready", possibly followed by fields ("ready request-loop=uring ...")
+      [[ "$line" == ready || "$line" == "ready "* ]] || { MOUNT_ERR="mapper did not become ready: ${line:-no answer} $(tail -n 3 "$WORK/mapper.log" 2>/dev/null)"; return 1; }
       ;;
     bindfs | bindfs-mt)
       local mt=()
@@ -197,6 +226,13 @@ ls_l() { ls -l "$1" >/dev/null; }
 
 run_suite() {  # run_suite DIR
   local d=$1
+  [[ " $PARTS " == *" io "* ]] && run_io "$d"
+  [[ " $PARTS " == *" files "* ]] && run_files "$d"
+  return 0
+}
+
+run_io() {  # run_io DIR
+  local d=$1
   rm -f "$d/fio.dat"
   rec seq-write "$(fio_job "$d" bw write --rw=write --bs=1M --size="$SIZE" --end_fsync=1)"
   drop_caches
@@ -213,7 +249,10 @@ run_suite() {  # run_suite DIR
   rec seq-read-direct "$(fio_job "$d" bw read --rw=read --bs=1M --size="$SIZE" --direct=1)"
   rm -f "$d/fio.dat"
   sync
+}
 
+run_files() {  # run_files DIR
+  local d=$1
   mkdir "$d/small"
   rec create "$(tfs create "$d/small" "$NFILES" 1024)"
   rec stat "$(tfs stat "$d/small" "$NFILES")"

@@ -242,11 +242,6 @@ std::optional<DirEntryName> InodeTable::entry_name(fuse_ino_t id) {
   return DirEntryName{id_of(*inode.parent), inode.name};
 }
 
-size_t InodeTable::size() {
-  MutexLock lock(mutex_);
-  return inodes_.size();
-}
-
 size_t InodeTable::open_fds() {
   MutexLock lock(mutex_);
   return lru_.size();

@@ -177,9 +177,7 @@ class InodeTable {
   // Drops `n` lookups; the Inode goes once nothing refers to it.
   void forget(fuse_ino_t id, uint64_t n);
 
-  // Number of Inodes held (root included), and of fds open besides the
-  // root's, for diagnostics and tests.
-  size_t size();
+  // Number of fds open besides the root's, for diagnostics and tests.
   size_t open_fds();
 
  private:

@@ -40,6 +40,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -55,6 +56,7 @@
 #include "mapper/flock_waiters.h"
 #include "mapper/identity_fs.h"
 #include "mapper/request_loop.h"
+#include "mapper/uring_loop.h"
 
 namespace tenantfs {
 namespace {
@@ -359,7 +361,11 @@ ssize_t io_writev(int fd, struct iovec* iov, int count, void* /*userdata*/) {
     int32_t error;
     std::memcpy(&error, static_cast<const char*>(iov[0].iov_base) + 4, sizeof error);
     if (error == 0 && init_out[0] == kFuseKernelVersion) init_out[3] |= kFuseHandleKillprivV2;
+    // FUSE over io_uring (uring_loop.h), only when its rings are in place.
+    if (error == 0) uring_amend_init_reply(static_cast<char*>(iov[1].iov_base), iov[1].iov_len);
   }
+  // Replies to requests that came through io_uring go back through it.
+  if (ssize_t n = 0; uring_reply_writev(iov, count, &n)) return n;
   return ::writev(fd, iov, count);
 }
 
@@ -368,6 +374,14 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) { return ::re
 ssize_t io_splice(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
                   unsigned int flags, void* /*userdata*/) {
   return ::splice(fdin, offin, fdout, offout, len, flags);
+}
+
+// A reply that libfuse spliced into a pipe (fd-backed reads) is read into
+// its ring entry when the request came through io_uring.
+ssize_t io_splice_send(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                       unsigned int flags, void* userdata) {
+  if (ssize_t n = 0; uring_reply_splice(fdin, len, &n)) return n;
+  return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
 }
 
 // fuse_session with the unmount-on-error guard the start sequence needs.
@@ -393,6 +407,72 @@ class FuseSession {
   bool mounted_ = false;
   bool unmount_on_destroy_ = true;
 };
+
+// Answers the INIT request the kernel queued at mount, so that the readiness
+// report can say which request path serves the volume: FUSE over io_uring is
+// negotiated in the INIT reply (when the kernel offers it and every ring was
+// made) and its queues register right after it. Logs the path and why.
+// `dev_loop` serves /dev/fuse in any case.
+Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop wanted,
+                   RequestLoop dev_loop, size_t cpus, std::unique_ptr<UringLoop>* uring) {
+  fuse_buf buf{};
+  int res;
+  while ((res = fuse_session_receive_buf(se, &buf)) == -EINTR) {
+    if (g_signalled != 0) return Status::Internal("stopped by a signal before serving");
+  }
+  if (res <= 0) {
+    std::free(buf.mem);
+    if (res == 0) return Status::IOError("unmounted before the kernel's INIT was answered");
+    return PosixError("cannot read the kernel's INIT from /dev/fuse", -res);
+  }
+  const bool want_uring =
+      wanted == RequestLoop::kUring || wanted == RequestLoop::kAuto;
+  std::string why_not;
+  if (want_uring && !init_offers_uring(buf)) {
+    why_not = "io_uring not offered by the kernel (" + uring_parameter_state() + ")";
+  } else if (want_uring) {
+    auto made = UringLoop::create(se, cfg.name);
+    if (made.ok()) {
+      *uring = std::move(made.value());
+    } else {
+      why_not = "cannot make the io_uring queues: " + made.status().message();
+    }
+  }
+  if (*uring == nullptr && wanted == RequestLoop::kUring) {
+    std::free(buf.mem);
+    return Status::FailedPrecondition("--request-loop uring: " + why_not + "; " + uring_fix_hint());
+  }
+  fuse_session_process_buf(se, &buf);
+  std::free(buf.mem);
+  if (*uring != nullptr) {
+    // A failed registration makes the kernel drop io_uring for this
+    // connection and serve /dev/fuse alone.
+    Status st = (*uring)->negotiated()
+                    ? (*uring)->register_queues()
+                    : Status::Internal("the ring entries could not be allocated");
+    if (!st.ok()) {
+      uring->reset();
+      why_not = "io_uring setup failed: " + st.message();
+      if (wanted == RequestLoop::kUring) {
+        return Status::FailedPrecondition("--request-loop uring: " + why_not);
+      }
+    }
+  }
+  if (*uring != nullptr) {
+    mapper_log()->info(
+        "volume {}: request loop uring ({} queues, {} entries each); /dev/fuse by {} for forgets "
+        "and interrupts",
+        cfg.name, (*uring)->queue_count(), (*uring)->entries_per_queue(),
+        request_loop_name(dev_loop));
+  } else if (want_uring) {
+    mapper_log()->info("volume {}: request loop {} ({} CPUs): {}", cfg.name,
+                       request_loop_name(dev_loop), cpus, why_not);
+  } else {
+    mapper_log()->info("volume {}: request loop {} ({} CPUs)", cfg.name,
+                       request_loop_name(dev_loop), cpus);
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -432,6 +512,11 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (!S_ISDIR(mp_st.st_mode)) {
     return fail(cfg, Status::InvalidArgument("mountpoint " + cfg.mountpoint +
                                              " is not a directory"));
+  }
+  // An explicit io_uring request fails here, before anything is mounted,
+  // when the host clearly cannot serve it; INIT has the last word.
+  if (cfg.request_loop == request_loop_name(RequestLoop::kUring)) {
+    if (Status st = uring_precheck(); !st.ok()) return fail(cfg, st);
   }
   rlim_t nofile = 0;
   if (Status st = set_nofile_limit(cfg.max_fds, &nofile); !st.ok()) return fail(cfg, st);
@@ -474,7 +559,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   session.set_mounted();
   fs.notifier().set_fuse_fd(fuse_session_fd(raw));
   {
-    static const fuse_custom_io io = {io_writev, io_read, io_splice, io_splice};
+    static const fuse_custom_io io = {io_writev, io_read, io_splice, io_splice_send};
     if (int err = fuse_session_custom_io(raw, &io, fuse_session_fd(raw)); err != 0) {
       return fail(cfg, Status::Internal(std::string("cannot set the FUSE session's I/O: ") +
                                         std::strerror(-err)));
@@ -509,17 +594,30 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   session.keep_mount_on_destroy();
 
-  mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
-                     cfg.mountpoint, tenant.uid, tenant.gid, kMapperProcessUid);
-  report_ready(cfg.ready_fd, format_ready_line());
-
   const std::vector<int> cpus = allowed_cpus();
   RequestLoop wanted = RequestLoop::kAuto;
   parse_request_loop(cfg.request_loop, &wanted);  // checked by validate()
   const RequestLoop loop = resolve_request_loop(wanted, cpus.size());
-  mapper_log()->info("volume {}: request loop {} ({} CPUs)", cfg.name, request_loop_name(loop),
-                     cpus.size());
+  std::unique_ptr<UringLoop> uring;
+  if (Status st = answer_init(raw, cfg, wanted, loop, cpus.size(), &uring); !st.ok()) {
+    if (g_signalled != 0) {
+      mapper_log()->info("volume {}: signal {} before serving; root must unmount {}", cfg.name,
+                         static_cast<int>(g_signalled), cfg.mountpoint);
+      report_ready(cfg.ready_fd, format_error_line("stopped by a signal before serving"));
+      return 0;
+    }
+    return fail(cfg, st);
+  }
+
+  mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
+                     cfg.mountpoint, tenant.uid, tenant.gid, kMapperProcessUid);
+  report_ready(cfg.ready_fd,
+               format_ready_line(
+                   {{"request-loop", uring != nullptr ? "uring" : request_loop_name(loop)}}));
+
   const int rc = run_request_loop(raw, loop, cpus, kMaxThreads);
+  // The /dev/fuse loop ends on unmount and on a signal; the rings follow.
+  if (uring != nullptr) uring->stop();
   // Threads still waiting for a flock must not answer into the session
   // destroyed below; they stay blocked until the process exits.
   fs.flock_waiters().close();

@@ -5,17 +5,22 @@
 //   tenantfs mapper --backing DIR --mountpoint DIR --uid U --gid G
 //                   [--groups G1,G2,...] [--present-uid U] [--present-gid G]
 //                   [--cache strict|exclusive] [--readonly] [--name VOLUME]
-//                   [--ready-fd N] [--request-loop LOOP] [--max-fds N]
+//                   [--ready-fd N] [--max-fds N]
+//                   [--request-loop auto|uring|per-cpu|shared]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
 // backing directory's basename and must be a valid volume name
 // (common/volume_name.h); the identity must pass validate_identity
 // (common/identity.h: no root, no reserved id 2147483646).
 // The options are those of MapperInvocation (common/mapper_invocation.h).
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
-// privilege to the tenant and only then writes exactly one line to the ready
-// fd (common/mapper_readiness.h): "ready" on success, or "error: <what
-// failed and why>" followed by a non-zero exit that leaves no mount behind.
-// It exits 0 once unmounted (umount, umount -l, fusermount3 -u).
+// privilege to the tenant, answers the kernel's INIT and only then writes
+// exactly one line to the ready fd (common/mapper_readiness.h): "ready"
+// followed by space-separated key=value fields on success (today
+// "ready request-loop=LOOP", LOOP the request path in use), or "error: <what
+// failed and why>" followed by a non-zero exit that leaves no mount behind
+// (failures that only show at INIT, after the drop, leave the mount to the
+// supervisor, as a stop does). It exits 0 once unmounted (umount, umount -l,
+// fusermount3 -u).
 //
 // SIGTERM/SIGINT: before "ready" the mapper is still root, unmounts what it
 // mounted and exits 0. After "ready" it is the tenant, without capabilities

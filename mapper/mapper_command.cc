@@ -45,9 +45,11 @@ void register_mapper_command(CLI::App& app, std::function<void(const MapperInvoc
                   "volume name (mount source tenantfs:NAME; default: the backing directory's "
                   "name)");
   cmd->add_option(f::kRequestLoop, c.request_loop,
-                  "which threads read requests: per-cpu (a receiver pinned to each CPU), shared "
-                  "(libfuse's pool) or auto (per-cpu on up to 8 CPUs)")
-      ->check(CLI::IsMember({"auto", "per-cpu", "shared"}));
+                  "which threads read requests: uring (an io_uring queue per CPU; needs the "
+                  "fuse module's enable_uring), per-cpu (a receiver pinned to each CPU), shared "
+                  "(libfuse's pool) or auto (uring when the kernel offers it, else per-cpu on up "
+                  "to 8 CPUs)")
+      ->check(CLI::IsMember({"auto", "per-cpu", "shared", "uring"}));
   cmd->add_option(f::kMaxFds, c.max_fds,
                   "fds the mapper may hold (RLIMIT_NOFILE); half of them at most keep looked-up "
                   "files open, the rest serve open files")

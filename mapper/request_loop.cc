@@ -25,18 +25,6 @@ namespace {
 // The eventfd of the running per-CPU loop, for wake_request_loop().
 std::atomic<int> g_wake_fd{-1};
 
-// Starts `fn` on a thread with every signal blocked.
-template <typename Fn>
-std::thread start_thread(Fn&& fn) {
-  sigset_t all;
-  sigset_t old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  std::thread t(std::forward<Fn>(fn));
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return t;
-}
-
 class PerCpuLoop {
  public:
   PerCpuLoop(fuse_session* se, std::vector<int> cpus, int max_threads)
@@ -71,7 +59,7 @@ class PerCpuLoop {
   // cpu < 0: an overflow thread.
   void start(int cpu) REQUIRES(mu_) {
     ++live_;
-    start_thread([this, cpu] { serve(cpu); }).detach();
+    start_thread_signals_blocked([this, cpu] { serve(cpu); }).detach();
   }
 
   void serve(int cpu) {
@@ -180,6 +168,8 @@ bool parse_request_loop(const std::string& text, RequestLoop* out) {
     *out = RequestLoop::kPerCpu;
   } else if (text == "shared") {
     *out = RequestLoop::kShared;
+  } else if (text == "uring") {
+    *out = RequestLoop::kUring;
   } else {
     return false;
   }
@@ -194,6 +184,8 @@ const char* request_loop_name(RequestLoop loop) {
       return "per-cpu";
     case RequestLoop::kShared:
       return "shared";
+    case RequestLoop::kUring:
+      return "uring";
   }
   return "?";
 }
@@ -210,7 +202,7 @@ std::vector<int> allowed_cpus() {
 }
 
 RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus) {
-  if (wanted != RequestLoop::kAuto) return wanted;
+  if (wanted != RequestLoop::kAuto && wanted != RequestLoop::kUring) return wanted;
   return cpus >= 1 && cpus <= kMaxPerCpu ? RequestLoop::kPerCpu : RequestLoop::kShared;
 }
 

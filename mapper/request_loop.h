@@ -23,28 +23,39 @@
 //
 // kAuto: kPerCpu when the mapper may run on at most kMaxPerCpu CPUs, else
 // kShared.
+//
+// kUring: requests come through io_uring, one queue per CPU (uring_loop.h);
+// /dev/fuse is still served as kAuto would, for what only it carries
+// (forgets, interrupts). run_mapper decides it at INIT, and kAuto means
+// kUring there when the kernel offers it; resolve_request_loop() and
+// run_request_loop() only ever see the /dev/fuse side.
 #pragma once
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace tenantfs {
 
-enum class RequestLoop { kAuto, kPerCpu, kShared };
+enum class RequestLoop { kAuto, kPerCpu, kShared, kUring };
 
 constexpr int kMaxPerCpu = 8;
 
-// "auto", "per-cpu", "shared"; false for anything else.
+// "auto", "per-cpu", "shared", "uring"; false for anything else.
 bool parse_request_loop(const std::string& text, RequestLoop* out);
 const char* request_loop_name(RequestLoop loop);
 
 // The CPUs the calling thread may run on, ascending.
 std::vector<int> allowed_cpus();
 
-// kAuto resolved for a mapper allowed on `cpus` CPUs.
+// The /dev/fuse loop for a mapper allowed on `cpus` CPUs: kAuto (and
+// kUring, whose /dev/fuse side it is) resolved.
 RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus);
 
 // Serves `se` until it ends (unmount, fuse_session_exit). Returns 0, or the
@@ -52,6 +63,20 @@ RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus);
 // libfuse's do: signals reach the calling thread.
 int run_request_loop(fuse_session* se, RequestLoop loop, const std::vector<int>& cpus,
                      int max_threads);
+
+// Starts `fn` on a thread with every signal blocked, as libfuse starts its
+// workers: signals reach the main thread, and the flock wake signal only
+// the threads that unblock it.
+template <typename Fn>
+std::thread start_thread_signals_blocked(Fn&& fn) {
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  std::thread t(std::forward<Fn>(fn));
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return t;
+}
 
 // Async-signal-safe: after fuse_session_exit(), wakes the per-CPU loop's
 // waiting threads so that they notice. Does nothing when no loop runs.

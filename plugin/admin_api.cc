@@ -193,30 +193,7 @@ AdminReply remove_tenant(const AdminDeps& deps, const json& req) {
     return error(404, "unknown tenant \"" + *name + "\": `tenantfs tenant ls` lists tenants");
   }
 
-  // Checked here, not only in the store, to tell the user which volumes.
-  auto volumes = deps.store->list_volumes();
-  if (!volumes.ok()) return error(volumes.status());
-  std::vector<std::string> bound;
-  for (const auto& v : *volumes) {
-    if (v.tenant == *name) bound.push_back(v.name);
-  }
-  if (!bound.empty()) {
-    // Name at most a few: the message is read by a person, and the command
-    // it suggests must stay short enough to copy.
-    constexpr size_t kShown = 10;
-    std::string list, names;
-    for (size_t i = 0; i < bound.size() && i < kShown; ++i) {
-      list += (i ? ", " : "") + bound[i];
-      names += (i ? " " : "") + bound[i];
-    }
-    if (bound.size() > kShown) list += " and " + std::to_string(bound.size() - kShown) + " more";
-    return error(409, "tenant \"" + *name + "\" still has " + std::to_string(bound.size()) +
-                          (bound.size() == 1 ? " volume" : " volumes") + " bound: " + list +
-                          "; remove " + (bound.size() == 1 ? "it" : "them") +
-                          " first with `docker volume rm " + names +
-                          (bound.size() > kShown ? " ...`" : "`") +
-                          " (`tenantfs volume ls` shows every volume and its tenant)");
-  }
+  // The store refuses while volumes are bound, naming them.
   st = deps.store->remove_tenant(*name);
   if (!st.ok()) return error(st);
   spdlog::info("admin: removed tenant {}", *name);

@@ -82,11 +82,6 @@ void ChildReaper::start_reaping_all() {
   reaping_all_ = true;
 }
 
-bool ChildReaper::reaping_all() const {
-  MutexLock lock(children_mu_);
-  return reaping_all_;
-}
-
 void ChildReaper::reap_all() {
   for (;;) {
     int status = 0;

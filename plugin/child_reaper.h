@@ -32,7 +32,19 @@
 
 namespace tenantfs {
 
-class ChildReaper {
+// Where a supervisor learns that a child it started has exited. ChildReaper
+// is the real one; unit tests, whose mappers are not processes, end them
+// through a stand-in.
+class ChildExits {
+ public:
+  virtual ~ChildExits() = default;
+
+  // Runs `on_exit(status)` once `pid` has exited, on whichever thread sees
+  // the exit; when it already exited, at once. The callback must not block.
+  virtual void on_exit(pid_t pid, std::function<void(int)> on_exit) = 0;
+};
+
+class ChildReaper final : public ChildExits {
  public:
   // The process-wide instance.
   static ChildReaper& instance();
@@ -50,12 +62,11 @@ class ChildReaper {
 
   // Runs `on_exit(status)` once `pid` has exited (reap-all mode only). When
   // it already exited, runs it at once, on the calling thread.
-  void on_exit(pid_t pid, std::function<void(int)> on_exit);
+  void on_exit(pid_t pid, std::function<void(int)> on_exit) override;
 
   // Switches to reap-all mode. Call once, before children are spawned, from
   // the thread that will call reap_all().
   void start_reaping_all();
-  bool reaping_all() const;
 
   // Collects every exited child (waitpid(-1, WNOHANG) until none is left).
   void reap_all();
@@ -71,7 +82,7 @@ class ChildReaper {
 
   ChildReaper() = default;
 
-  mutable Mutex children_mu_;
+  Mutex children_mu_;
   std::condition_variable exited_cv_;
   std::map<pid_t, std::shared_ptr<Child>> children_ GUARDED_BY(children_mu_);
   bool reaping_all_ GUARDED_BY(children_mu_) = false;

@@ -21,7 +21,6 @@
 #include "common/mapper_invocation.h"
 #include "common/unique_fd.h"
 #include "plugin/child_reaper.h"
-#include "plugin/mount_table.h"
 
 namespace tenantfs {
 namespace {
@@ -123,12 +122,6 @@ Result<StartedMapper> ProcessMapperLauncher::start(const VolumeBinding& b, int b
   // what runs.
   std::vector<std::string> args = inv.to_argv();
   args.insert(args.begin(), "tenantfs");
-  if (stop_stray_mappers(b.name, mountpoint) > 0) {
-    // What they mounted before dying is dead now.
-    if (auto table = read_mount_table(); table.ok() && is_mount_point(*table, mountpoint)) {
-      if (Status st = unmount_lazily(mountpoint); !st.ok()) return st;
-    }
-  }
   // Built before fork: the child may not allocate.
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
@@ -206,8 +199,6 @@ Result<StartedMapper> ProcessMapperLauncher::start(const VolumeBinding& b, int b
     ::kill(*pid, SIGKILL);
     status = ChildReaper::instance().wait(*pid);
   }
-  Status cleanup = unmount_lazily(mountpoint);
-  if (!cleanup.ok()) spdlog::warn("volume \"{}\": {}", b.name, cleanup.message());
   if (timed_out) {
     return Status::IOError("the mapper did not report readiness within " +
                            std::to_string(ready_timeout_.count() / 1000) + " s and was killed");
@@ -223,10 +214,8 @@ Result<StartedMapper> ProcessMapperLauncher::start(const VolumeBinding& b, int b
   return Status::IOError(why);
 }
 
-Status ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
-  Status st = unmount(mountpoint);
-  if (pid <= 0) return st;
-  // Unmounting ends the mapper's FUSE session; it exits on its own.
+void ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
+  // Unmounting ended the mapper's FUSE session; it exits on its own.
   auto status = ChildReaper::instance().wait(pid, kStopTimeout);
   if (!status) {
     spdlog::warn("mapper pid {} for {} did not exit after the unmount; killing it", pid,
@@ -234,7 +223,11 @@ Status ProcessMapperLauncher::stop(pid_t pid, const std::string& mountpoint) {
     ::kill(pid, SIGKILL);
     ChildReaper::instance().wait(pid, kStopTimeout);
   }
-  return st;
+}
+
+void ProcessMapperLauncher::stop_strays(const std::string& volume,
+                                        const std::string& mountpoint) {
+  stop_stray_mappers(volume, mountpoint);
 }
 
 }  // namespace tenantfs

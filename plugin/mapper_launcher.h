@@ -1,11 +1,13 @@
 // MapperLauncher: starts and stops the `tenantfs mapper` process of a volume.
+// The mount itself is VolumeMounts's: the mapper makes it, VolumeMounts
+// takes it down.
 //
-// The driver talks to this interface so that unit tests can count launches
-// without FUSE; `serve` uses ProcessMapperLauncher, which runs the real
-// mapper binary.
+// VolumeMounts talks to this interface so that unit tests can count
+// launches without FUSE; `serve` uses ProcessMapperLauncher, which runs the
+// real mapper binary.
 //
 // Thread-safety: implementations must allow concurrent calls for different
-// volumes; the driver never calls concurrently for one volume.
+// volumes; VolumeMounts never calls concurrently for one volume.
 #pragma once
 
 #include <sys/types.h>
@@ -36,16 +38,22 @@ class MapperLauncher {
   // `mountpoint` as the binding's identity, and returns its pid and report
   // once the mapper reported "ready". Handing over the fd, not the path, means the
   // mapper serves exactly what was checked, even if a path component is
-  // swapped for a symlink meanwhile. On failure nothing is left mounted or
-  // running, and the Status message carries the mapper's own error line.
+  // swapped for a symlink meanwhile. On failure nothing is left running
+  // (what the mapper mounted is the caller's to take down), and the Status
+  // message carries the mapper's own error line.
   virtual Result<StartedMapper> start(const VolumeBinding& binding, int backing_fd,
                                       const std::string& mountpoint) = 0;
 
-  // Takes the mount at `mountpoint` down (as root: the mapper dropped the
-  // privileges it would need) and waits for mapper `pid` to exit, killing it
-  // when it does not. pid 0 means a mapper this process did not start (an
-  // adopted mount): only the mount is taken down.
-  virtual Status stop(pid_t pid, const std::string& mountpoint) = 0;
+  // Waits for mapper `pid` (from start) to exit once its mount at
+  // `mountpoint` was taken down, killing it when it does not.
+  virtual void stop(pid_t pid, const std::string& mountpoint) = 0;
+
+  // Kills whatever mapper process of volume `volume` still names
+  // `mountpoint`: VolumeMounts starts a mapper only when none serves the
+  // volume, so such a process was started by an earlier serve that died
+  // before the mapper reported ready (kill -9 mid-Mount). Left alone, it
+  // would finish mounting over the new mapper's mount, or under it.
+  virtual void stop_strays(const std::string& volume, const std::string& mountpoint) = 0;
 };
 
 // Pids of `tenantfs mapper` processes whose command line names `mountpoint`
@@ -59,13 +67,8 @@ std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
 bool process_has_exited(pid_t pid, const std::string& proc_dir = "/proc");
 
 // Runs `<exe> mapper ...` as a child in its own session (setsid), so that it
-// outlives a crash of serve, with stderr shared with serve.
-//
-// Before starting one, it kills whatever mapper process still names the same
-// mountpoint: the driver starts a mapper only when none serves the volume,
-// so such a process was started by an earlier serve that died before the
-// mapper reported ready (kill -9 mid-Mount). Left alone, it would finish
-// mounting over the new mapper's mount, or under it.
+// outlives a crash of serve, with stderr shared with serve. Strays are found
+// by their command line (find_mapper_processes).
 class ProcessMapperLauncher final : public MapperLauncher {
  public:
   // `exe`: the tenantfs binary ("/proc/self/exe" inside serve).
@@ -75,7 +78,8 @@ class ProcessMapperLauncher final : public MapperLauncher {
 
   Result<StartedMapper> start(const VolumeBinding& binding, int backing_fd,
                               const std::string& mountpoint) override;
-  Status stop(pid_t pid, const std::string& mountpoint) override;
+  void stop(pid_t pid, const std::string& mountpoint) override;
+  void stop_strays(const std::string& volume, const std::string& mountpoint) override;
 
  private:
   const std::string exe_;

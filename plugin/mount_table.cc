@@ -108,4 +108,14 @@ Status unmount_lazily(const std::string& path) {
                          std::to_string(kMaxStackedMounts) + " unmounts");
 }
 
+Result<std::vector<MountEntry>> KernelMountTable::entries() { return read_mount_table(); }
+
+bool KernelMountTable::is_dead(const std::string& path) { return is_dead_fuse_mount(path); }
+
+Status KernelMountTable::unmount(const std::string& path) { return tenantfs::unmount(path); }
+
+Status KernelMountTable::unmount_lazily(const std::string& path) {
+  return tenantfs::unmount_lazily(path);
+}
+
 }  // namespace tenantfs

@@ -1,7 +1,11 @@
 // The kernel's mount table, as far as tenantfs needs it: which tenantfs FUSE
 // mounts exist, whether one still answers, and how to take one down.
 //
-// Thread-safety: stateless functions, safe from any thread.
+// VolumeMounts reaches it through the MountTable interface, so that unit
+// tests can stand in for FUSE mounts they cannot make; KernelMountTable is
+// the real one, made of the functions below.
+//
+// Thread-safety: stateless functions and objects, safe from any thread.
 #pragma once
 
 #include <string>
@@ -48,5 +52,26 @@ Status unmount(const std::string& path);
 // umount2(path, MNT_DETACH), repeated for stacked mounts: for dead mounts,
 // which cannot be unmounted cleanly. Not mounted is OK.
 Status unmount_lazily(const std::string& path);
+
+class MountTable {
+ public:
+  virtual ~MountTable() = default;
+
+  // Every mount, as read_mount_table() gives them.
+  virtual Result<std::vector<MountEntry>> entries() = 0;
+  // As is_dead_fuse_mount(): may block on a hung FUSE server.
+  virtual bool is_dead(const std::string& path) = 0;
+  // As unmount() and unmount_lazily().
+  virtual Status unmount(const std::string& path) = 0;
+  virtual Status unmount_lazily(const std::string& path) = 0;
+};
+
+class KernelMountTable final : public MountTable {
+ public:
+  Result<std::vector<MountEntry>> entries() override;
+  bool is_dead(const std::string& path) override;
+  Status unmount(const std::string& path) override;
+  Status unmount_lazily(const std::string& path) override;
+};
 
 }  // namespace tenantfs

@@ -15,9 +15,12 @@
 #include "plugin/authz.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mapper_launcher.h"
+#include "plugin/mount_table.h"
 #include "plugin/plugin_server.h"
 #include "plugin/tenant_directory.h"
 #include "plugin/volume_driver.h"
+#include "plugin/volume_locks.h"
+#include "plugin/volume_mounts.h"
 #include "store/sqlite_store.h"
 
 namespace tenantfs {
@@ -176,13 +179,18 @@ int run_serve(const ServeConfig& config) {
 
   TenantDirectory tenants(**store, config.passwd_file, config.group_file);
   ProcessMapperLauncher launcher("/proc/self/exe", kMapperReadyTimeout);
+  KernelMountTable mount_table;
+  VolumeLocks volume_locks;
+  // The reaper reports mapper exits: it reaps all children since above.
+  auto mounts = VolumeMounts::Open(config.mount_root, volume_locks, launcher, mount_table,
+                                   ChildReaper::instance());
+  if (!mounts.ok()) {
+    spdlog::error("{}", mounts.status().message());
+    return finish(1);
+  }
   const std::string socket_dir = config.socket.substr(0, config.socket.rfind('/'));
-  DriverConfig dc{config.data_dir,
-                  config.mount_root,
-                  *roots,
-                  config.default_tenant,
-                  {config.state_dir, socket_dir}};
-  auto driver = VolumeDriver::Open(**store, tenants, launcher, dc);
+  DriverConfig dc{config.data_dir, *roots, config.default_tenant, {config.state_dir, socket_dir}};
+  auto driver = VolumeDriver::Open(**store, tenants, volume_locks, **mounts, dc);
   if (!driver.ok()) {
     spdlog::error("{}", driver.status().message());
     return finish(1);
@@ -191,7 +199,7 @@ int run_serve(const ServeConfig& config) {
     spdlog::error("recovery: {}", st.message());
     return finish(1);
   }
-  (*driver)->start_supervision();
+  (*mounts)->start_supervision();
 
   Authorizer authorizer(**store,
                         AuthzConfig{config.authz_anonymous == "allow", config.default_tenant});
@@ -200,7 +208,7 @@ int run_serve(const ServeConfig& config) {
   spdlog::info("listening on {} (data {}, mounts {}, {} allowed root(s))", config.socket,
                config.data_dir, config.mount_root, roots->size());
   if (!stop_requested.load()) server.listen_after_bind();
-  size_t left = (*driver)->live_mounts();
+  size_t left = (*mounts)->live_count();
   ::unlink(config.socket.c_str());
   spdlog::info("stopped; {} mapper(s) keep serving their mounts", left);
   return finish(0);

@@ -9,7 +9,7 @@ set -euo pipefail
 
 want="${1:-test}"
 build_pkgs=(cmake make g++ pkg-config libcpp-httplib-dev nlohmann-json3-dev libfuse3-dev
-            fuse3 libsqlite3-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev)
+            fuse3 libsqlite3-dev libspdlog-dev libgtest-dev libgmock-dev libcli11-dev liburing-dev)
 test_pkgs=(docker-compose bats busybox-static bindfs fio curl acl attr e2fsprogs
            util-linux procps psmisc sqlite3 clang libclang-rt-14-dev)
 

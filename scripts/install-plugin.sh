@@ -4,7 +4,7 @@
 # admin CLI.
 #
 #   scripts/install-plugin.sh [--plugin-dir DIR] [--cli BINARY] [--prefix P] [--name N]
-#                             [--set KEY=VALUE]...
+#                             [--set KEY=VALUE]... [--fuse-uring on|off]
 #     --plugin-dir  made by scripts/build-plugin.sh (default: build/plugin-pkg)
 #     --cli         the tenantfs binary to install as P/bin/tenantfs
 #                   (default: DIR/rootfs/tenantfs)
@@ -12,6 +12,10 @@
 #     --name        plugin name (default: tenantfs)
 #     --set         a plugin setting (docker plugin set), e.g.
 #                   state.source=/data/tenantfs or LOG_LEVEL=debug; repeatable
+#     --fuse-uring  on|off: the host's FUSE-over-io_uring switch
+#                   (/sys/module/fuse/parameters/enable_uring), which the
+#                   mappers use when on; left as it is unless given. Lasts
+#                   until reboot: boot parameter fuse.enable_uring=1 keeps it
 #     --check       only check that a Docker daemon answers
 #
 # An existing plugin of that name is replaced only when no running container
@@ -28,6 +32,7 @@ cli=""
 prefix=/usr/local
 name=tenantfs
 settings=()
+fuse_uring=""
 while (($#)); do
   case "$1" in
     --plugin-dir) need_value "$@"; plugin_dir="$2"; shift 2 ;;
@@ -35,6 +40,7 @@ while (($#)); do
     --prefix) need_value "$@"; prefix="$2"; shift 2 ;;
     --name) need_value "$@"; name="$2"; shift 2 ;;
     --set) need_value "$@"; settings+=("$2"); shift 2 ;;
+    --fuse-uring) need_value "$@"; fuse_uring="$2"; shift 2 ;;
     --check) require_docker; exit 0 ;;
     -h|--help) usage; exit 0 ;;
     *) unknown_argument "$1" ;;
@@ -45,6 +51,10 @@ cli="${cli:-$plugin_dir/rootfs/tenantfs}"
 [[ -f "$plugin_dir/config.json" && -d "$plugin_dir/rootfs" ]] ||
   die "no plugin directory at $plugin_dir: run make plugin first"
 [[ -x "$cli" ]] || die "no tenantfs binary at $cli"
+case "$fuse_uring" in
+  ""|on|off) ;;
+  *) die "--fuse-uring takes on or off, not '$fuse_uring'" ;;
+esac
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo make install): the plugin's directories and $prefix/bin need it"
 require_docker
 
@@ -82,6 +92,17 @@ while read -r mname src; do
     roots) install -d -m 0755 "$src" ;;
   esac
 done < <(docker plugin inspect --format '{{range .Settings.Mounts}}{{.Name}} {{.Source}}{{println}}{{end}}' "$name")
+
+# Before the plugin starts: each mapper chooses its request path when it
+# mounts. Volumes mounted already keep theirs.
+if [[ -n "$fuse_uring" ]]; then
+  uring_param=/sys/module/fuse/parameters/enable_uring
+  [[ -e "$uring_param" ]] ||
+    die "--fuse-uring: this kernel has no $uring_param (FUSE over io_uring needs Linux 6.14+ with CONFIG_FUSE_IO_URING)"
+  if [[ "$fuse_uring" == on ]]; then value=Y; else value=N; fi
+  echo "$value" > "$uring_param" || die "cannot write $value to $uring_param"
+  say "FUSE over io_uring $fuse_uring on this host until reboot (boot parameter fuse.enable_uring=$([[ $value == Y ]] && echo 1 || echo 0) keeps it)"
+fi
 
 if ! docker plugin enable "$name" >/dev/null; then
   die "docker plugin enable $name failed; see the Docker daemon's log (journalctl -u docker) for the plugin's own messages"

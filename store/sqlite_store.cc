@@ -17,6 +17,7 @@
 #include "common/identity.h"
 #include "common/unique_fd.h"
 #include "common/volume_name.h"
+#include "store/binding_rules.h"
 #include "store/sqlite_util.h"
 
 namespace tenantfs {
@@ -381,29 +382,6 @@ Result<Tenant> TenantFromRow(const Statement& st, const std::string& path) {
   return t;
 }
 
-// "with key=value" / "without key", for the re-bind conflict message.
-std::string DescribeOption(const std::map<std::string, std::string>& options,
-                           const std::string& key) {
-  auto it = options.find(key);
-  return it == options.end() ? "without " + key : "with " + key + "=" + it->second;
-}
-
-// The first option, in name order, whose value differs between two option
-// sets (present in one only counts as different); empty when they are equal.
-std::string FirstDifferentOption(const std::map<std::string, std::string>& a,
-                                 const std::map<std::string, std::string>& b) {
-  auto ia = a.begin();
-  auto ib = b.begin();
-  while (ia != a.end() || ib != b.end()) {
-    if (ib == b.end() || (ia != a.end() && ia->first < ib->first)) return ia->first;
-    if (ia == a.end() || ib->first < ia->first) return ib->first;
-    if (ia->second != ib->second) return ia->first;
-    ++ia;
-    ++ib;
-  }
-  return {};
-}
-
 Status VolumeNotFound(const std::string& name) {
   return Status::NotFound("volume " + Quote(name) +
                           " does not exist; check the name with \"docker volume ls\"");
@@ -412,16 +390,6 @@ Status VolumeNotFound(const std::string& name) {
 Status TenantNotFound(const std::string& name) {
   return Status::NotFound("tenant " + Quote(name) +
                           " does not exist; check the name with \"tenantfs tenant ls\"");
-}
-
-std::string JoinNames(const std::vector<std::string>& names, int64_t total) {
-  std::string out;
-  for (const auto& n : names) {
-    if (!out.empty()) out += ", ";
-    out += n;
-  }
-  if (total > static_cast<int64_t>(names.size())) out += ", ...";
-  return out;
 }
 
 // ---- files and permissions --------------------------------------------------
@@ -690,9 +658,11 @@ Status SqliteStore::remove_tenant(const std::string& name) {
   if (!txn.ok()) return txn.status();
   {
     Result<StatementLease> bound = statements_->lease(
-        "SELECT name, count(*) OVER () FROM volumes WHERE tenant = ? ORDER BY name LIMIT 3");
+        "SELECT name, count(*) OVER () FROM volumes WHERE tenant = ? ORDER BY name LIMIT "
+        "?");
     if (!bound.ok()) return bound.status();
     (*bound)->bind(1, name);
+    (*bound)->bind(2, static_cast<int64_t>(kBoundVolumesNamed));
     std::vector<std::string> names;
     int64_t total = 0;
     for (;;) {
@@ -702,13 +672,7 @@ Status SqliteStore::remove_tenant(const std::string& name) {
       names.push_back((*bound)->column_text(0));
       total = (*bound)->column_int64(1);
     }
-    if (total > 0) {
-      return Status::FailedPrecondition(
-          "tenant " + Quote(name) + " still has " + std::to_string(total) +
-          (total == 1 ? " volume" : " volumes") + " bound to it (" + JoinNames(names, total) +
-          "); remove " + (total == 1 ? "that volume" : "those volumes") +
-          " first with \"docker volume rm\"");
-    }
+    TENANTFS_RETURN_IF_ERROR(check_tenant_unbound(name, names, total));
   }
   Result<int64_t> removed = change_locked("DELETE FROM tenants WHERE name = ?", {name}, what);
   if (!removed.ok()) return removed.status();
@@ -741,11 +705,8 @@ Result<BindOutcome> SqliteStore::bind_volume(const VolumeBinding& binding) {
       Result<std::map<std::string, std::string>> stored =
           OptionsFromJson(path_, binding.name, (*existing)->column_text(0));
       if (!stored.ok()) return stored.status();
-      const std::string key = FirstDifferentOption(*stored, binding.options);
-      if (key.empty()) return BindOutcome::kAlreadyBound;
-      return Status::AlreadyExists("volume " + Quote(binding.name) + " already exists " +
-                                   DescribeOption(*stored, key) + "; it cannot be re-created " +
-                                   DescribeOption(binding.options, key) + " (remove it first)");
+      TENANTFS_RETURN_IF_ERROR(check_rebind(binding.name, *stored, binding.options));
+      return BindOutcome::kAlreadyBound;
     }
   }
   Result<StatementLease> insert = statements_->lease(
@@ -822,13 +783,7 @@ Status SqliteStore::remove_volume(const std::string& name) {
   TENANTFS_RETURN_IF_ERROR(volume_exists_locked(name));
   Result<int64_t> total = total_refs_locked(name);
   if (!total.ok()) return total.status();
-  if (*total > 0) {
-    return Status::FailedPrecondition(
-        "volume " + Quote(name) + " is in use (" + std::to_string(*total) + " mount " +
-        (*total == 1 ? "reference" : "references") +
-        "); stop and remove the containers using it first (docker ps -a --filter volume=" + name +
-        ")");
-  }
+  TENANTFS_RETURN_IF_ERROR(check_unreferenced(name, *total));
   Result<StatementLease> del = statements_->lease("DELETE FROM volumes WHERE name = ?");
   if (!del.ok()) return del.status();
   (*del)->bind(1, name);

@@ -36,6 +36,8 @@
 #include "plugin/tenant_directory.h"
 #include "plugin/volume_driver.h"
 #include "store/sqlite_store.h"
+#include "tests/support/driver_stack.h"
+#include "tests/support/recording_launcher.h"
 
 namespace {
 
@@ -60,11 +62,11 @@ class FakeLauncher final : public tenantfs::MapperLauncher {
     live_.insert(b.name);
     return tenantfs::StartedMapper{next_pid_++, {}};
   }
-  tenantfs::Status stop(pid_t, const std::string& mountpoint) override {
+  void stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);
     live_.erase(mountpoint.substr(mountpoint.rfind('/') + 1));
-    return tenantfs::Status::Ok();
   }
+  void stop_strays(const std::string&, const std::string&) override {}
   size_t live() {
     std::lock_guard<std::mutex> lock(mu_);
     return live_.size();
@@ -84,7 +86,9 @@ struct World {
   std::unique_ptr<tenantfs::SqliteStore> store;
   std::unique_ptr<tenantfs::TenantDirectory> tenants;
   FakeLauncher launcher;
-  std::unique_ptr<tenantfs::VolumeDriver> driver;
+  tenantfs::testing::RecordedExits exits;  // fake mappers never exit
+  std::unique_ptr<tenantfs::testing::DriverStack> stack;
+  tenantfs::VolumeDriver* driver = nullptr;  // stack's
 
   World() {
     char tmpl[] = "/tmp/tenantfs-fuzz.XXXXXX";
@@ -108,10 +112,12 @@ struct World {
       violated("setup", "symlink");
     }
     add_base_tenants();
-    tenantfs::DriverConfig cfg{root + "/data", root + "/mnt", {root + "/allowed"}, "", {root + "/state"}};
-    auto d = tenantfs::VolumeDriver::Open(*store, *tenants, launcher, cfg);
+    tenantfs::DriverConfig cfg{root + "/data", {root + "/allowed"}, "", {root + "/state"}};
+    auto d = tenantfs::testing::DriverStack::Open(*store, *tenants, launcher, exits,
+                                                  root + "/mnt", cfg);
     if (!d.ok()) violated("setup", d.status().message());
-    driver = std::move(*d);
+    stack = std::move(*d);
+    driver = stack->driver.get();
   }
 
   static World& instance() {

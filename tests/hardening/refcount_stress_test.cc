@@ -1,5 +1,6 @@
-// Reference counting under concurrency, without FUSE: the real VolumeDriver
-// and SqliteStore, a launcher that records mapper starts and stops. Built
+// Reference counting under concurrency, without FUSE: the real VolumeDriver,
+// VolumeMounts and SqliteStore, a launcher that records mapper starts and
+// stops. Built
 // into the ordinary unit tests and, by sanitize.sh, under ThreadSanitizer.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -14,12 +15,15 @@
 
 #include "plugin/volume_driver.h"
 #include "store/sqlite_store.h"
+#include "tests/support/driver_stack.h"
 #include "tests/support/recording_launcher.h"
 
 namespace tenantfs {
 namespace {
 
 using json = nlohmann::json;
+using testing::DriverStack;
+using testing::RecordedExits;
 using testing::RecordingLauncher;
 
 class RefcountStressTest : public ::testing::Test {
@@ -36,18 +40,18 @@ class RefcountStressTest : public ::testing::Test {
                  0};
     ASSERT_TRUE(store_->add_tenant(alice).ok());
     tenants_ = std::make_unique<TenantDirectory>(*store_, "", "");
-    DriverConfig cfg{root_ + "/data", root_ + "/mnt", {}, "alice", {}};
-    auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+    DriverConfig cfg{root_ + "/data", {}, "alice", {}};
+    auto d = DriverStack::Open(*store_, *tenants_, launcher_, exits_, root_ + "/mnt", cfg);
     ASSERT_TRUE(d.ok()) << d.status().message();
-    driver_ = std::move(*d);
+    stack_ = std::move(*d);
   }
   void TearDown() override {
-    driver_.reset();
+    stack_.reset();
     std::error_code ec;
     if (!root_.empty()) std::filesystem::remove_all(root_, ec);
   }
   DriverReply Call(const std::string& op, const json& body) {
-    return driver_->handle("/VolumeDriver." + op, body.dump());
+    return stack_->driver->handle("/VolumeDriver." + op, body.dump());
   }
   int64_t Mounts(const std::string& name) {
     DriverReply r = Call("Get", json{{"Name", name}});
@@ -59,7 +63,8 @@ class RefcountStressTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<TenantDirectory> tenants_;
   RecordingLauncher launcher_;
-  std::unique_ptr<VolumeDriver> driver_;
+  RecordedExits exits_;
+  std::unique_ptr<DriverStack> stack_;
 };
 
 TEST_F(RefcountStressTest, ConcurrentMountsUnmountsCreatesAndRemovesKeepExactCounts) {

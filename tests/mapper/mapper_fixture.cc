@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/mapper_invocation.h"
+#include "common/mapper_readiness.h"
 
 namespace tenantfs::testing {
 namespace {
@@ -252,7 +253,29 @@ MapperProcess::~MapperProcess() {
   }
 }
 
+namespace {
+
+// "ready request-loop=uring" is "ready" for a suite run with
+// TENANTFS_TEST_REQUEST_LOOP=uring (or unset); any other loop is a failure
+// that the caller sees as the whole line.
+std::string check_ready_fields(const std::string& line) {
+  const Readiness report = parse_readiness(line);
+  if (!report.ready() || report.fields.empty()) return line;
+  const char* want = std::getenv("TENANTFS_TEST_REQUEST_LOOP");
+  if (want == nullptr || *want == 0 || std::string(want) == "auto") return "ready";
+  const auto loop = report.fields.find("request-loop");
+  return loop != report.fields.end() && loop->second == want ? "ready" : line;
+}
+
+}  // namespace
+
 std::string MapperProcess::wait_ready_line(milliseconds timeout) {
+  std::string line = read_ready_line(timeout);
+  full_ready_line_ = line;
+  return check_ready_fields(line);
+}
+
+std::string MapperProcess::read_ready_line(milliseconds timeout) {
   if (!ready_) return "";
   auto deadline = steady_clock::now() + timeout;
   std::string line;

@@ -104,8 +104,13 @@ class MapperProcess {
 
   pid_t pid() const { return pid_; }
   // The readiness line without its newline; "" if the pipe closed without
-  // one; "<timeout>" if nothing came within `timeout`.
+  // one; "<timeout>" if nothing came within `timeout`. "ready" followed by
+  // fields comes back as "ready" when its request-loop= field names the
+  // loop TENANTFS_TEST_REQUEST_LOOP asked for (so that a suite run for one
+  // loop proves that loop served it), else whole.
   std::string wait_ready_line(std::chrono::milliseconds timeout);
+  // The last readiness line as the mapper wrote it, fields and all.
+  const std::string& full_ready_line() const { return full_ready_line_; }
   // What the ready pipe holds after the readiness line, once the writer is
   // gone (call after wait_exit).
   std::string read_rest_of_ready_pipe();
@@ -115,8 +120,11 @@ class MapperProcess {
   bool running() const { return pid_ > 0; }
 
  private:
+  std::string read_ready_line(std::chrono::milliseconds timeout);
+
   pid_t pid_ = -1;
   UniqueFd ready_;
+  std::string full_ready_line_;
 };
 
 // A directory tree for one volume, removed (without crossing mounts) on

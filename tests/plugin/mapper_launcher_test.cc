@@ -1,16 +1,22 @@
 // Finding the mapper processes of a mountpoint by their command line, over a
 // made-up /proc: the launcher kills those an earlier serve left starting.
+// And what the launcher takes for readiness, with a stand-in for the mapper.
 #include "plugin/mapper_launcher.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "common/mapper_invocation.h"
+#include "common/unique_fd.h"
+#include "plugin/child_reaper.h"
 #include "tests/support/temp_dir.h"
 
 namespace tenantfs {
@@ -76,6 +82,51 @@ TEST_F(FindMapperProcessesTest, IgnoresWhatIsNotAMapperNamingTheMountpoint) {
 
 TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
   EXPECT_TRUE(find_mapper_processes("/mnt/tenantfs/a", proc_.sub("absent")).empty());
+}
+
+// A stand-in for `tenantfs mapper` that writes one readiness line to the
+// ready fd (3), then stays up when the line is "ready" or starts with
+// "ready " (as a serving mapper does) and exits 1 otherwise.
+class LauncherReadinessTest : public ::testing::Test {
+ protected:
+  Result<StartedMapper> StartReporting(const std::string& line) {
+    const std::string exe =
+        dir_.write("fake-mapper", "#!/bin/sh\nprintf '%s\\n' '" + line + "' >&3\ncase '" + line +
+                                      "' in ready | 'ready '*) exec sleep 30 ;; esac\nexit 1\n");
+    EXPECT_EQ(::chmod(exe.c_str(), 0755), 0);
+    EXPECT_EQ(::mkdir(dir_.sub("mnt").c_str(), 0755), 0);
+    UniqueFd backing(::open(dir_.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    VolumeBinding b;
+    b.name = "vol";
+    b.identity.uid = b.identity.gid = b.present_uid = b.present_gid = 7001;
+    ProcessMapperLauncher launcher(exe, std::chrono::seconds(10));
+    return launcher.start(b, backing.get(), dir_.sub("mnt"));
+  }
+  void Stop(pid_t pid) {
+    ::kill(pid, SIGKILL);
+    ChildReaper::instance().wait(pid, std::chrono::seconds(10));
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(LauncherReadinessTest, ReadyFollowedByKeyValueFieldsIsReady) {
+  Result<StartedMapper> started = StartReporting("ready request-loop=uring");
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_EQ(started->fields, (ReadyFields{{"request-loop", "uring"}}));
+  Stop(started->pid);
+}
+
+TEST_F(LauncherReadinessTest, BareReadyIsReady) {
+  Result<StartedMapper> started = StartReporting("ready");
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_TRUE(started->fields.empty());
+  Stop(started->pid);
+}
+
+TEST_F(LauncherReadinessTest, AWordThatOnlyStartsWithReadyIsAFailure) {
+  Result<StartedMapper> started = StartReporting("readying");
+  EXPECT_FALSE(started.ok());
+  if (started.ok()) Stop(started->pid);
 }
 
 }  // namespace

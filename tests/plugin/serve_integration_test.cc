@@ -187,7 +187,7 @@ TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
   EXPECT_NE(
       Call("Create", json{{"Name", "v"}, {"Opts", {{"tenant", "alice"}, {"cache", "exclusive"}}}})
           .err()
-          .find("already exists with different options"),
+          .find("already exists without cache; it cannot be re-created with cache=exclusive"),
       std::string::npos);
   EXPECT_EQ(Call("Unmount", json{{"Name", "v"}, {"ID", "c1"}}).err(), "");
 }

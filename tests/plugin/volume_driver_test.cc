@@ -1,6 +1,7 @@
 // The VolumeDriver handlers without sockets: JSON in, JSON out, with the real
 // SqliteStore on a temp file, the real TenantDirectory, real backing
-// directories, and a recording MapperLauncher instead of FUSE.
+// directories, the real VolumeMounts and mount table, and a recording
+// MapperLauncher (with its exits) instead of mapper processes and FUSE.
 #include "plugin/volume_driver.h"
 
 #include <fcntl.h>
@@ -15,13 +16,16 @@
 #include "plugin/backing_dir.h"
 #include "plugin_test_support.h"
 #include "store/sqlite_store.h"
+#include "tests/support/driver_stack.h"
 #include "tests/support/recording_launcher.h"
 
 namespace tenantfs {
 namespace {
 
 using json = nlohmann::json;
+using testing::DriverStack;
 using testing::exists;
+using testing::RecordedExits;
 using testing::RecordingLauncher;
 using testing::stat_of;
 using testing::TempDir;
@@ -42,12 +46,19 @@ class VolumeDriverTest : public ::testing::Test {
     OpenDriver("");
   }
 
+  // A driver (as after a restart of serve: no mapper known) with the data
+  // directory DATA_DIR, the mount root MOUNT_ROOT and `cfg`'s other settings.
+  Result<std::unique_ptr<DriverStack>> Open(BindingStore& store, DriverConfig cfg) {
+    cfg.data_dir = tmp_.sub("data");
+    return DriverStack::Open(store, *tenants_, launcher_, exits_, tmp_.sub("mnt"), cfg);
+  }
+
   void OpenDriver(const std::string& default_tenant) {
-    driver_.reset();
-    DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {tmp_.sub("allowed")}, default_tenant, {}};
-    auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+    stack_.reset();
+    auto d = Open(*store_, DriverConfig{"", {tmp_.sub("allowed")}, default_tenant, {}});
     ASSERT_TRUE(d.ok()) << d.status().message();
-    driver_ = std::move(*d);
+    stack_ = std::move(*d);
+    driver_ = stack_->driver.get();
   }
 
   json CallRaw(const std::string& endpoint, const std::string& body) {
@@ -73,7 +84,9 @@ class VolumeDriverTest : public ::testing::Test {
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<TenantDirectory> tenants_;
   RecordingLauncher launcher_;
-  std::unique_ptr<VolumeDriver> driver_;
+  RecordedExits exits_;
+  std::unique_ptr<DriverStack> stack_;
+  VolumeDriver* driver_ = nullptr;  // stack_'s
 };
 
 TEST_F(VolumeDriverTest, ActivateAndCapabilities) {
@@ -139,10 +152,10 @@ TEST_F(VolumeDriverTest, RecreateWithSameOptionsIsNoOpAndWithOthersAnError) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}, {"mode", "0750"}}), json::object());
   EXPECT_EQ(Create("data", {{"tenant", "alice"}, {"mode", "0750"}}), json::object());
   json r = Create("data", {{"tenant", "alice"}, {"mode", "0700"}});
-  EXPECT_NE(Err(r).find("volume \"data\": already exists with different options (option "
-                        "\"mode\" differs)"),
-            std::string::npos)
-      << r;
+  EXPECT_EQ(Err(r),
+            "tenantfs: volume \"data\" already exists with mode=0750; it cannot be re-created "
+            "with mode=0700: a binding never changes, so use the same options, or remove the "
+            "volume first with \"docker volume rm data\"");
   EXPECT_EQ(stat_of(data("data")).st_mode & 07777, 0750u);  // untouched
 }
 
@@ -264,18 +277,17 @@ TEST_F(VolumeDriverTest, PathMustBeARealDirectoryInsideAnAllowedRoot) {
 TEST_F(VolumeDriverTest, PathMayNotExposeThePluginsOwnDirectories) {
   // An allowed root that holds the plugin's directories, reached through a
   // symlink so that the paths do not reveal it.
-  driver_.reset();
+  stack_.reset();
   const std::string link = tmp_.sub("allowed/alias");
   ASSERT_EQ(::symlink(tmp_.path().c_str(), link.c_str()), 0);
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {link}, "", {tmp_.sub("state")}};
-  auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+  auto d = Open(*store_, DriverConfig{"", {link}, "", {tmp_.sub("state")}});
   ASSERT_TRUE(d.ok());
   ASSERT_EQ(::mkdir(tmp_.sub("data/inner").c_str(), 0700), 0);
   for (const std::string& p :
        {link, link + "/data", link + "/data/inner", link + "/mnt", link + "/state"}) {
-    DriverReply r =
-        (*d)->handle("/VolumeDriver.Create",
-                     json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", p}}}}.dump());
+    DriverReply r = (*d)->driver->handle(
+        "/VolumeDriver.Create",
+        json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", p}}}}.dump());
     EXPECT_NE(r.error.find("overlaps tenantfs's own directory"), std::string::npos)
         << p << ": " << r.error;
   }
@@ -283,11 +295,10 @@ TEST_F(VolumeDriverTest, PathMayNotExposeThePluginsOwnDirectories) {
 }
 
 TEST_F(VolumeDriverTest, PathIsRefusedWhenNoRootsAreAllowed) {
-  driver_.reset();
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
-  auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+  stack_.reset();
+  auto d = Open(*store_, DriverConfig{});
   ASSERT_TRUE(d.ok());
-  DriverReply r = (*d)->handle(
+  DriverReply r = (*d)->driver->handle(
       "/VolumeDriver.Create",
       json{{"Name", "x"}, {"Opts", {{"tenant", "alice"}, {"path", tmp_.sub("allowed")}}}}.dump());
   EXPECT_NE(r.error.find("no allowed roots are configured; set ALLOWED_ROOTS"), std::string::npos)
@@ -419,12 +430,41 @@ TEST_F(VolumeDriverTest, RemoveIsRefusedWhileMounted) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
   ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c1"}})), "");
   json r = Call("Remove", json{{"Name", "data"}});
-  EXPECT_NE(Err(r).find("volume \"data\": is in use (1 mount(s))"), std::string::npos) << r;
+  EXPECT_EQ(Err(r),
+            "tenantfs: volume \"data\" is in use (1 mount reference); stop and remove the "
+            "containers using it first (docker ps -a --filter volume=data)");
   EXPECT_TRUE(exists(data("data")));
   ASSERT_EQ(Err(Call("Unmount", json{{"Name", "data"}, {"ID", "c1"}})), "");
   EXPECT_EQ(Call("Remove", json{{"Name", "data"}}), json::object());
   EXPECT_FALSE(exists(data("data")));
   EXPECT_NE(Err(Call("Remove", json{{"Name", "data"}})).find("no such volume"), std::string::npos);
+}
+
+TEST_F(VolumeDriverTest, RemoveIsRefusedWhileAMapperServesAnUnreferencedVolume) {
+  ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
+  ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c1"}})), "");
+  // Released behind the driver's back, as another process sharing the store
+  // could.
+  ASSERT_EQ(*store_->release_ref("data", "c1"), 0);
+  json r = Call("Remove", json{{"Name", "data"}});
+  EXPECT_EQ(Err(r), "tenantfs: volume \"data\": its mapper still serves " + tmp_.sub("mnt/data") +
+                        " although no container references it; restart the plugin, which "
+                        "unmounts it, then remove the volume again");
+  EXPECT_TRUE(exists(data("data")));
+  EXPECT_TRUE(store_->get_volume("data").ok());
+}
+
+TEST_F(VolumeDriverTest, AMapperThatExitsIsForgottenAndTheNextMountStartsAnother) {
+  ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
+  json m = Call("Mount", json{{"Name", "data"}, {"ID", "c1"}});
+  ASSERT_EQ(Err(m), "");
+  ASSERT_TRUE(exits_.exit(launcher_.last_pid(), 9));  // killed by SIGKILL
+  EXPECT_EQ(Call("Path", json{{"Name", "data"}}), json::parse(R"({"Mountpoint":""})"));
+  EXPECT_EQ(CallRaw("List", ""), json::parse(R"({"Volumes":[{"Name":"data"}]})"));
+  EXPECT_EQ(Mounts("data"), 1) << "the container still holds its reference";
+  EXPECT_EQ(Call("Mount", json{{"Name", "data"}, {"ID", "c2"}}), m);
+  EXPECT_EQ(launcher_.starts("data"), 2);
+  EXPECT_EQ(Call("Path", json{{"Name", "data"}}), m);
 }
 
 TEST_F(VolumeDriverTest, RemoveDeletesTenantDataButNeverFollowsSymlinks) {
@@ -544,13 +584,12 @@ class FailingBindStore : public BindingStore {
 };
 
 TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
-  driver_.reset();
+  stack_.reset();
   FailingBindStore failing(*store_);
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
-  auto d = VolumeDriver::Open(failing, *tenants_, launcher_, cfg);
+  auto d = Open(failing, DriverConfig{});
   ASSERT_TRUE(d.ok());
-  DriverReply r = (*d)->handle("/VolumeDriver.Create",
-                               json{{"Name", "data"}, {"Opts", {{"tenant", "alice"}}}}.dump());
+  DriverReply r = (*d)->driver->handle(
+      "/VolumeDriver.Create", json{{"Name", "data"}, {"Opts", {{"tenant", "alice"}}}}.dump());
   EXPECT_EQ(r.error, "tenantfs: volume \"data\": database is locked");
   EXPECT_FALSE(exists(data("data")));
   for (const auto& e : std::filesystem::directory_iterator(tmp_.sub("data"))) {
@@ -561,13 +600,12 @@ TEST_F(VolumeDriverTest, CreateThatCannotBindLeavesNoDirectoryBehind) {
 }
 
 TEST_F(VolumeDriverTest, ListOfAStoreThatCannotBeReadSaysWhy) {
-  driver_.reset();
+  stack_.reset();
   FailingBindStore failing(*store_);
   failing.fail_listing = true;
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
-  auto d = VolumeDriver::Open(failing, *tenants_, launcher_, cfg);
+  auto d = Open(failing, DriverConfig{});
   ASSERT_TRUE(d.ok());
-  DriverReply r = (*d)->handle("/VolumeDriver.List", "{}");
+  DriverReply r = (*d)->driver->handle("/VolumeDriver.List", "{}");
   EXPECT_EQ(r.error, "tenantfs: database is locked");
   EXPECT_EQ(r.body, (json{{"Err", "tenantfs: database is locked"}}));
   EXPECT_EQ(r.code, Code::kIOError);
@@ -606,10 +644,9 @@ TEST_F(VolumeDriverTest, RecoveryCleansLeftoversAndRemountsReferencedVolumes) {
 }
 
 TEST_F(VolumeDriverTest, OpenRefusesAWorldWritableDataDir) {
-  driver_.reset();
+  stack_.reset();
   ASSERT_EQ(::chmod(tmp_.sub("data").c_str(), 0777), 0);
-  DriverConfig cfg{tmp_.sub("data"), tmp_.sub("mnt"), {}, "", {}};
-  auto d = VolumeDriver::Open(*store_, *tenants_, launcher_, cfg);
+  auto d = Open(*store_, DriverConfig{});
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("DATA_DIR"), std::string::npos);
   EXPECT_NE(d.status().message().find("chmod 0700"), std::string::npos);

@@ -181,15 +181,30 @@ TEST_F(SqliteStoreTest, TenantRemovalIsRefusedWhileAVolumeIsBound) {
   ASSERT_TRUE(store_->bind_volume(MakeVolume("logs", "alice")).ok());
   Status st = store_->remove_tenant("alice");
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
-  EXPECT_THAT(st.message(),
-              HasSubstr("tenant \"alice\" still has 2 volumes bound to it (data, logs)"));
-  EXPECT_THAT(st.message(), HasSubstr("docker volume rm"));
+  EXPECT_EQ(st.message(),
+            "tenant \"alice\" still has 2 volumes bound: data, logs; remove them first with "
+            "\"docker volume rm data logs\" (\"tenantfs volume ls\" shows every volume and its "
+            "tenant)");
   EXPECT_TRUE(store_->get_tenant("alice").ok());
 
   ASSERT_TRUE(store_->remove_volume("data").ok());
   ASSERT_TRUE(store_->remove_volume("logs").ok());
   EXPECT_TRUE(store_->remove_tenant("alice").ok());
   EXPECT_EQ(store_->get_tenant("alice").status().code(), Code::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, TenantRemovalNamesAtMostTenVolumes) {
+  ASSERT_TRUE(store_->add_tenant(MakeTenant("alice", 1000, 1000)).ok());
+  for (int i = 1; i <= 12; ++i) {
+    const std::string name = (i < 10 ? "v0" : "v") + std::to_string(i);
+    ASSERT_TRUE(store_->bind_volume(MakeVolume(name, "alice")).ok());
+  }
+  Status st = store_->remove_tenant("alice");
+  EXPECT_EQ(st.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr("still has 12 volumes bound: v01, v02, v03, v04, v05, v06, "
+                                      "v07, v08, v09, v10 and 2 more; remove them first with "
+                                      "\"docker volume rm v01 v02 v03 v04 v05 v06 v07 v08 v09 "
+                                      "v10 ...\""));
 }
 
 TEST_F(SqliteStoreTest, VolumeOfAnUnregisteredTenantBlocksNothingElse) {
@@ -327,7 +342,8 @@ TEST_F(SqliteStoreTest, RebindWithDifferentOptionNamesIt) {
   EXPECT_EQ(r.status().code(), Code::kAlreadyExists);
   EXPECT_EQ(r.status().message(),
             "volume \"data\" already exists with tenant=alice; it cannot be re-created with "
-            "tenant=bob (remove it first)");
+            "tenant=bob: a binding never changes, so use the same options, or remove the volume "
+            "first with \"docker volume rm data\"");
   EXPECT_EQ(store_->get_volume("data")->tenant, "alice");
 }
 
@@ -338,8 +354,9 @@ TEST_F(SqliteStoreTest, RebindWithAnAddedOrDroppedOptionNamesIt) {
   Result<BindOutcome> r = store_->bind_volume(more);
   EXPECT_EQ(r.status().code(), Code::kAlreadyExists);
   EXPECT_EQ(r.status().message(),
-            "volume \"data\" already exists without uid; it cannot be re-created with uid=0 "
-            "(remove it first)");
+            "volume \"data\" already exists without uid; it cannot be re-created with uid=0: "
+            "a binding never changes, so use the same options, or remove the volume first with "
+            "\"docker volume rm data\"");
 
   VolumeBinding fewer = MakeVolume("data");
   fewer.options.clear();
@@ -347,7 +364,8 @@ TEST_F(SqliteStoreTest, RebindWithAnAddedOrDroppedOptionNamesIt) {
   EXPECT_EQ(r.status().code(), Code::kAlreadyExists);
   EXPECT_EQ(r.status().message(),
             "volume \"data\" already exists with tenant=alice; it cannot be re-created without "
-            "tenant (remove it first)");
+            "tenant: a binding never changes, so use the same options, or remove the volume "
+            "first with \"docker volume rm data\"");
 }
 
 TEST_F(SqliteStoreTest, RebindNamesTheFirstDifferingOptionInNameOrder) {

@@ -1,16 +1,19 @@
-// RecordingLauncher: a MapperLauncher that never forks, for the tests that
-// drive the real VolumeDriver without FUSE (tests/plugin and the refcount
-// stress test of tests/hardening). Shared so that every such suite checks the
-// driver against the same idea of what a launcher sees.
+// RecordingLauncher: a MapperLauncher that never forks, and RecordedExits,
+// which ends its "mappers" on request, for the tests that drive the real
+// VolumeDriver and VolumeMounts without FUSE (tests/plugin, tests/fuzz and
+// the refcount stress test of tests/hardening). Shared so that every such
+// suite checks them against the same idea of what a launcher sees.
 #pragma once
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 
+#include "plugin/child_reaper.h"
 #include "plugin/mapper_launcher.h"
 
 namespace tenantfs::testing {
@@ -34,16 +37,17 @@ class RecordingLauncher final : public MapperLauncher {
     ++starts_[b.name];
     if (live_[b.name]++ != 0) ++violations_;
     last_binding_ = b;
-    return StartedMapper{next_pid_++, {}};
+    last_pid_ = next_pid_++;
+    return StartedMapper{last_pid_, {}};
   }
-  Status stop(pid_t, const std::string& mountpoint) override {
+  void stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);
-    // The driver mounts each volume at <mount root>/<name>.
+    // VolumeMounts mounts each volume at <mount root>/<name>.
     const std::string name = mountpoint.substr(mountpoint.rfind('/') + 1);
     ++stops_;
     if (live_[name]-- != 1) ++violations_;
-    return Status::Ok();
   }
+  void stop_strays(const std::string&, const std::string&) override {}
 
   // Mappers started for volume `v`, over the launcher's life.
   int starts(const std::string& v) {
@@ -73,6 +77,10 @@ class RecordingLauncher final : public MapperLauncher {
     std::lock_guard<std::mutex> lock(mu_);
     return last_binding_;
   }
+  pid_t last_pid() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_pid_;
+  }
 
  private:
   std::mutex mu_;
@@ -82,7 +90,36 @@ class RecordingLauncher final : public MapperLauncher {
   int violations_ = 0;
   std::string fail_with_;
   VolumeBinding last_binding_;
+  pid_t last_pid_ = 0;
   pid_t next_pid_ = 4000000;  // beyond pid_max: never a real process
+};
+
+// Keeps the exit callbacks VolumeMounts registers; exit() runs one, as the
+// reaper would when that mapper ends. Thread-safe.
+class RecordedExits final : public ChildExits {
+ public:
+  void on_exit(pid_t pid, std::function<void(int)> on_exit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    callbacks_[pid] = std::move(on_exit);
+  }
+  // Reports that `pid` ended with wait status `status`; false when nobody
+  // waits for it.
+  bool exit(pid_t pid, int status) {
+    std::function<void(int)> callback;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = callbacks_.find(pid);
+      if (it == callbacks_.end()) return false;
+      callback = std::move(it->second);
+      callbacks_.erase(it);
+    }
+    callback(status);
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<pid_t, std::function<void(int)>> callbacks_;
 };
 
 }  // namespace tenantfs::testing
