@@ -348,7 +348,7 @@ Status keep_only_fds(int* sock, int* fuse) {
 }
 
 Status confine(const BrokerConfig& cfg, pid_t parent) {
-  TENANTFS_RETURN_IF_ERROR(drop_privileges_keeping_sys_admin(cfg.tenant));
+  TENANTFS_RETURN_IF_ERROR(drop_privileges_to(cfg.tenant, ProcessIds::kMapperReserved, KeptCapability::kSysAdmin));
   // After the id changes, which reset both settings.
   if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_DUMPABLE)", errno);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {

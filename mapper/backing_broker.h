@@ -39,12 +39,13 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
-#include "mapper/privileges.h"
+#include "common/identity.h"
+#include "common/privileges.h"
 
 namespace tenantfs {
 
 struct BrokerConfig {
-  TenantIdentity tenant;
+  Identity tenant;
   int fuse_fd = -1;            // the mount's /dev/fuse fd (the broker keeps a copy)
   dev_t volume_dev = 0;        // st_dev of the backing root
   uint64_t volume_mnt_id = 0;  // statx mount id of the backing root

@@ -46,13 +46,17 @@
 #include <string>
 #include <vector>
 
+#include "common/identity.h"
+#include "common/mapper_readiness.h"
+#include "common/privileges.h"
 #include "common/reserved_ids.h"
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
+#include "common/volume_name.h"
 #include "mapper/flock_waiters.h"
 #include "mapper/fuse_passthrough.h"
 #include "mapper/identity_fs.h"
-#include "mapper/privileges.h"
+#include "mapper/passthrough_start.h"
 #include "mapper/request_loop.h"
 #include "mapper/uring_loop.h"
 
@@ -136,43 +140,38 @@ void report_ready(int fd, const std::string& line) {
 
 int fail(const MapperConfig& cfg, const Status& st) {
   mapper_log()->error("volume {}: {}", cfg.name, st.message());
-  report_ready(cfg.ready_fd, "error: " + st.message() + "\n");
+  report_ready(cfg.ready_fd, format_error_line(st.message()));
   return 1;
-}
-
-// Docker volume names are [A-Za-z0-9][A-Za-z0-9_.-]*; anything else could
-// inject mount options through fsname=.
-bool valid_volume_name(const std::string& name) {
-  if (name.empty() || name.size() > 200) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 Status validate(const MapperConfig& cfg) {
   if (cfg.backing.empty()) return Status::InvalidArgument("--backing is required");
   if (cfg.mountpoint.empty()) return Status::InvalidArgument("--mountpoint is required");
-  if (!valid_volume_name(cfg.name)) {
-    return Status::InvalidArgument("volume name \"" + cfg.name +
-                                   "\" must match [A-Za-z0-9][A-Za-z0-9_.-]*");
+  // The name goes into the mount options (fsname=): Docker's rule keeps
+  // commas and '=' out.
+  TENANTFS_RETURN_IF_ERROR(validate_volume_name(cfg.name));
+  if (Status st = validate_identity(cfg.identity); !st.ok()) {
+    return Status::InvalidArgument("tenant identity: " + st.message());
   }
-  if (cfg.uid == 0) {
-    return Status::InvalidArgument("tenant uid 0 is root; a volume must act as a non-root tenant");
+  if (!is_presentable_id(cfg.presented_uid()) || !is_presentable_id(cfg.presented_gid())) {
+    return Status::InvalidArgument("presented ids " + std::to_string(cfg.presented_uid()) + ":" +
+                                   std::to_string(cfg.presented_gid()) +
+                                   " include -1 or the id reserved for the mapper's own process");
   }
-  if (cfg.max_fds < kMinMaxFds) {
+  if (cfg.max_fds < kMinMaxFds || cfg.max_fds > kMaxMaxFds) {
     return Status::InvalidArgument("--max-fds " + std::to_string(cfg.max_fds) +
-                                   " is too small for the FUSE session; use at least " +
-                                   std::to_string(kMinMaxFds));
+                                   " is out of range; use " + std::to_string(kMinMaxFds) + ".." +
+                                   std::to_string(kMaxMaxFds) +
+                                   " (the FUSE session needs at least the lower bound)");
   }
-  if (is_reserved_id(cfg.uid) || is_reserved_id(cfg.gid) || is_reserved_id(cfg.present_uid) ||
-      is_reserved_id(cfg.present_gid) ||
-      std::any_of(cfg.groups.begin(), cfg.groups.end(), is_reserved_id)) {
-    return Status::InvalidArgument("id " + std::to_string(kMapperProcessUid) +
-                                   " is reserved for the mapper's own process; no tenant, "
-                                   "group or presented id may use it");
+  RequestLoop loop;
+  if (!parse_request_loop(cfg.request_loop, &loop)) {
+    return Status::InvalidArgument("unknown --request-loop \"" + cfg.request_loop + "\"");
+  }
+  PassthroughMode passthrough;
+  if (!parse_passthrough_mode(cfg.passthrough, &passthrough)) {
+    return Status::InvalidArgument("unknown --passthrough \"" + cfg.passthrough +
+                                   "\"; use auto, on or off");
   }
   if (::geteuid() != 0) {
     return Status::FailedPrecondition("the mapper must start as root to mount /dev/fuse");
@@ -217,7 +216,7 @@ Status set_nofile_limit(rlim_t want, rlim_t* limit) {
 // Rehearses the drop in a short-lived child, before anything is mounted:
 // proves the tenant's ids are acceptable and that the tenant can enter the
 // backing directory. The child exits at once; it is no helper.
-Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string& backing) {
+Status rehearse_drop(const Identity& id, int backing_fd, const std::string& backing) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return PosixError("pipe2", errno);
   UniqueFd rd(pipefd[0]);
@@ -227,7 +226,7 @@ Status rehearse_drop(const TenantIdentity& id, int backing_fd, const std::string
   if (pid == 0) {
     rd.reset();
     std::string msg;
-    Status st = drop_privileges_to(id);
+    Status st = drop_privileges_to(id, ProcessIds::kMapperReserved);
     if (!st.ok()) {
       msg = "cannot drop privileges to uid " + std::to_string(id.uid) + ": " + st.message();
     } else if (::faccessat(backing_fd, "", X_OK, AT_EACCESS | AT_EMPTY_PATH) != 0) {
@@ -321,11 +320,11 @@ IdentityFsOptions fs_options_for(const MapperConfig& cfg, int backing_fd) {
   o.flush_on_close = !is_local_filesystem(backing_fd);
   o.max_write = max_write_for_splice();
   o.name = cfg.name;
-  o.tenant_uid = cfg.uid;
-  o.tenant_gid = cfg.gid;
-  o.tenant_groups = cfg.groups;
-  o.present_uid = cfg.present_uid;
-  o.present_gid = cfg.present_gid;
+  o.tenant_uid = cfg.identity.uid;
+  o.tenant_gid = cfg.identity.gid;
+  o.tenant_groups = cfg.identity.groups;
+  o.present_uid = cfg.presented_uid();
+  o.present_gid = cfg.presented_gid();
   o.readonly = cfg.readonly;
   if (cfg.cache == CacheMode::kExclusive) {
     o.entry_timeout = 3600;
@@ -428,17 +427,13 @@ class FuseSession {
   bool unmount_on_destroy_ = true;
 };
 
-const char* cache_mode_name(CacheMode m) {
-  return m == CacheMode::kExclusive ? "exclusive" : "strict";
-}
-
 // Answers the INIT request the kernel queued at mount, so that the readiness
 // report can say which request path serves the volume: FUSE over io_uring is
 // negotiated in the INIT reply (when the kernel offers it and every ring was
 // made) and its queues register right after it. Logs the path and why.
 // `dev_loop` serves /dev/fuse in any case.
-Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_loop, size_t cpus,
-                   std::unique_ptr<UringLoop>* uring) {
+Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop wanted,
+                   RequestLoop dev_loop, size_t cpus, std::unique_ptr<UringLoop>* uring) {
   fuse_buf buf{};
   int res;
   while ((res = fuse_session_receive_buf(se, &buf)) == -EINTR) {
@@ -450,7 +445,7 @@ Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_lo
     return PosixError("cannot read the kernel's INIT from /dev/fuse", -res);
   }
   const bool want_uring =
-      cfg.request_loop == RequestLoop::kUring || cfg.request_loop == RequestLoop::kAuto;
+      wanted == RequestLoop::kUring || wanted == RequestLoop::kAuto;
   std::string why_not;
   if (want_uring && !init_offers_uring(buf)) {
     why_not = "io_uring not offered by the kernel (" + uring_parameter_state() + ")";
@@ -462,7 +457,7 @@ Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_lo
       why_not = "cannot make the io_uring queues: " + made.status().message();
     }
   }
-  if (*uring == nullptr && cfg.request_loop == RequestLoop::kUring) {
+  if (*uring == nullptr && wanted == RequestLoop::kUring) {
     std::free(buf.mem);
     return Status::FailedPrecondition("--request-loop uring: " + why_not + "; " + uring_fix_hint());
   }
@@ -477,7 +472,7 @@ Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_lo
     if (!st.ok()) {
       uring->reset();
       why_not = "io_uring setup failed: " + st.message();
-      if (cfg.request_loop == RequestLoop::kUring) {
+      if (wanted == RequestLoop::kUring) {
         return Status::FailedPrecondition("--request-loop uring: " + why_not);
       }
     }
@@ -502,6 +497,7 @@ Status answer_init(fuse_session* se, const MapperConfig& cfg, RequestLoop dev_lo
 
 int run_mapper(const MapperConfig& cfg_in) {
   MapperConfig cfg = cfg_in;
+  cfg.name = cfg.volume_name();
   fuse_set_log_func(fuse_log_to_spdlog);
   // The kernel already applied the caller's umask to every mode it sends.
   ::umask(0);
@@ -509,17 +505,18 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (Status st = validate(cfg); !st.ok()) return fail(cfg, st);
   if (Status st = install_signal_handlers(); !st.ok()) return fail(cfg, st);
 
-  const TenantIdentity tenant{cfg.uid, cfg.gid, cfg.groups};
+  const Identity& tenant = cfg.identity;
   std::string groups_text;
-  for (gid_t g : cfg.groups) {
+  for (gid_t g : tenant.groups) {
     if (!groups_text.empty()) groups_text.push_back(',');
     groups_text.append(std::to_string(g));
   }
   mapper_log()->info(
       "volume {}: starting: backing {} mountpoint {} tenant uid {} gid {} groups [{}] presented "
       "as {}:{} cache {}{}",
-      cfg.name, cfg.backing, cfg.mountpoint, cfg.uid, cfg.gid, groups_text, cfg.present_uid,
-      cfg.present_gid, cache_mode_name(cfg.cache), cfg.readonly ? " read-only" : "");
+      cfg.name, cfg.backing, cfg.mountpoint, tenant.uid, tenant.gid, groups_text,
+      cfg.presented_uid(), cfg.presented_gid(), cache_mode_name(cfg.cache),
+      cfg.readonly ? " read-only" : "");
 
   UniqueFd backing(::open(cfg.backing.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!backing) return fail(cfg, PosixError("cannot open backing directory " + cfg.backing, errno));
@@ -537,7 +534,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   // An explicit io_uring request fails here, before anything is mounted,
   // when the host clearly cannot serve it; INIT has the last word.
-  if (cfg.request_loop == RequestLoop::kUring) {
+  if (cfg.request_loop == request_loop_name(RequestLoop::kUring)) {
     if (Status st = uring_precheck(); !st.ok()) return fail(cfg, st);
   }
   rlim_t nofile = 0;
@@ -592,7 +589,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (g_signalled != 0) {
     mapper_log()->info("volume {}: signal {} before serving; unmounted", cfg.name,
                        static_cast<int>(g_signalled));
-    report_ready(cfg.ready_fd, "error: stopped by a signal before serving\n");
+    report_ready(cfg.ready_fd, format_error_line("stopped by a signal before serving"));
     return 0;
   }
   // Passthrough: decided, and its broker forked, while still root and
@@ -601,7 +598,7 @@ int run_mapper(const MapperConfig& cfg_in) {
   Passthrough passthrough;
   {
     PassthroughRequest pt;
-    pt.mode = cfg.passthrough;
+    parse_passthrough_mode(cfg.passthrough, &pt.mode);  // checked by validate()
     pt.volume = cfg.name;
     pt.tenant = tenant;
     pt.readonly = cfg.readonly;
@@ -628,37 +625,40 @@ int run_mapper(const MapperConfig& cfg_in) {
   if (::chdir("/proc/self/fd") != 0) {
     return fail(cfg, PosixError("chdir /proc/self/fd", errno));
   }
-  if (Status st = drop_privileges_to(tenant); !st.ok()) {
+  if (Status st = drop_privileges_to(tenant, ProcessIds::kMapperReserved); !st.ok()) {
     // Still root here (see privileges.h), so the guard can unmount.
-    return fail(cfg, Status::Internal("cannot drop privileges to uid " + std::to_string(cfg.uid) +
-                                      ": " + st.message()));
+    return fail(cfg, Status::Internal("cannot drop privileges to uid " +
+                                      std::to_string(tenant.uid) + ": " + st.message()));
   }
   session.keep_mount_on_destroy();
 
   const std::vector<int> cpus = allowed_cpus();
-  const RequestLoop loop = resolve_request_loop(cfg.request_loop, cpus.size());
+  RequestLoop wanted = RequestLoop::kAuto;
+  parse_request_loop(cfg.request_loop, &wanted);  // checked by validate()
+  const RequestLoop loop = resolve_request_loop(wanted, cpus.size());
   std::unique_ptr<UringLoop> uring;
-  if (Status st = answer_init(raw, cfg, loop, cpus.size(), &uring); !st.ok()) {
+  if (Status st = answer_init(raw, cfg, wanted, loop, cpus.size(), &uring); !st.ok()) {
     if (g_signalled != 0) {
       mapper_log()->info("volume {}: signal {} before serving; root must unmount {}", cfg.name,
                          static_cast<int>(g_signalled), cfg.mountpoint);
-      report_ready(cfg.ready_fd, "error: stopped by a signal before serving\n");
+      report_ready(cfg.ready_fd, format_error_line("stopped by a signal before serving"));
       return 0;
     }
     return fail(cfg, st);
   }
 
   mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
-                     cfg.mountpoint, cfg.uid, cfg.gid, kMapperProcessUid);
+                     cfg.mountpoint, tenant.uid, tenant.gid, kMapperProcessUid);
   if (passthrough.on()) {
     mapper_log()->info("volume {}: passthrough on (broker pid {}, max_stack_depth {})", cfg.name,
                        passthrough.broker->pid(), passthrough.max_stack_depth);
   } else {
     mapper_log()->info("volume {}: passthrough off: {}", cfg.name, passthrough.why_off);
   }
-  report_ready(cfg.ready_fd, std::string("ready request-loop=") +
-                                 (uring != nullptr ? "uring" : request_loop_name(loop)) +
-                                 " passthrough=" + (passthrough.on() ? "on" : "off") + "\n");
+  report_ready(cfg.ready_fd,
+               format_ready_line(
+                   {{"request-loop", uring != nullptr ? "uring" : request_loop_name(loop)},
+                    {"passthrough", passthrough.on() ? "on" : "off"}}));
 
   const int rc = run_request_loop(raw, loop, cpus, kMaxThreads);
   // The /dev/fuse loop ends on unmount and on a signal; the rings follow.

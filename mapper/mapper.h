@@ -9,17 +9,18 @@
 //                   [--request-loop auto|uring|per-cpu|shared]
 //                   [--passthrough auto|on|off]
 // --present-uid/--present-gid default to --uid/--gid; --name defaults to the
-// backing directory's basename and must match [A-Za-z0-9][A-Za-z0-9_.-]*;
-// --uid 0 and the reserved id 2147483646 (common/reserved_ids.h) are refused.
+// backing directory's basename and must be a valid volume name
+// (common/volume_name.h); the identity must pass validate_identity
+// (common/identity.h: no root, no reserved id 2147483646).
+// The options are those of MapperInvocation (common/mapper_invocation.h).
 // It mounts (fstype "fuse.tenantfs", source "tenantfs:VOLUME"), drops every
 // privilege to the tenant, answers the kernel's INIT and only then writes
-// exactly one line to the ready fd: "ready" followed by space-separated
-// key=value fields and "\n" on success (today
-// "ready request-loop=LOOP passthrough=on|off\n", LOOP the request path in
-// use), or "error: <what failed and why>\n"
-// followed by a non-zero exit that leaves no mount behind (failures that
-// only show at INIT, after the drop, leave the mount to the supervisor, as
-// a stop does). It exits 0 once unmounted (umount, umount -l,
+// exactly one line to the ready fd (common/mapper_readiness.h): "ready"
+// followed by space-separated key=value fields on success (today
+// "ready request-loop=LOOP passthrough=on|off", LOOP the request path in
+// use), or "error: <what failed and why>" followed by a non-zero exit that leaves no mount behind
+// (failures that only show at INIT, after the drop, leave the mount to the
+// supervisor, as a stop does). It exits 0 once unmounted (umount, umount -l,
 // fusermount3 -u).
 //
 // SIGTERM/SIGINT: before "ready" the mapper is still root, unmounts what it
@@ -32,44 +33,13 @@
 // helper that outlives the drop would defeat the drop, so there is none.
 #pragma once
 
-#include <sys/types.h>
-
-#include <string>
-#include <vector>
-
-#include "mapper/passthrough_start.h"
-#include "mapper/request_loop.h"
-
+#include "common/mapper_invocation.h"
 #include "common/status.h"
 
 namespace tenantfs {
 
-enum class CacheMode { kStrict, kExclusive };
-
-inline constexpr unsigned kDefaultMaxFds = 65536;
-inline constexpr unsigned kMinMaxFds = 64;
-
-struct MapperConfig {
-  std::string backing;     // directory to serve (opened as root, before the drop)
-  std::string mountpoint;  // where to mount
-  std::string name;        // volume name, for the mount source and logs
-  uid_t uid = 0;           // the tenant's storage identity
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-  uid_t present_uid = 0;  // ids shown for tenant-owned objects
-  gid_t present_gid = 0;
-  CacheMode cache = CacheMode::kStrict;
-  bool readonly = false;
-  int ready_fd = -1;  // -1: no readiness report
-  RequestLoop request_loop = RequestLoop::kAuto;  // see request_loop.h
-  // RLIMIT_NOFILE of the mapper: every fd it holds, half of them at most for
-  // looked-up objects (inode_table.h). Bounds what one volume can take of
-  // the host's file table.
-  unsigned max_fds = kDefaultMaxFds;
-  // FUSE passthrough of open files (passthrough_start.h): auto uses it when
-  // the kernel offers it and the broker starts; on fails the start without.
-  PassthroughMode passthrough = PassthroughMode::kAuto;
-};
+// What one mapper serves, and how: its whole command line.
+using MapperConfig = MapperInvocation;
 
 // Mounts, drops privileges, serves until unmounted. Returns the process exit
 // code. Errors before readiness are reported on cfg.ready_fd and logged.

@@ -12,7 +12,8 @@
 #include "common/status.h"
 #include "mapper/backing_broker.h"
 #include "mapper/passthrough_opens.h"
-#include "mapper/privileges.h"
+#include "common/identity.h"
+#include "common/privileges.h"
 
 namespace tenantfs {
 
@@ -24,7 +25,7 @@ bool parse_passthrough_mode(const std::string& text, PassthroughMode* mode);
 struct PassthroughRequest {
   PassthroughMode mode = PassthroughMode::kAuto;
   std::string volume;
-  TenantIdentity tenant;
+  Identity tenant;
   bool readonly = false;
   int fuse_fd = -1;      // the mount's /dev/fuse fd, INIT not yet answered
   int backing_fd = -1;   // the backing root

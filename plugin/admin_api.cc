@@ -93,8 +93,9 @@ Result<uint32_t> required_id(const json& j, const char* field) {
 }
 
 json tenant_json(const Tenant& t, const std::string& source) {
-  return json{{"name", t.name},     {"uid", t.uid},     {"gid", t.gid},
-              {"groups", t.groups}, {"source", source}, {"created_at", t.created_at}};
+  return json{{"name", t.name},        {"uid", t.identity.uid},
+              {"gid", t.identity.gid}, {"groups", t.identity.groups},
+              {"source", source},      {"created_at", t.created_at}};
 }
 
 AdminReply add_tenant(const AdminDeps& deps, const json& req) {
@@ -109,8 +110,8 @@ AdminReply add_tenant(const AdminDeps& deps, const json& req) {
 
   Tenant t;
   t.name = *name;
-  t.uid = static_cast<uid_t>(*uid);
-  t.gid = static_cast<gid_t>(*gid);
+  t.identity.uid = static_cast<uid_t>(*uid);
+  t.identity.gid = static_cast<gid_t>(*gid);
   if (auto it = req.find("groups"); it != req.end() && !it->is_null()) {
     if (!it->is_array()) return error(400, "field \"groups\" must be an array of gids");
     if (it->size() > kMaxTenantGroups) {
@@ -124,8 +125,8 @@ AdminReply add_tenant(const AdminDeps& deps, const json& req) {
       groups.insert(static_cast<gid_t>(*v));
     }
     // The primary gid is always held; listing it again changes nothing.
-    groups.erase(t.gid);
-    t.groups.assign(groups.begin(), groups.end());
+    groups.erase(t.identity.gid);
+    t.identity.groups.assign(groups.begin(), groups.end());
   }
   st = validate_tenant(t);
   if (!st.ok()) return error(st);
@@ -140,8 +141,8 @@ AdminReply add_tenant(const AdminDeps& deps, const json& req) {
   }
   if (!st.ok()) return error(st);
   auto stored = deps.store->get_tenant(t.name);
-  spdlog::info("admin: added tenant {} (uid {}, gid {}, {} groups)", t.name, t.uid, t.gid,
-               t.groups.size());
+  spdlog::info("admin: added tenant {} (uid {}, gid {}, {} groups)", t.name, t.identity.uid,
+               t.identity.gid, t.identity.groups.size());
   return AdminReply{200, json{{"tenant", tenant_json(stored.ok() ? *stored : t, "registry")}}};
 }
 

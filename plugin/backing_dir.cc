@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/openat2.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include <random>
 #include <set>
 
+#include "common/privileges.h"
 #include "plugin/child_reaper.h"
 
 namespace tenantfs {
@@ -97,22 +97,21 @@ int delete_contents(int dir_fd, dev_t dev, int depth) {
 }
 
 // Deletes the contents of `dir_fd` as `who` in a child process. The top
-// directory itself stays (its parent is root's).
-Status delete_contents_as(int dir_fd, const FsIdentity& who, const std::string& what) {
+// directory itself stays (its parent is root's). A tree owned by the user
+// running tenantfs (root's own unfinished Create) is deleted as that user,
+// without a drop.
+Status delete_contents_as(int dir_fd, const Identity& who, const std::string& what) {
   struct stat st;
   if (::fstat(dir_fd, &st) != 0) return PosixError("stat " + what, errno);
-  const bool drop = ::geteuid() == 0;
-  if (!drop && ::geteuid() != who.uid) {
+  const bool drop = ::geteuid() != who.uid;
+  if (drop && ::geteuid() != 0) {
     return Status::FailedPrecondition("cannot delete " + what +
                                       " as its owner: tenantfs is not running as root");
   }
-  const std::vector<gid_t> groups = who.groups;  // copied before fork: no allocation after
   auto child = ChildReaper::instance().spawn([&]() -> int {
-    if (drop) {
-      if (::setgroups(groups.size(), groups.data()) != 0) return 100;
-      if (::setresgid(who.gid, who.gid, who.gid) != 0) return 101;
-      if (::setresuid(who.uid, who.uid, who.uid) != 0) return 102;
-    }
+    // The child is the tenant through and through: nothing it does in the
+    // tree can use a power the tenant lacks.
+    if (drop && !drop_privileges_to(who, ProcessIds::kTenant).ok()) return 100;
     return delete_contents(dir_fd, st.st_dev, 0) == 0 ? 0 : 1;
   });
   if (!child.ok()) return child.status();
@@ -128,7 +127,7 @@ Status delete_contents_as(int dir_fd, const FsIdentity& who, const std::string& 
 }
 
 // Deletes DATA_DIR/.trash/<entry> as `who`, then the emptied top as root.
-Status purge_trash_entry(int trash_fd, const std::string& entry, const FsIdentity& who) {
+Status purge_trash_entry(int trash_fd, const std::string& entry, const Identity& who) {
   auto top = open_subdir(trash_fd, entry, false, "DATA_DIR/.trash");
   if (!top.ok()) return top.status();
   TENANTFS_RETURN_IF_ERROR(delete_contents_as(top->get(), who, "DATA_DIR/.trash/" + entry));
@@ -300,7 +299,7 @@ Result<bool> dirs_overlap(int a, int b) {
          std::find(up_b->begin(), up_b->end(), self_a) != up_b->end();
 }
 
-Status delete_backing_dir(int data_dir_fd, const std::string& name, const FsIdentity& owner) {
+Status delete_backing_dir(int data_dir_fd, const std::string& name, const Identity& owner) {
   auto trash = open_subdir(data_dir_fd, kTrashDir, true, "DATA_DIR");
   if (!trash.ok()) return trash.status();
   const std::string entry = name + "-" + random_suffix();
@@ -339,7 +338,7 @@ Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
         struct stat st;
         if (::fstat(top->get(), &st) == 0) {
           Status s =
-              delete_contents_as(top->get(), FsIdentity{st.st_uid, st.st_gid, {}}, "DATA_DIR/" + n);
+              delete_contents_as(top->get(), Identity{st.st_uid, st.st_gid, {}}, "DATA_DIR/" + n);
           if (!s.ok()) spdlog::warn("start-up clean-up: {}", s.message());
         }
       }
@@ -370,7 +369,7 @@ Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
           ::unlinkat(trash->get(), t.c_str(), 0);
           continue;
         }
-        Status s = purge_trash_entry(trash->get(), t, FsIdentity{st.st_uid, st.st_gid, {}});
+        Status s = purge_trash_entry(trash->get(), t, Identity{st.st_uid, st.st_gid, {}});
         if (!s.ok()) spdlog::warn("start-up clean-up: {}", s.message());
       }
     } else if (n == kOrphanedDir) {

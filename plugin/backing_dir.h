@@ -21,17 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "common/identity.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs {
-
-// The identity a deletion runs as.
-struct FsIdentity {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-};
 
 // Creates `path` (and missing parents) mode 0700 when missing and opens it.
 // An existing directory must be owned by the calling user and writable by
@@ -65,11 +59,12 @@ Result<bool> dirs_overlap(int a, int b);
 
 // Removes the plugin-created DATA_DIR/<name>: renames it into DATA_DIR/.trash
 // as root, deletes its contents in a child process that runs as `owner`
-// (openat/unlinkat, O_NOFOLLOW, never crossing into another filesystem), then
+// (openat/unlinkat, O_NOFOLLOW, never crossing into another filesystem;
+// privileges.h, ProcessIds::kTenant), then
 // removes the emptied directory as root. A missing <name> is OK. Contents the
 // owner cannot delete stay in .trash and are reported as an error after the
 // volume's name is already free.
-Status delete_backing_dir(int data_dir_fd, const std::string& name, const FsIdentity& owner);
+Status delete_backing_dir(int data_dir_fd, const std::string& name, const Identity& owner);
 
 // Start-up clean-up: removes .creating-* leftovers, finishes deleting .trash
 // entries (as each entry's owner), and moves directories whose name is not in

@@ -14,9 +14,11 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "common/mapper_invocation.h"
 #include "common/unique_fd.h"
 #include "plugin/child_reaper.h"
 
@@ -33,15 +35,6 @@ constexpr const char kBackingPath[] = "/proc/self/fd/4/.";
 // A readiness report is one short line; more is a broken mapper.
 constexpr size_t kMaxReadyLine = 4096;
 constexpr auto kStopTimeout = std::chrono::seconds(10);
-
-std::string join_gids(const std::vector<gid_t>& gids) {
-  std::string s;
-  for (gid_t g : gids) {
-    if (!s.empty()) s += ',';
-    s += std::to_string(g);
-  }
-  return s;
-}
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -83,15 +76,15 @@ std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
     const long pid = std::strtol(d->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
     std::ifstream in(proc_dir + "/" + d->d_name + "/cmdline");
+    // argv[0] is whatever the process was started as; the rest must read
+    // as a mapper's command line.
     std::vector<std::string> args;
-    for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
-    if (args.size() < 2 || args[1] != "mapper") continue;
-    for (size_t i = 2; i + 1 < args.size(); ++i) {
-      if (args[i] == "--mountpoint") {
-        if (args[i + 1] == mountpoint) pids.push_back(static_cast<pid_t>(pid));
-        break;
-      }
+    bool first = true;
+    for (std::string arg; std::getline(in, arg, '\0'); first = false) {
+      if (!first) args.push_back(arg);
     }
+    Result<MapperInvocation> inv = MapperInvocation::from_argv(args);
+    if (inv.ok() && inv->mountpoint == mountpoint) pids.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(proc);
   return pids;
@@ -109,25 +102,26 @@ ProcessMapperLauncher::ProcessMapperLauncher(std::string exe,
                                              std::chrono::milliseconds ready_timeout)
     : exe_(std::move(exe)), ready_timeout_(ready_timeout) {}
 
-Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_fd,
-                                           const std::string& mountpoint) {
+Result<StartedMapper> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_fd,
+                                                   const std::string& mountpoint) {
+  MapperInvocation inv;
+  inv.backing = kBackingPath;
+  inv.mountpoint = mountpoint;
+  inv.name = b.name;
+  inv.identity = b.identity;
+  inv.present_uid = b.present_uid;
+  inv.present_gid = b.present_gid;
+  std::optional<CacheMode> cache = parse_cache_mode(b.cache);
+  if (!cache) {
+    return Status::Corruption("volume \"" + b.name + "\" has an unknown cache mode in the store");
+  }
+  inv.cache = *cache;
+  inv.readonly = b.readonly;
+  inv.ready_fd = kReadyFd;
   // argv[0] says what the process is in ps; exe_ (often /proc/self/exe) is
   // what runs.
-  std::vector<std::string> args = {"tenantfs",      "mapper",
-                                   "--backing",     kBackingPath,
-                                   "--mountpoint",  mountpoint,
-                                   "--name",        b.name,
-                                   "--uid",         std::to_string(b.uid),
-                                   "--gid",         std::to_string(b.gid),
-                                   "--present-uid", std::to_string(b.present_uid),
-                                   "--present-gid", std::to_string(b.present_gid),
-                                   "--cache",       b.cache,
-                                   "--ready-fd",    std::to_string(kReadyFd)};
-  if (!b.groups.empty()) {
-    args.push_back("--groups");
-    args.push_back(join_gids(b.groups));
-  }
-  if (b.readonly) args.push_back("--readonly");
+  std::vector<std::string> args = inv.to_argv();
+  args.insert(args.begin(), "tenantfs");
   // Built before fork: the child may not allocate.
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
@@ -195,8 +189,8 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
   }
   if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
 
-  // "ready", optionally followed by " key=value" fields (mapper.h).
-  if (!timed_out && (line == "ready" || line.rfind("ready ", 0) == 0)) return *pid;
+  const Readiness report = parse_readiness(line);
+  if (!timed_out && report.ready()) return StartedMapper{*pid, report.fields};
 
   // Failed: make sure nothing is left running or mounted.
   if (timed_out) ::kill(*pid, SIGKILL);
@@ -209,7 +203,9 @@ Result<pid_t> ProcessMapperLauncher::start(const VolumeBinding& b, int backing_f
     return Status::IOError("the mapper did not report readiness within " +
                            std::to_string(ready_timeout_.count() / 1000) + " s and was killed");
   }
-  if (line.rfind("error: ", 0) == 0) return Status::IOError("mapper " + line);
+  if (report.kind == Readiness::Kind::kError) {
+    return Status::IOError("mapper error: " + report.message);
+  }
   std::string why = "the mapper " + (status ? describe_exit(*status) : std::string("ended")) +
                     " before reporting readiness";
   if (status && WIFEXITED(*status) && WEXITSTATUS(*status) == 127) {

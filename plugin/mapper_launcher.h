@@ -16,10 +16,18 @@
 #include <string>
 #include <vector>
 
+#include "common/mapper_readiness.h"
 #include "common/status.h"
 #include "store/store.h"
 
 namespace tenantfs {
+
+// A mapper that reported "ready": its pid and the fields of its report
+// (common/mapper_readiness.h).
+struct StartedMapper {
+  pid_t pid = 0;
+  ReadyFields fields;
+};
 
 class MapperLauncher {
  public:
@@ -27,14 +35,14 @@ class MapperLauncher {
 
   // Starts a mapper serving the directory open as `backing_fd` (the
   // binding's backing directory, opened and checked by the caller) at
-  // `mountpoint` as the binding's identity, and returns its pid once the
-  // mapper reported "ready". Handing over the fd, not the path, means the
+  // `mountpoint` as the binding's identity, and returns its pid and report
+  // once the mapper reported "ready". Handing over the fd, not the path, means the
   // mapper serves exactly what was checked, even if a path component is
   // swapped for a symlink meanwhile. On failure nothing is left running
   // (what the mapper mounted is the caller's to take down), and the Status
   // message carries the mapper's own error line.
-  virtual Result<pid_t> start(const VolumeBinding& binding, int backing_fd,
-                              const std::string& mountpoint) = 0;
+  virtual Result<StartedMapper> start(const VolumeBinding& binding, int backing_fd,
+                                      const std::string& mountpoint) = 0;
 
   // Waits for mapper `pid` (from start) to exit once its mount at
   // `mountpoint` was taken down, killing it when it does not.
@@ -49,8 +57,8 @@ class MapperLauncher {
 };
 
 // Pids of `tenantfs mapper` processes whose command line names `mountpoint`
-// (as ProcessMapperLauncher starts them: argv[1] "mapper", then
-// "--mountpoint" `mountpoint`), found under `proc_dir` (/proc).
+// (argv[1] onwards parses as a MapperInvocation whose mountpoint it is),
+// found under `proc_dir` (/proc).
 std::vector<pid_t> find_mapper_processes(const std::string& mountpoint,
                                          const std::string& proc_dir = "/proc");
 
@@ -68,8 +76,8 @@ class ProcessMapperLauncher final : public MapperLauncher {
   // gives Mount 2 minutes in all.
   ProcessMapperLauncher(std::string exe, std::chrono::milliseconds ready_timeout);
 
-  Result<pid_t> start(const VolumeBinding& binding, int backing_fd,
-                      const std::string& mountpoint) override;
+  Result<StartedMapper> start(const VolumeBinding& binding, int backing_fd,
+                              const std::string& mountpoint) override;
   void stop(pid_t pid, const std::string& mountpoint) override;
   void stop_strays(const std::string& volume, const std::string& mountpoint) override;
 

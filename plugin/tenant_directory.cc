@@ -13,7 +13,7 @@
 #include <set>
 #include <utility>
 
-#include "common/reserved_ids.h"
+#include "common/identity.h"
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
 
@@ -134,46 +134,8 @@ Status validate_tenant_name(std::string_view name) {
 
 Status validate_tenant(const Tenant& tenant) {
   TENANTFS_RETURN_IF_ERROR(validate_tenant_name(tenant.name));
-  const std::string who = "tenant " + quoted(tenant.name);
-  if (tenant.uid == 0) {
-    return Status::InvalidArgument(who +
-                                   ": uid 0 is root; a tenant must never be root, "
-                                   "pick the uid that should own the tenant's files");
-  }
-  if (tenant.gid == 0) {
-    return Status::InvalidArgument(who +
-                                   ": gid 0 is root's group; a tenant must never be "
-                                   "root, pick another primary gid");
-  }
-  if (is_reserved_id(tenant.uid) || is_reserved_id(tenant.gid) ||
-      std::any_of(tenant.groups.begin(), tenant.groups.end(), is_reserved_id)) {
-    return Status::InvalidArgument(who + ": id " + std::to_string(kMapperProcessUid) +
-                                   " is reserved for tenantfs's own processes and cannot be "
-                                   "a tenant's uid, gid or group; pick another id");
-  }
-  if (static_cast<uint64_t>(tenant.uid) > kMaxId) {
-    return Status::InvalidArgument(who + ": uid " + std::to_string(tenant.uid) +
-                                   " is out of range (1.." + std::to_string(kMaxId) + ")");
-  }
-  if (static_cast<uint64_t>(tenant.gid) > kMaxId) {
-    return Status::InvalidArgument(who + ": gid " + std::to_string(tenant.gid) +
-                                   " is out of range (1.." + std::to_string(kMaxId) + ")");
-  }
-  if (tenant.groups.size() > kMaxTenantGroups) {
-    return Status::InvalidArgument(who + ": " + std::to_string(tenant.groups.size()) +
-                                   " supplementary groups, at most " +
-                                   std::to_string(kMaxTenantGroups) + " are allowed");
-  }
-  for (gid_t g : tenant.groups) {
-    if (g == 0) {
-      return Status::InvalidArgument(who +
-                                     ": supplementary group 0 is root's group; a tenant "
-                                     "must never be root, remove 0 from --groups");
-    }
-    if (static_cast<uint64_t>(g) > kMaxId) {
-      return Status::InvalidArgument(who + ": supplementary gid " + std::to_string(g) +
-                                     " is out of range (1.." + std::to_string(kMaxId) + ")");
-    }
+  if (Status st = validate_identity(tenant.identity); !st.ok()) {
+    return Status::InvalidArgument("tenant " + quoted(tenant.name) + ": " + st.message());
   }
   return Status::Ok();
 }
@@ -260,30 +222,31 @@ std::vector<Tenant> tenants_from_files(const std::vector<PasswdRecord>& passwd,
       }
       continue;
     }
-    if (p.uid == 0 || p.gid == 0) continue;  // root never becomes a tenant
-    if (is_reserved_id(p.uid) || is_reserved_id(p.gid)) {
-      if (warnings) {
-        warnings->push_back("user " + quoted(p.name) + " is not usable as a tenant: id " +
-                            std::to_string(kMapperProcessUid) + " is reserved for tenantfs");
+    if (Status st = validate_identity(Identity{p.uid, p.gid, {}}); !st.ok()) {
+      // Root is in every passwd file: not worth a warning on every load.
+      const bool root = p.uid == 0 || p.gid == 0;
+      if (warnings && !root) {
+        warnings->push_back("user " + quoted(p.name) +
+                            " is not usable as a tenant: " + st.message());
       }
       continue;
     }
     Tenant t;
     t.name = p.name;
-    t.uid = p.uid;
-    t.gid = p.gid;
+    t.identity.uid = p.uid;
+    t.identity.gid = p.gid;
     auto it = member_of.find(p.name);
     if (it != member_of.end()) {
       for (gid_t g : it->second) {
-        if (g != 0 && g != p.gid && !is_reserved_id(g)) t.groups.push_back(g);
+        if (g != p.gid && is_tenant_id(g)) t.identity.groups.push_back(g);
       }
     }
-    if (t.groups.size() > kMaxTenantGroups) {
+    if (t.identity.groups.size() > kMaxTenantGroups) {
       if (warnings) {
         warnings->push_back("user " + quoted(p.name) + " belongs to more than " +
                             std::to_string(kMaxTenantGroups) + " groups; extra groups dropped");
       }
-      t.groups.resize(kMaxTenantGroups);
+      t.identity.groups.resize(kMaxTenantGroups);
     }
     out.push_back(std::move(t));
   }
@@ -485,19 +448,10 @@ Result<Tenant> TenantDirectory::resolve(const std::string& name) {
     // The admin API never stores root, but the store file may have been
     // written by other means: a root identity must not reach a mapper.
     const Tenant& t = *registered;
-    if (is_reserved_id(t.uid) || is_reserved_id(t.gid) ||
-        std::any_of(t.groups.begin(), t.groups.end(), is_reserved_id)) {
+    if (Status st = validate_identity(t.identity); !st.ok()) {
       return Status::FailedPrecondition(
-          "registry tenant " + quoted(name) + " uses id " + std::to_string(kMapperProcessUid) +
-          ", which is reserved for tenantfs's own processes: remove it with `tenantfs tenant rm " +
-          name + "` and add it again with other ids");
-    }
-    if (t.uid == 0 || t.gid == 0 || std::count(t.groups.begin(), t.groups.end(), gid_t{0}) > 0) {
-      return Status::FailedPrecondition(
-          "registry tenant " + quoted(name) +
-          " has a root identity (uid, gid or a supplementary gid 0), which tenantfs refuses: "
-          "remove it with `tenantfs tenant rm " +
-          name + "` and add it again with other ids");
+          "registry tenant " + quoted(name) + " has an identity tenantfs refuses (" + st.message() +
+          "); remove it with `tenantfs tenant rm " + name + "` and add it again with other ids");
     }
     return registered;
   }

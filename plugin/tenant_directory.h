@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/identity.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -38,7 +39,7 @@ struct TenantEntry {
 // Longest tenant name, as for Linux user names.
 inline constexpr size_t kMaxTenantNameLength = 32;
 // Most supplementary groups a tenant may carry.
-inline constexpr size_t kMaxTenantGroups = 1024;
+inline constexpr size_t kMaxTenantGroups = kMaxIdentityGroups;
 // Passwd and group files are read up to this size; the rest is ignored with
 // a warning, so a runaway file cannot exhaust the service's memory.
 inline constexpr size_t kMaxIdentityFileBytes = size_t{16} * 1024 * 1024;
@@ -47,9 +48,9 @@ inline constexpr size_t kMaxIdentityFileBytes = size_t{16} * 1024 * 1024;
 // with a message that quotes the name and states the rule.
 Status validate_tenant_name(std::string_view name);
 
-// Checks a tenant about to be added to the registry: its name, a uid and gid
-// other than 0 and (uid_t)-1, and at most kMaxTenantGroups supplementary gids,
-// none of them 0 or (gid_t)-1. kInvalidArgument names the offending field.
+// Checks a tenant about to be added to the registry: its name and its
+// identity (validate_identity, common/identity.h). kInvalidArgument names the
+// tenant and the offending field.
 Status validate_tenant(const Tenant& tenant);
 
 // One parsed line of a passwd file ("name:x:uid:gid:gecos:home:shell").

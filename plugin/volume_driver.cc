@@ -256,11 +256,9 @@ Result<json> VolumeDriver::create(const Request& req) {
   VolumeBinding b;
   b.name = name;
   b.tenant = tenant->name;
-  b.uid = tenant->uid;
-  b.gid = tenant->gid;
-  b.groups = tenant->groups;
-  b.present_uid = o.uid.value_or(tenant->uid);
-  b.present_gid = o.gid.value_or(tenant->gid);
+  b.identity = tenant->identity;
+  b.present_uid = o.uid.value_or(tenant->identity.uid);
+  b.present_gid = o.gid.value_or(tenant->identity.gid);
   b.mode = o.mode.value_or(0700);
   b.cache = o.cache.value_or("strict");
   b.readonly = o.readonly.value_or(false);
@@ -273,7 +271,8 @@ Result<json> VolumeDriver::create(const Request& req) {
     b.backing_path = *o.path;
   } else {
     b.backing_path = config_.data_dir + "/" + name;
-    Status st = create_backing_dir(data_dir_fd_.get(), name, b.uid, b.gid, b.mode);
+    Status st =
+        create_backing_dir(data_dir_fd_.get(), name, b.identity.uid, b.identity.gid, b.mode);
     if (st.code() == Code::kAlreadyExists) {
       return Status::FailedPrecondition(prefix(name) + "DATA_DIR/" + name +
                                         " exists without a binding; restart the plugin "
@@ -287,8 +286,7 @@ Result<json> VolumeDriver::create(const Request& req) {
   auto bound = store_.bind_volume(b);
   if (!bound.ok() || *bound != BindOutcome::kCreated) {
     if (!b.external) {
-      Status undo =
-          delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
+      Status undo = delete_backing_dir(data_dir_fd_.get(), name, b.identity);
       if (!undo.ok()) spdlog::error("volume \"{}\": undo create: {}", name, undo.message());
     }
     if (!bound.ok()) return store_error(name, bound.status());
@@ -325,8 +323,7 @@ Result<json> VolumeDriver::remove(const Request& req) {
   if (!st.ok()) return store_error(name, st);
   mounts_.remove_mountpoint(locked->lock);
   if (!b.external) {
-    Status del =
-        delete_backing_dir(data_dir_fd_.get(), name, FsIdentity{b.uid, b.gid, b.groups});
+    Status del = delete_backing_dir(data_dir_fd_.get(), name, b.identity);
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.

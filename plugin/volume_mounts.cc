@@ -110,19 +110,20 @@ Status VolumeMounts::start(const VolumeLocks::Held& volume, const VolumeBinding&
   if (::mkdir(mp.c_str(), 0700) != 0 && errno != EEXIST) {
     return PosixError("mkdir " + mp, errno);
   }
-  auto pid = launcher_.start(b, backing_fd, mp);
-  if (!pid.ok()) {
+  auto started = launcher_.start(b, backing_fd, mp);
+  if (!started.ok()) {
     // The mapper may have mounted before it failed.
     Status cleanup = take_down_lazily(mp);
     if (!cleanup.ok()) spdlog::warn("volume \"{}\": {}", name, cleanup.message());
-    return pid.status();
+    return started.status();
   }
+  const pid_t pid = started->pid;
   auto exited = std::make_shared<std::atomic<bool>>(false);
   {
     MutexLock lock(mounts_mu_);
-    mounts_[name] = ActiveMount{*pid, b.tenant, exited};
+    mounts_[name] = ActiveMount{pid, b.tenant, exited};
   }
-  const pid_t mapper = *pid;
+  const pid_t mapper = pid;
   exits_.on_exit(mapper, [this, name, mapper, exited](int status) {
     exited->store(true);
     {

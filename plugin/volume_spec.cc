@@ -3,6 +3,7 @@
 #include <charconv>
 #include <limits>
 
+#include "common/identity.h"
 #include "common/reserved_ids.h"
 
 namespace tenantfs {
@@ -79,7 +80,7 @@ Result<CreateOptions> parse_create_options(std::string_view volume,
       if (!id) {
         return bad("must be a decimal id between 0 and 4294967294, e.g. -o " + key + "=1000");
       }
-      if (is_reserved_id(*id)) {
+      if (!is_presentable_id(*id)) {
         return bad("must not be " + std::to_string(kMapperProcessUid) +
                    ", which is reserved for tenantfs's own processes; pick another id");
       }

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/identity.h"
 #include "common/unique_fd.h"
 #include "common/volume_name.h"
 #include "store/binding_rules.h"
@@ -31,7 +32,6 @@ using sqlite::Transaction;
 // (common/volume_name.h).
 constexpr size_t kMaxNameBytes = 255;
 constexpr size_t kMaxPathBytes = 4095;
-constexpr uint32_t kInvalidId = static_cast<uint32_t>(-1);
 
 // Schema migrations: kMigrations[v] takes a store from user_version v to
 // v + 1. Append only; never edit a step that has shipped.
@@ -149,7 +149,7 @@ Status CheckUserName(const std::string& user) {
 }
 
 Status CheckId(std::string_view what, std::string_view owner, uint32_t id) {
-  if (id == kInvalidId) {
+  if (id == kNoId) {
     return Status::InvalidArgument(std::string(what) + " of " + std::string(owner) +
                                    " is -1 (4294967295), which is not a valid id; give a real id");
   }
@@ -161,6 +161,14 @@ Status CheckGroups(std::string_view owner, const std::vector<gid_t>& groups) {
   return Status::Ok();
 }
 
+// Only what the store can hold: whether an identity is one tenantfs accepts
+// is the admin API's and the tenant directory's to say (identity.h).
+Status CheckIdentity(std::string_view owner, const Identity& id) {
+  TENANTFS_RETURN_IF_ERROR(CheckId("the uid", owner, id.uid));
+  TENANTFS_RETURN_IF_ERROR(CheckId("the gid", owner, id.gid));
+  return CheckGroups(owner, id.groups);
+}
+
 std::vector<gid_t> Normalized(std::vector<gid_t> groups) {
   std::sort(groups.begin(), groups.end());
   groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
@@ -170,20 +178,16 @@ std::vector<gid_t> Normalized(std::vector<gid_t> groups) {
 Status CheckTenant(const Tenant& t) {
   TENANTFS_RETURN_IF_ERROR(CheckTenantName(t.name));
   const std::string owner = "tenant " + Quote(t.name);
-  TENANTFS_RETURN_IF_ERROR(CheckId("the uid", owner, t.uid));
-  TENANTFS_RETURN_IF_ERROR(CheckId("the gid", owner, t.gid));
-  return CheckGroups(owner, t.groups);
+  return CheckIdentity(owner, t.identity);
 }
 
 Status CheckBinding(const VolumeBinding& b) {
   TENANTFS_RETURN_IF_ERROR(CheckVolumeName(b.name));
   const std::string owner = "volume " + Quote(b.name);
   TENANTFS_RETURN_IF_ERROR(CheckText("the tenant name of " + owner, b.tenant, kMaxNameBytes));
-  TENANTFS_RETURN_IF_ERROR(CheckId("the uid", owner, b.uid));
-  TENANTFS_RETURN_IF_ERROR(CheckId("the gid", owner, b.gid));
+  TENANTFS_RETURN_IF_ERROR(CheckIdentity(owner, b.identity));
   TENANTFS_RETURN_IF_ERROR(CheckId("the presented uid", owner, b.present_uid));
   TENANTFS_RETURN_IF_ERROR(CheckId("the presented gid", owner, b.present_gid));
-  TENANTFS_RETURN_IF_ERROR(CheckGroups(owner, b.groups));
   if (b.mode > 07777) {
     return Status::InvalidArgument("mode " + std::to_string(b.mode) + " of " + owner +
                                    " is not a file mode; give an octal mode such as 0700");
@@ -246,7 +250,7 @@ Result<std::vector<gid_t>> GroupsFromText(const std::string& path, const char* k
   while (p != end) {
     uint32_t g = 0;
     const auto [next, ec] = std::from_chars(p, end, g);
-    if (ec != std::errc() || g == kInvalidId || (next != end && *next != ',')) {
+    if (ec != std::errc() || g == kNoId || (next != end && *next != ',')) {
       return sqlite::CorruptionError(path, "unreadable groups of " + RowName(kind, name));
     }
     groups.push_back(g);
@@ -322,7 +326,7 @@ Result<std::map<std::string, std::string>> OptionsFromJson(const std::string& pa
 Result<uint32_t> IdColumn(const Statement& st, int col, const std::string& path, const char* kind,
                           const std::string& name) {
   const int64_t v = st.column_int64(col);
-  if (v < 0 || v >= static_cast<int64_t>(kInvalidId)) {
+  if (v < 0 || v >= static_cast<int64_t>(kNoId)) {
     return sqlite::CorruptionError(path, "an id of " + RowName(kind, name) + " is out of range");
   }
   return static_cast<uint32_t>(v);
@@ -340,13 +344,13 @@ Status ReadVolumeRow(const Statement& st, const std::string& path, VolumeBinding
   for (const auto* r : {&uid, &gid, &puid, &pgid}) {
     if (!r->ok()) return r->status();
   }
-  b.uid = *uid;
-  b.gid = *gid;
+  b.identity.uid = *uid;
+  b.identity.gid = *gid;
   b.present_uid = *puid;
   b.present_gid = *pgid;
   Result<std::vector<gid_t>> groups = GroupsFromText(path, "volume", b.name, st.column_text(4));
   if (!groups.ok()) return groups.status();
-  b.groups = std::move(groups).value();
+  b.identity.groups = std::move(groups).value();
   const int64_t mode = st.column_int64(7);
   if (mode < 0 || mode > 07777) {
     return sqlite::CorruptionError(path, "unreadable mode of " + RowName("volume", b.name));
@@ -369,11 +373,11 @@ Result<Tenant> TenantFromRow(const Statement& st, const std::string& path) {
   if (!uid.ok()) return uid.status();
   Result<uint32_t> gid = IdColumn(st, 2, path, "tenant", t.name);
   if (!gid.ok()) return gid.status();
-  t.uid = *uid;
-  t.gid = *gid;
+  t.identity.uid = *uid;
+  t.identity.gid = *gid;
   Result<std::vector<gid_t>> groups = GroupsFromText(path, "tenant", t.name, st.column_text(3));
   if (!groups.ok()) return groups.status();
-  t.groups = std::move(groups).value();
+  t.identity.groups = std::move(groups).value();
   t.created_at = st.column_int64(4);
   return t;
 }
@@ -602,9 +606,9 @@ Status SqliteStore::add_tenant(const Tenant& tenant) {
       "ON CONFLICT (name) DO NOTHING");
   if (!st.ok()) return st.status();
   (*st)->bind(1, tenant.name);
-  (*st)->bind(2, static_cast<int64_t>(tenant.uid));
-  (*st)->bind(3, static_cast<int64_t>(tenant.gid));
-  (*st)->bind(4, GroupsToText(tenant.groups));
+  (*st)->bind(2, static_cast<int64_t>(tenant.identity.uid));
+  (*st)->bind(3, static_cast<int64_t>(tenant.identity.gid));
+  (*st)->bind(4, GroupsToText(tenant.identity.groups));
   (*st)->bind(5, static_cast<int64_t>(std::time(nullptr)));
   TENANTFS_RETURN_IF_ERROR((*st)->run("adding tenant " + Quote(tenant.name)));
   if (sqlite3_changes64(db_->get()) == 0) {
@@ -713,9 +717,9 @@ Result<BindOutcome> SqliteStore::bind_volume(const VolumeBinding& binding) {
   Statement& st = **insert;
   st.bind(1, binding.name);
   st.bind(2, binding.tenant);
-  st.bind(3, static_cast<int64_t>(binding.uid));
-  st.bind(4, static_cast<int64_t>(binding.gid));
-  st.bind(5, GroupsToText(binding.groups));
+  st.bind(3, static_cast<int64_t>(binding.identity.uid));
+  st.bind(4, static_cast<int64_t>(binding.identity.gid));
+  st.bind(5, GroupsToText(binding.identity.groups));
   st.bind(6, static_cast<int64_t>(binding.present_uid));
   st.bind(7, static_cast<int64_t>(binding.present_gid));
   st.bind(8, static_cast<int64_t>(binding.mode));

@@ -18,17 +18,16 @@
 #include <string>
 #include <vector>
 
+#include "common/identity.h"
 #include "common/status.h"
 
 namespace tenantfs {
 
-// A named identity: files reach the storage as uid/gid with these groups.
+// A named identity: files reach the storage as its uid/gid with its groups.
 struct Tenant {
   std::string name;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary gids, sorted, no duplicates
-  int64_t created_at = 0;     // unix seconds, set by the store
+  Identity identity;       // groups sorted, without duplicates
+  int64_t created_at = 0;  // unix seconds, set by the store
 };
 
 // A volume bound, once and for ever, to a tenant's identity. The identity is
@@ -37,9 +36,7 @@ struct Tenant {
 struct VolumeBinding {
   std::string name;
   std::string tenant;  // the tenant's name at bind time
-  uid_t uid = 0;       // storage identity (the tenant's)
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
+  Identity identity;   // storage identity (the tenant's)
   uid_t present_uid = 0;  // ids shown inside the container for tenant-owned files
   gid_t present_gid = 0;
   uint32_t mode = 0700;      // mode of the volume root when tenantfs creates it

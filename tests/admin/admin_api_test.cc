@@ -18,11 +18,9 @@ VolumeBinding binding_for(const std::string& volume, const Tenant& t) {
   VolumeBinding b;
   b.name = volume;
   b.tenant = t.name;
-  b.uid = t.uid;
-  b.gid = t.gid;
-  b.groups = t.groups;
-  b.present_uid = t.uid;
-  b.present_gid = t.gid;
+  b.identity = t.identity;
+  b.present_uid = t.identity.uid;
+  b.present_gid = t.identity.gid;
   b.mode = 0750;
   b.backing_path = "/var/lib/tenantfs/data/" + volume;
   b.options = {{"tenant", t.name}};
@@ -54,16 +52,16 @@ TEST_F(AdminApiTest, AddStoresTheTenantWithSortedGroups) {
 
   auto stored = store_->get_tenant("alice");
   ASSERT_TRUE(stored.ok());
-  EXPECT_EQ(stored->uid, 1000u);
-  EXPECT_EQ(stored->gid, 1000u);
+  EXPECT_EQ(stored->identity.uid, 1000u);
+  EXPECT_EQ(stored->identity.gid, 1000u);
   // Duplicates and the primary gid are dropped; the rest sorted.
-  EXPECT_EQ(stored->groups, (std::vector<gid_t>{3000, 3001}));
+  EXPECT_EQ(stored->identity.groups, (std::vector<gid_t>{3000, 3001}));
 }
 
 TEST_F(AdminApiTest, AddWithoutGroupsIsFine) {
   auto r = call("tenants/add", R"({"name":"bob","uid":1001,"gid":1001})");
   ASSERT_EQ(r.status, 200) << r.body.dump();
-  EXPECT_TRUE(store_->get_tenant("bob")->groups.empty());
+  EXPECT_TRUE(store_->get_tenant("bob")->identity.groups.empty());
 }
 
 TEST_F(AdminApiTest, AddRefusesRoot) {
@@ -85,7 +83,7 @@ TEST_F(AdminApiTest, AddTwiceIsAConflictThatSaysWhatToDo) {
   EXPECT_EQ(r.status, 409);
   EXPECT_TRUE(contains(err(r), "already exists")) << err(r);
   EXPECT_TRUE(contains(err(r), "tenantfs tenant rm alice")) << err(r);
-  EXPECT_EQ(store_->get_tenant("alice")->uid, 1000u);
+  EXPECT_EQ(store_->get_tenant("alice")->identity.uid, 1000u);
 }
 
 TEST_F(AdminApiTest, BadBodiesAreErrorsNotCrashes) {
@@ -160,7 +158,7 @@ TEST_F(AdminApiTest, RemoveDeletesAnUnusedTenant) {
 }
 
 TEST_F(AdminApiTest, RemoveIsRefusedWhileVolumesAreBound) {
-  Tenant alice{"alice", 1000, 1000, {}, 0};
+  Tenant alice{"alice", {1000, 1000, {}}, 0};
   ASSERT_TRUE(store_->add_tenant(alice).ok());
   ASSERT_TRUE(store_->bind_volume(binding_for("data1", alice)).ok());
   ASSERT_TRUE(store_->bind_volume(binding_for("data2", alice)).ok());
@@ -192,7 +190,7 @@ TEST_F(AdminApiTest, RemoveOfAnUnknownTenantIsNotFound) {
 }
 
 TEST_F(AdminApiTest, VolumeListShowsBindingsAndMountCounts) {
-  Tenant alice{"alice", 1000, 1000, {3000}, 0};
+  Tenant alice{"alice", {1000, 1000, {3000}}, 0};
   ASSERT_TRUE(store_->add_tenant(alice).ok());
   ASSERT_TRUE(store_->bind_volume(binding_for("data", alice)).ok());
   ASSERT_TRUE(store_->bind_volume(binding_for("idle", alice)).ok());

@@ -203,7 +203,7 @@ TEST_F(AdminCliTest, TenantAddStoresAndConfirms) {
   EXPECT_EQ(err_.str(), "");
   auto stored = store_->get_tenant("alice");
   ASSERT_TRUE(stored.ok());
-  EXPECT_EQ(stored->groups, (std::vector<gid_t>{3000, 3001}));
+  EXPECT_EQ(stored->identity.groups, (std::vector<gid_t>{3000, 3001}));
 }
 
 TEST_F(AdminCliTest, TenantAddOfRootPrintsTheServersErrAndExits1) {
@@ -235,7 +235,7 @@ TEST_F(AdminCliTest, ArgumentErrorsAreReportedBeforeAnyRequest) {
 }
 
 TEST_F(AdminCliTest, TenantLsPrintsATableOfBothSources) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1001, {5, 6}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", {1000, 1001, {5, 6}}, 0}).ok());
   ASSERT_TRUE(store_->allow_user("alice", "carol").ok());
   ASSERT_TRUE(store_->allow_user("alice", "alice").ok());
   ASSERT_EQ(run(with_socket({"tenant", "ls"})), 0) << err_.str();
@@ -254,7 +254,7 @@ TEST_F(AdminCliTest, TenantLsPrintsATableOfBothSources) {
 }
 
 TEST_F(AdminCliTest, TenantLsJsonIsTheServersReply) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1000, {}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", {1000, 1000, {}}, 0}).ok());
   ASSERT_EQ(run(with_socket({"tenant", "ls", "--json"})), 0) << err_.str();
   json j = json::parse(out_.str());
   ASSERT_EQ(j["tenants"].size(), 2u);
@@ -263,7 +263,7 @@ TEST_F(AdminCliTest, TenantLsJsonIsTheServersReply) {
 }
 
 TEST_F(AdminCliTest, TenantAllowAndDenyChangeWhoMayUseTheTenant) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1000, {}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", {1000, 1000, {}}, 0}).ok());
   ASSERT_EQ(run(with_socket({"tenant", "allow", "alice", "--user", "carol"})), 0) << err_.str();
   EXPECT_EQ(out_.str(), "Docker user carol may now use tenant alice\n");
   EXPECT_TRUE(*store_->user_allowed("alice", "carol"));
@@ -303,13 +303,13 @@ TEST_F(AdminCliTest, AdminAllowDenyAndLs) {
 }
 
 TEST_F(AdminCliTest, TenantRmRemovesOrExplainsWhyNot) {
-  Tenant alice{"alice", 1000, 1000, {}, 0};
+  Tenant alice{"alice", {1000, 1000, {}}, 0};
   ASSERT_TRUE(store_->add_tenant(alice).ok());
   VolumeBinding b;
   b.name = "reports";
   b.tenant = "alice";
-  b.uid = b.present_uid = 1000;
-  b.gid = b.present_gid = 1000;
+  b.identity.uid = b.present_uid = 1000;
+  b.identity.gid = b.present_gid = 1000;
   b.backing_path = "/srv/data/reports";
   b.options = {{"tenant", "alice"}};
   ASSERT_TRUE(store_->bind_volume(b).ok());
@@ -326,13 +326,13 @@ TEST_F(AdminCliTest, TenantRmRemovesOrExplainsWhyNot) {
 }
 
 TEST_F(AdminCliTest, VolumeLsShowsBindingsAndMounts) {
-  Tenant alice{"alice", 1000, 1000, {}, 0};
+  Tenant alice{"alice", {1000, 1000, {}}, 0};
   ASSERT_TRUE(store_->add_tenant(alice).ok());
   VolumeBinding b;
   b.name = "reports";
   b.tenant = "alice";
-  b.uid = b.present_uid = 1000;
-  b.gid = b.present_gid = 1000;
+  b.identity.uid = b.present_uid = 1000;
+  b.identity.gid = b.present_gid = 1000;
   b.mode = 0750;
   b.cache = "auto";
   b.backing_path = "/srv/data/reports";
@@ -355,7 +355,7 @@ TEST_F(AdminCliTest, VolumeLsShowsBindingsAndMounts) {
 }
 
 TEST_F(AdminCliTest, SocketFromTheEnvironment) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 1000, 1000, {}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", {1000, 1000, {}}, 0}).ok());
   ASSERT_EQ(run({"tenant", "ls"}, /*env=*/server_.path()), 0) << err_.str();
   EXPECT_TRUE(contains(out_.str(), "alice")) << out_.str();
 }

@@ -103,9 +103,9 @@ TEST(TenantsFromFilesTest, SupplementaryGroupsComeFromMemberLists) {
   auto tenants = tenants_from_files(users, groups, nullptr);
   ASSERT_EQ(tenants.size(), 2u);
   EXPECT_EQ(tenants[0].name, "alice");
-  EXPECT_EQ(tenants[0].groups, (std::vector<gid_t>{44, 50}));
+  EXPECT_EQ(tenants[0].identity.groups, (std::vector<gid_t>{44, 50}));
   EXPECT_EQ(tenants[1].name, "bob");
-  EXPECT_EQ(tenants[1].groups, (std::vector<gid_t>{44}));
+  EXPECT_EQ(tenants[1].identity.groups, (std::vector<gid_t>{44}));
 }
 
 TEST(TenantsFromFilesTest, RootAndInvalidNamesAreNeverTenants) {
@@ -121,7 +121,7 @@ TEST(TenantsFromFilesTest, RootAndInvalidNamesAreNeverTenants) {
   auto tenants = tenants_from_files(users, {}, &warnings);
   ASSERT_EQ(tenants.size(), 1u);
   EXPECT_EQ(tenants[0].name, "alice");
-  EXPECT_EQ(tenants[0].uid, 1001u);
+  EXPECT_EQ(tenants[0].identity.uid, 1001u);
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_TRUE(contains(warnings[0], "Debian-exim")) << warnings[0];
 }
@@ -144,37 +144,37 @@ TEST(ValidateTenantNameTest, RejectsOthersWithTheRule) {
 }
 
 TEST(ValidateTenantTest, RefusesRootIdentities) {
-  Tenant t{"alice", 1000, 1000, {}, 0};
+  Tenant t{"alice", {1000, 1000, {}}, 0};
   EXPECT_TRUE(validate_tenant(t).ok());
 
-  Tenant root_uid{"alice", 0, 1000, {}, 0};
+  Tenant root_uid{"alice", {0, 1000, {}}, 0};
   Status st = validate_tenant(root_uid);
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_TRUE(contains(st.message(), "uid 0 is root")) << st.message();
 
-  Tenant root_gid{"alice", 1000, 0, {}, 0};
+  Tenant root_gid{"alice", {1000, 0, {}}, 0};
   st = validate_tenant(root_gid);
   EXPECT_TRUE(contains(st.message(), "gid 0")) << st.message();
 
-  Tenant root_group{"alice", 1000, 1000, {10, 0}, 0};
+  Tenant root_group{"alice", {1000, 1000, {10, 0}}, 0};
   st = validate_tenant(root_group);
   EXPECT_TRUE(contains(st.message(), "supplementary group 0")) << st.message();
 
-  Tenant minus_one{"alice", static_cast<uid_t>(-1), 1000, {}, 0};
+  Tenant minus_one{"alice", {static_cast<uid_t>(-1), 1000, {}}, 0};
   st = validate_tenant(minus_one);
   EXPECT_TRUE(contains(st.message(), "out of range")) << st.message();
 
   // The mappers' own process uid: a tenant holding it could signal them.
   for (const Tenant& reserved :
-       {Tenant{"alice", 2147483646, 1000, {}, 0}, Tenant{"alice", 1000, 2147483646, {}, 0},
-        Tenant{"alice", 1000, 1000, {10, 2147483646}, 0}}) {
+       {Tenant{"alice", {2147483646, 1000, {}}, 0}, Tenant{"alice", {1000, 2147483646, {}}, 0},
+        Tenant{"alice", {1000, 1000, {10, 2147483646}}, 0}}) {
     st = validate_tenant(reserved);
     EXPECT_EQ(st.code(), Code::kInvalidArgument);
     EXPECT_TRUE(contains(st.message(), "id 2147483646 is reserved for tenantfs's own processes"))
         << st.message();
   }
 
-  Tenant many{"alice", 1000, 1000, std::vector<gid_t>(kMaxTenantGroups + 1, 5), 0};
+  Tenant many{"alice", {1000, 1000, std::vector<gid_t>(kMaxTenantGroups + 1, 5)}, 0};
   st = validate_tenant(many);
   EXPECT_TRUE(contains(st.message(), "at most 1024")) << st.message();
 }
@@ -194,25 +194,25 @@ TEST_F(TenantDirectoryTest, ResolvesPasswdUsersWithTheirGroups) {
   TenantDirectory tenants(*store_, passwd_, group_);
   auto alice = tenants.resolve("alice");
   ASSERT_TRUE(alice.ok()) << alice.status().ToString();
-  EXPECT_EQ(alice->uid, 1000u);
-  EXPECT_EQ(alice->gid, 1000u);
-  EXPECT_EQ(alice->groups, (std::vector<gid_t>{3000, 3001}));
+  EXPECT_EQ(alice->identity.uid, 1000u);
+  EXPECT_EQ(alice->identity.gid, 1000u);
+  EXPECT_EQ(alice->identity.groups, (std::vector<gid_t>{3000, 3001}));
 }
 
 TEST_F(TenantDirectoryTest, RegistryWinsOverPasswd) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", 5000, 5001, {5002}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"alice", {5000, 5001, {5002}}, 0}).ok());
   TenantDirectory tenants(*store_, passwd_, group_);
   auto alice = tenants.resolve("alice");
   ASSERT_TRUE(alice.ok());
-  EXPECT_EQ(alice->uid, 5000u);
-  EXPECT_EQ(alice->groups, (std::vector<gid_t>{5002}));
+  EXPECT_EQ(alice->identity.uid, 5000u);
+  EXPECT_EQ(alice->identity.groups, (std::vector<gid_t>{5002}));
 
   auto list = tenants.list();
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 2u);  // alice (registry) and bob (passwd); root never
   EXPECT_EQ((*list)[0].tenant.name, "alice");
   EXPECT_EQ((*list)[0].source, "registry");
-  EXPECT_EQ((*list)[0].tenant.uid, 5000u);
+  EXPECT_EQ((*list)[0].tenant.identity.uid, 5000u);
   EXPECT_EQ((*list)[1].tenant.name, "bob");
   EXPECT_EQ((*list)[1].source, "passwd");
 }
@@ -227,14 +227,16 @@ TEST_F(TenantDirectoryTest, RootInPasswdIsRefusedWithAReason) {
 
 TEST_F(TenantDirectoryTest, RootIdentityInTheRegistryIsRefused) {
   // The store itself accepts these; only the admin API validates.
-  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky", 0, 1000, {}, 0}).ok());
-  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky2", 1000, 1000, {0}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky", {0, 1000, {}}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"sneaky2", {1000, 1000, {0}}, 0}).ok());
   TenantDirectory tenants(*store_, passwd_, group_);
   for (const char* name : {"sneaky", "sneaky2"}) {
     auto t = tenants.resolve(name);
     ASSERT_FALSE(t.ok()) << name;
     EXPECT_EQ(t.status().code(), Code::kFailedPrecondition);
-    EXPECT_TRUE(contains(t.status().message(), "has a root identity")) << t.status().message();
+    EXPECT_TRUE(contains(t.status().message(), "has an identity tenantfs refuses"))
+        << t.status().message();
+    EXPECT_TRUE(contains(t.status().message(), "must never be root")) << t.status().message();
   }
 }
 
@@ -252,7 +254,7 @@ TEST_F(TenantDirectoryTest, UnknownNameSaysHowToAddIt) {
 }
 
 TEST_F(TenantDirectoryTest, WithoutFilesOnlyTheRegistryCounts) {
-  ASSERT_TRUE(store_->add_tenant(Tenant{"svc", 7000, 7000, {}, 0}).ok());
+  ASSERT_TRUE(store_->add_tenant(Tenant{"svc", {7000, 7000, {}}, 0}).ok());
   TenantDirectory tenants(*store_, "", "");
   EXPECT_TRUE(tenants.resolve("svc").ok());
   auto alice = tenants.resolve("alice");
@@ -271,7 +273,7 @@ TEST_F(TenantDirectoryTest, RereadsFilesWhenTheyChange) {
   dir_.write("passwd", "carol:x:1500:1500::/:/bin/sh\n");
   auto carol = tenants.resolve("carol");
   ASSERT_TRUE(carol.ok()) << carol.status().ToString();
-  EXPECT_EQ(carol->uid, 1500u);
+  EXPECT_EQ(carol->identity.uid, 1500u);
   EXPECT_EQ(tenants.resolve("alice").status().code(), Code::kNotFound);
 
   // Same size, different content: caught by the mtime, set apart explicitly
@@ -281,13 +283,13 @@ TEST_F(TenantDirectoryTest, RereadsFilesWhenTheyChange) {
   ASSERT_EQ(::utimensat(AT_FDCWD, passwd_.c_str(), times, 0), 0);
   carol = tenants.resolve("carol");
   ASSERT_TRUE(carol.ok());
-  EXPECT_EQ(carol->uid, 1600u);
+  EXPECT_EQ(carol->identity.uid, 1600u);
 
   // A group file edit alone changes the groups.
   dir_.write("group", "extra:x:4000:carol\n");
   carol = tenants.resolve("carol");
   ASSERT_TRUE(carol.ok());
-  EXPECT_EQ(carol->groups, (std::vector<gid_t>{4000}));
+  EXPECT_EQ(carol->identity.groups, (std::vector<gid_t>{4000}));
 }
 
 TEST_F(TenantDirectoryTest, SameSizeRewriteRightAfterAReadIsSeen) {
@@ -298,9 +300,9 @@ TEST_F(TenantDirectoryTest, SameSizeRewriteRightAfterAReadIsSeen) {
     std::string a = std::to_string(1100 + round), b = std::to_string(1200 + round);
     dir_.write("passwd", "fred:x:" + a + ":" + a + "::/:/bin/sh\n");
     TenantDirectory tenants(*store_, passwd_, "");
-    ASSERT_EQ(tenants.resolve("fred")->uid, static_cast<uid_t>(std::stoul(a)));
+    ASSERT_EQ(tenants.resolve("fred")->identity.uid, static_cast<uid_t>(std::stoul(a)));
     dir_.write("passwd", "fred:x:" + b + ":" + b + "::/:/bin/sh\n");
-    ASSERT_EQ(tenants.resolve("fred")->uid, static_cast<uid_t>(std::stoul(b))) << round;
+    ASSERT_EQ(tenants.resolve("fred")->identity.uid, static_cast<uid_t>(std::stoul(b))) << round;
   }
 }
 
@@ -352,7 +354,7 @@ TEST_F(TenantDirectoryTest, ConcurrentReadersSeeOneVersionOfTheFilesAtATime) {
         ++resolved;
         // The group file may lag the passwd file by one write; the primary
         // gid (passwd) and uid must always agree.
-        if (erin->uid != erin->gid) ++mismatches;
+        if (erin->identity.uid != erin->identity.gid) ++mismatches;
         auto list = tenants.list();
         if (!list.ok()) ++mismatches;
       }
@@ -365,8 +367,8 @@ TEST_F(TenantDirectoryTest, ConcurrentReadersSeeOneVersionOfTheFilesAtATime) {
   EXPECT_GT(resolved.load(), 0);
   auto erin = tenants.resolve("erin");
   ASSERT_TRUE(erin.ok());
-  EXPECT_EQ(erin->uid, 2200u);
-  EXPECT_EQ(erin->groups, (std::vector<gid_t>{3200}));
+  EXPECT_EQ(erin->identity.uid, 2200u);
+  EXPECT_EQ(erin->identity.groups, (std::vector<gid_t>{3200}));
 }
 
 }  // namespace

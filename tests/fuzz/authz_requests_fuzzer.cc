@@ -44,7 +44,7 @@ struct World {
     tenantfs::VolumeBinding b;
     b.name = "data";
     b.tenant = "alice";
-    b.uid = b.present_uid = b.gid = b.present_gid = 7001;
+    b.identity.uid = b.present_uid = b.identity.gid = b.present_gid = 7001;
     b.backing_path = "/data/data";
     b.options = {{"tenant", "alice"}};
     if (!store->bind_volume(b).ok() || !store->allow_user("alice", "alice").ok() ||

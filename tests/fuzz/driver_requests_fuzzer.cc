@@ -55,12 +55,12 @@ void check(bool ok, const char* what, const std::string& detail) {
 // mapper "fails to start" the way a real one reports it.
 class FakeLauncher final : public tenantfs::MapperLauncher {
  public:
-  tenantfs::Result<pid_t> start(const tenantfs::VolumeBinding& b, int,
-                                const std::string&) override {
+  tenantfs::Result<tenantfs::StartedMapper> start(const tenantfs::VolumeBinding& b, int,
+                                                  const std::string&) override {
     if (b.name.rfind("fail", 0) == 0) return tenantfs::Status::IOError("mapper error: fuzz");
     std::lock_guard<std::mutex> lock(mu_);
     live_.insert(b.name);
-    return next_pid_++;
+    return tenantfs::StartedMapper{next_pid_++, {}};
   }
   void stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,9 +126,9 @@ struct World {
   }
 
   void add_base_tenants() {
-    tenantfs::Tenant alice{"alice", tenant_uid(), tenant_gid(), {}, 0};
-    tenantfs::Tenant bob{"bob", tenant_uid() + 1, tenant_gid() + 1, {}, 0};
-    if (::geteuid() != 0) bob = tenantfs::Tenant{"bob", tenant_uid(), tenant_gid(), {}, 0};
+    tenantfs::Tenant alice{"alice", {tenant_uid(), tenant_gid(), {}}, 0};
+    tenantfs::Tenant bob{"bob", {tenant_uid() + 1, tenant_gid() + 1, {}}, 0};
+    if (::geteuid() != 0) bob = tenantfs::Tenant{"bob", {tenant_uid(), tenant_gid(), {}}, 0};
     (void)store->add_tenant(alice);
     (void)store->add_tenant(bob);
   }
@@ -157,7 +157,7 @@ struct World {
       struct stat st;
       check(::lstat((root + "/data/" + b.name).c_str(), &st) == 0 && S_ISDIR(st.st_mode),
             "bound volume without its backing directory", b.name + " after " + after);
-      check(st.st_uid == b.uid, "backing directory not owned by the tenant", b.name);
+      check(st.st_uid == b.identity.uid, "backing directory not owned by the tenant", b.name);
       check((st.st_mode & 0002) == 0, "world-writable backing directory", b.name);
     }
     check(data_entries() == internal, "DATA_DIR holds unbound data", after);

@@ -125,8 +125,8 @@ void check_identity_files(std::string_view text) {
   auto tenants = tenantfs::tenants_from_files(users, groups, &warnings);
   for (const tenantfs::Tenant& t : tenants) {
     // A tenant is never root, whatever the files say.
-    check(t.uid != 0 && t.gid != 0, "root tenant from passwd", t.name);
-    for (gid_t g : t.groups) check(g != 0, "gid 0 as a supplementary group", t.name);
+    check(t.identity.uid != 0 && t.identity.gid != 0, "root tenant from passwd", t.name);
+    for (gid_t g : t.identity.groups) check(g != 0, "gid 0 as a supplementary group", t.name);
     check(tenantfs::validate_tenant_name(t.name).ok(), "invalid tenant name from passwd", t.name);
   }
 }

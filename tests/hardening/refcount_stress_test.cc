@@ -35,8 +35,9 @@ class RefcountStressTest : public ::testing::Test {
     auto store = SqliteStore::Open(root_ + "/state/tenantfs.db");
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(*store);
-    Tenant alice{"alice", ::geteuid() == 0 ? 2001 : ::geteuid(),
-                 ::geteuid() == 0 ? 2001 : ::getegid(), {}, 0};
+    Tenant alice{"alice",
+                 {::geteuid() == 0 ? 2001 : ::geteuid(), ::geteuid() == 0 ? 2001 : ::getegid(), {}},
+                 0};
     ASSERT_TRUE(store_->add_tenant(alice).ok());
     tenants_ = std::make_unique<TenantDirectory>(*store_, "", "");
     DriverConfig cfg{root_ + "/data", {}, "alice", {}};

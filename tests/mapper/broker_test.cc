@@ -109,7 +109,7 @@ class BrokerTest : public ::testing::Test {
     ASSERT_TRUE(root);
     struct stat st {};
     ASSERT_EQ(::fstat(root.get(), &st), 0);
-    cfg_.tenant = TenantIdentity{kTenantUid, kTenantGid, {kSharedGid}};
+    cfg_.tenant = Identity{kTenantUid, kTenantGid, {kSharedGid}};
     cfg_.fuse_fd = conn_->fd();
     cfg_.volume_dev = st.st_dev;
     ASSERT_TRUE(mount_id_of(root.get(), &cfg_.volume_mnt_id).ok());

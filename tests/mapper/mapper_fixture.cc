@@ -20,6 +20,9 @@
 #include <sstream>
 #include <thread>
 
+#include "common/mapper_invocation.h"
+#include "common/mapper_readiness.h"
+
 namespace tenantfs::testing {
 namespace {
 
@@ -256,15 +259,12 @@ namespace {
 // TENANTFS_TEST_REQUEST_LOOP=uring (or unset); any other loop is a failure
 // that the caller sees as the whole line.
 std::string check_ready_fields(const std::string& line) {
-  if (line.rfind("ready ", 0) != 0) return line;
+  const Readiness report = parse_readiness(line);
+  if (!report.ready() || report.fields.empty()) return line;
   const char* want = std::getenv("TENANTFS_TEST_REQUEST_LOOP");
   if (want == nullptr || *want == 0 || std::string(want) == "auto") return "ready";
-  std::istringstream fields(line.substr(6));
-  std::string field;
-  while (fields >> field) {
-    if (field == std::string("request-loop=") + want) return "ready";
-  }
-  return line;
+  const auto loop = report.fields.find("request-loop");
+  return loop != report.fields.end() && loop->second == want ? "ready" : line;
 }
 
 }  // namespace
@@ -353,36 +353,27 @@ MountedVolume::~MountedVolume() {
 }
 
 std::vector<std::string> MountedVolume::mapper_args() const {
-  std::vector<std::string> a = {"mapper",
-                                "--backing",
-                                backing(),
-                                "--mountpoint",
-                                mountpoint(),
-                                "--uid",
-                                std::to_string(opts_.uid),
-                                "--gid",
-                                std::to_string(opts_.gid),
-                                "--name",
-                                opts_.name,
-                                "--ready-fd",
-                                "3"};
-  if (!opts_.groups.empty()) {
-    std::string g;
-    for (gid_t id : opts_.groups) g += (g.empty() ? "" : ",") + std::to_string(id);
-    a.insert(a.end(), {"--groups", g});
+  MapperInvocation inv;
+  inv.backing = backing();
+  inv.mountpoint = mountpoint();
+  inv.name = opts_.name;
+  inv.identity = Identity{opts_.uid, opts_.gid, opts_.groups};
+  inv.present_uid = opts_.present_uid;
+  inv.present_gid = opts_.present_gid;
+  inv.readonly = opts_.readonly;
+  inv.ready_fd = 3;
+  if (!opts_.cache.empty()) {
+    std::optional<CacheMode> cache = parse_cache_mode(opts_.cache);
+    EXPECT_TRUE(cache) << "unknown cache mode " << opts_.cache;
+    inv.cache = cache.value_or(inv.cache);
   }
-  if (opts_.present_uid) a.insert(a.end(), {"--present-uid", std::to_string(*opts_.present_uid)});
-  if (opts_.present_gid) a.insert(a.end(), {"--present-gid", std::to_string(*opts_.present_gid)});
-  if (opts_.readonly) a.push_back("--readonly");
-  if (!opts_.cache.empty()) a.insert(a.end(), {"--cache", opts_.cache});
-  if (opts_.max_fds) a.insert(a.end(), {"--max-fds", std::to_string(*opts_.max_fds)});
+  if (opts_.max_fds) inv.max_fds = *opts_.max_fds;
   // The suite runs with passthrough on and off (see CMakeLists.txt).
-  if (const std::string pt = test_passthrough_mode(); pt != "auto")
-    a.insert(a.end(), {"--passthrough", pt});
+  inv.passthrough = test_passthrough_mode();
   // The suite runs once per request loop (see CMakeLists.txt).
   if (const char* loop = std::getenv("TENANTFS_TEST_REQUEST_LOOP"); loop != nullptr && *loop != 0)
-    a.insert(a.end(), {"--request-loop", loop});
-  return a;
+    inv.request_loop = loop;
+  return inv.to_argv();
 }
 
 std::string test_passthrough_mode() {

@@ -38,8 +38,8 @@ class AuthzTest : public ::testing::Test {
     VolumeBinding b;
     b.name = name;
     b.tenant = tenant;
-    b.uid = b.present_uid = 7001;
-    b.gid = b.present_gid = 7001;
+    b.identity.uid = b.present_uid = 7001;
+    b.identity.gid = b.present_gid = 7001;
     b.backing_path = "/data/" + name;
     b.options = {{"tenant", tenant}};
     ASSERT_TRUE(store_->bind_volume(b).ok());

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapper_invocation.h"
 #include "common/unique_fd.h"
 #include "plugin/child_reaper.h"
 #include "tests/support/temp_dir.h"
@@ -49,6 +50,21 @@ TEST_F(FindMapperProcessesTest, FindsTheMappersOfExactlyThatMountpoint) {
   EXPECT_EQ(Find("/mnt/tenantfs/b"), (std::vector<pid_t>{}));
 }
 
+TEST_F(FindMapperProcessesTest, FindsAMapperByTheCommandLineItsInvocationMakes) {
+  MapperInvocation inv;
+  inv.backing = "/proc/self/fd/4/.";
+  inv.mountpoint = "/mnt/tenantfs/c";
+  inv.name = "c";
+  inv.identity = Identity{7001, 7001, {7100}};
+  inv.readonly = true;
+  inv.ready_fd = 3;
+  std::vector<std::string> args = inv.to_argv();
+  args.insert(args.begin(), "/usr/bin/tenantfs");
+  Process("300", args);
+  EXPECT_EQ(Find("/mnt/tenantfs/c"), (std::vector<pid_t>{300}));
+  EXPECT_EQ(Find("/mnt/tenantfs"), (std::vector<pid_t>{}));
+}
+
 TEST_F(FindMapperProcessesTest, IgnoresWhatIsNotAMapperNamingTheMountpoint) {
   // serve itself, a shell whose arguments happen to mention the mountpoint,
   // the mountpoint given as some other option's value, a kernel thread (no
@@ -82,7 +98,7 @@ TEST_F(FindMapperProcessesTest, AMissingProcDirectoryFindsNothing) {
 // "ready " (as a serving mapper does) and exits 1 otherwise.
 class LauncherReadinessTest : public ::testing::Test {
  protected:
-  Result<pid_t> StartReporting(const std::string& line) {
+  Result<StartedMapper> StartReporting(const std::string& line) {
     const std::string exe =
         dir_.write("fake-mapper", "#!/bin/sh\nprintf '%s\\n' '" + line + "' >&3\ncase '" + line +
                                       "' in ready | 'ready '*) exec sleep 30 ;; esac\nexit 1\n");
@@ -91,7 +107,7 @@ class LauncherReadinessTest : public ::testing::Test {
     UniqueFd backing(::open(dir_.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     VolumeBinding b;
     b.name = "vol";
-    b.uid = b.gid = b.present_uid = b.present_gid = 7001;
+    b.identity.uid = b.identity.gid = b.present_uid = b.present_gid = 7001;
     ProcessMapperLauncher launcher(exe, std::chrono::seconds(10));
     return launcher.start(b, backing.get(), dir_.sub("mnt"));
   }
@@ -103,21 +119,23 @@ class LauncherReadinessTest : public ::testing::Test {
 };
 
 TEST_F(LauncherReadinessTest, ReadyFollowedByKeyValueFieldsIsReady) {
-  Result<pid_t> pid = StartReporting("ready request-loop=uring");
-  ASSERT_TRUE(pid.ok()) << pid.status().message();
-  Stop(*pid);
+  Result<StartedMapper> started = StartReporting("ready request-loop=uring");
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_EQ(started->fields, (ReadyFields{{"request-loop", "uring"}}));
+  Stop(started->pid);
 }
 
 TEST_F(LauncherReadinessTest, BareReadyIsReady) {
-  Result<pid_t> pid = StartReporting("ready");
-  ASSERT_TRUE(pid.ok()) << pid.status().message();
-  Stop(*pid);
+  Result<StartedMapper> started = StartReporting("ready");
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_TRUE(started->fields.empty());
+  Stop(started->pid);
 }
 
 TEST_F(LauncherReadinessTest, AWordThatOnlyStartsWithReadyIsAFailure) {
-  Result<pid_t> pid = StartReporting("readying");
-  EXPECT_FALSE(pid.ok());
-  if (pid.ok()) Stop(*pid);
+  Result<StartedMapper> started = StartReporting("readying");
+  EXPECT_FALSE(started.ok());
+  if (started.ok()) Stop(started->pid);
 }
 
 }  // namespace

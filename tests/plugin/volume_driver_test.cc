@@ -39,8 +39,8 @@ class VolumeDriverTest : public ::testing::Test {
     tenants_ = std::make_unique<TenantDirectory>(*store_, "", "");
     Tenant alice;
     alice.name = "alice";
-    alice.uid = testing::test_tenant_uid();
-    alice.gid = testing::test_tenant_gid();
+    alice.identity.uid = testing::test_tenant_uid();
+    alice.identity.gid = testing::test_tenant_gid();
     ASSERT_TRUE(store_->add_tenant(alice).ok());
     ASSERT_EQ(::mkdir(tmp_.sub("allowed").c_str(), 0755), 0);
     OpenDriver("");
@@ -391,7 +391,7 @@ TEST_F(VolumeDriverTest, MountHandsTheBindingToTheMapper) {
             json::object());
   ASSERT_EQ(Err(Call("Mount", json{{"Name", "data"}, {"ID", "c"}})), "");
   VolumeBinding b = launcher_.last_binding();
-  EXPECT_EQ(b.uid, testing::test_tenant_uid());
+  EXPECT_EQ(b.identity.uid, testing::test_tenant_uid());
   EXPECT_EQ(b.present_uid, 0u);
   EXPECT_TRUE(b.readonly);
   EXPECT_EQ(b.backing_path, data("data"));
@@ -493,6 +493,30 @@ TEST_F(VolumeDriverTest, RemoveDeletesTenantDataButNeverFollowsSymlinks) {
   EXPECT_TRUE(exists(outside));
   // Nothing is left in the trash either.
   EXPECT_EQ(::rmdir(tmp_.sub("data/.trash").c_str()), 0);
+}
+
+// The contents of a removed volume are deleted by a process that is the
+// tenant and nothing more (common/privileges.h): what the tenant could not
+// delete itself, such as a directory of root's inside its volume, stays.
+TEST_F(VolumeDriverTest, RemoveDeletesOnlyWhatTheTenantMayDelete) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the deletion drops to the tenant only then";
+  ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
+  const std::string d = data("data");
+  ASSERT_EQ(::mkdir((d + "/roots").c_str(), 0755), 0);
+  { std::ofstream(d + "/roots/file") << "root's"; }
+  { std::ofstream(d + "/mine") << "x"; }
+  ASSERT_EQ(::lchown((d + "/mine").c_str(), testing::test_tenant_uid(), testing::test_tenant_gid()),
+            0);
+
+  EXPECT_EQ(Call("Remove", json{{"Name", "data"}}), json::object());
+  EXPECT_FALSE(exists(d));
+  // The volume's name is free; root's file waits in the trash, untouched.
+  int kept = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data(".trash"))) {
+    EXPECT_FALSE(exists(e.path().string() + "/mine"));
+    kept += exists(e.path().string() + "/roots/file");
+  }
+  EXPECT_EQ(kept, 1);
 }
 
 TEST_F(VolumeDriverTest, CreateRefusesAnUnboundLeftoverDirectoryAndBindsNothing) {

@@ -75,7 +75,7 @@ class FakeMountTable final : public MountTable {
 class MountThenFailLauncher final : public MapperLauncher {
  public:
   explicit MountThenFailLauncher(FakeMountTable& table) : table_(table) {}
-  Result<pid_t> start(const VolumeBinding& b, int, const std::string& mountpoint) override {
+  Result<StartedMapper> start(const VolumeBinding& b, int, const std::string& mountpoint) override {
     table_.mount(mountpoint, b.name);
     return Status::IOError("mapper error: fuse session ended");
   }

@@ -93,9 +93,9 @@ std::string RawSql(const fs::path& db_path, const std::string& sql) {
 Tenant MakeTenant(const std::string& name, uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
   Tenant t;
   t.name = name;
-  t.uid = uid;
-  t.gid = gid;
-  t.groups = std::move(groups);
+  t.identity.uid = uid;
+  t.identity.gid = gid;
+  t.identity.groups = std::move(groups);
   return t;
 }
 
@@ -103,9 +103,9 @@ VolumeBinding MakeVolume(const std::string& name, const std::string& tenant = "a
   VolumeBinding b;
   b.name = name;
   b.tenant = tenant;
-  b.uid = 1000;
-  b.gid = 1000;
-  b.groups = {20, 100};
+  b.identity.uid = 1000;
+  b.identity.gid = 1000;
+  b.identity.groups = {20, 100};
   b.present_uid = 1000;
   b.present_gid = 1000;
   b.mode = 0700;
@@ -142,9 +142,9 @@ TEST_F(SqliteStoreTest, TenantRoundTripsWithSortedUniqueGroups) {
   Result<Tenant> t = store_->get_tenant("alice");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->name, "alice");
-  EXPECT_EQ(t->uid, 1000u);
-  EXPECT_EQ(t->gid, 1001u);
-  EXPECT_EQ(t->groups, (std::vector<gid_t>{20, 100, 300}));
+  EXPECT_EQ(t->identity.uid, 1000u);
+  EXPECT_EQ(t->identity.gid, 1001u);
+  EXPECT_EQ(t->identity.groups, (std::vector<gid_t>{20, 100, 300}));
   EXPECT_GT(t->created_at, 1600000000);
 }
 
@@ -165,7 +165,7 @@ TEST_F(SqliteStoreTest, DuplicateTenantIsRefusedAndKeepsTheFirst) {
   Status st = store_->add_tenant(MakeTenant("alice", 2000, 2000));
   EXPECT_EQ(st.code(), Code::kAlreadyExists);
   EXPECT_THAT(st.message(), HasSubstr("tenant \"alice\" already exists"));
-  EXPECT_EQ(store_->get_tenant("alice")->uid, 1000u);
+  EXPECT_EQ(store_->get_tenant("alice")->identity.uid, 1000u);
 }
 
 TEST_F(SqliteStoreTest, UnknownTenantIsNotFound) {
@@ -292,9 +292,9 @@ TEST_F(SqliteStoreTest, EmptyMountIdIsRefused) {
 
 TEST_F(SqliteStoreTest, VolumeRoundTripsEveryField) {
   VolumeBinding v = MakeVolume("data");
-  v.uid = 1234;
-  v.gid = 2345;
-  v.groups = {500, 7, 500};
+  v.identity.uid = 1234;
+  v.identity.gid = 2345;
+  v.identity.groups = {500, 7, 500};
   v.present_uid = 0;
   v.present_gid = 33;
   v.mode = 02750;
@@ -311,9 +311,9 @@ TEST_F(SqliteStoreTest, VolumeRoundTripsEveryField) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->name, "data");
   EXPECT_EQ(got->tenant, "alice");
-  EXPECT_EQ(got->uid, 1234u);
-  EXPECT_EQ(got->gid, 2345u);
-  EXPECT_EQ(got->groups, (std::vector<gid_t>{7, 500}));
+  EXPECT_EQ(got->identity.uid, 1234u);
+  EXPECT_EQ(got->identity.gid, 2345u);
+  EXPECT_EQ(got->identity.groups, (std::vector<gid_t>{7, 500}));
   EXPECT_EQ(got->present_uid, 0u);
   EXPECT_EQ(got->present_gid, 33u);
   EXPECT_EQ(got->mode, 02750u);
@@ -568,7 +568,7 @@ TEST_F(SqliteStoreTest, ReopenKeepsEverything) {
   Reopen();
   Result<Tenant> t = store_->get_tenant("alice");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
-  EXPECT_EQ(t->groups, (std::vector<gid_t>{10, 20}));
+  EXPECT_EQ(t->identity.groups, (std::vector<gid_t>{10, 20}));
   Result<VolumeBinding> got = store_->get_volume("data");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->options, v.options);
@@ -1018,7 +1018,7 @@ TEST(SqliteStoreScaleTest, ListsTenThousandVolumes) {
   EXPECT_EQ(list->front().name, "aaa-first");
   EXPECT_EQ((*list)[1].name, "vol-00000");
   EXPECT_EQ(list->back().name, "vol-09999");
-  EXPECT_EQ(list->back().groups, (std::vector<gid_t>{20, 100}));
+  EXPECT_EQ(list->back().identity.groups, (std::vector<gid_t>{20, 100}));
   EXPECT_EQ(list->back().options.at("mode"), "0700");
   EXPECT_EQ(list->back().backing_path, "/var/lib/tenantfs/volumes/vol-09999");
 

@@ -23,7 +23,7 @@ namespace tenantfs::testing {
 // starts on request. Thread-safe: the stress tests call it from many threads.
 class RecordingLauncher final : public MapperLauncher {
  public:
-  Result<pid_t> start(const VolumeBinding& b, int backing_fd, const std::string&) override {
+  Result<StartedMapper> start(const VolumeBinding& b, int backing_fd, const std::string&) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!fail_with_.empty()) return Status::IOError(fail_with_);
     // The fd handed over must be the binding's backing directory: serving
@@ -38,7 +38,7 @@ class RecordingLauncher final : public MapperLauncher {
     if (live_[b.name]++ != 0) ++violations_;
     last_binding_ = b;
     last_pid_ = next_pid_++;
-    return last_pid_;
+    return StartedMapper{last_pid_, {}};
   }
   void stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);

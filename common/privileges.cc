@@ -1,5 +1,6 @@
-#include "mapper/privileges.h"
+#include "common/privileges.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <sys/fsuid.h>
@@ -7,10 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 #include "common/reserved_ids.h"
@@ -35,60 +34,60 @@ int raw_capget(__user_cap_data_struct (&data)[_LINUX_CAPABILITY_U32S_3]) {
 }
 
 // The highest capability number this kernel knows; the bounding set may hold
-// capabilities newer than the headers we were built with.
+// capabilities newer than the headers we were built with. Plain system
+// calls: a forked child may run this (see privileges.h).
 int last_capability() {
   int last = CAP_LAST_CAP;
-  if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "re")) {
-    int v = 0;
-    if (std::fscanf(f, "%d", &v) == 1 && v > 0) last = v;
-    std::fclose(f);
+  const int fd = ::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return last;
+  char buf[16];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  int v = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) v = v * 10 + (buf[i] - '0');
+  return v > 0 ? v : last;
+}
+
+uid_t process_uid(const Identity& id, ProcessIds which) {
+  return which == ProcessIds::kTenant ? id.uid : kMapperProcessUid;
+}
+gid_t process_gid(const Identity& id, ProcessIds which) {
+  return which == ProcessIds::kTenant ? id.gid : kMapperProcessGid;
+}
+
+bool contains(const gid_t* ids, size_t n, gid_t id) {
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] == id) return true;
   }
-  return last;
+  return false;
 }
 
 // The capabilities a drop keeps, as a mask of the low 32 capability bits
 // (CAP_SYS_ADMIN, the only one ever kept, is 21).
-using CapMask = uint32_t;
+uint32_t kept_mask(KeptCapability keep) {
+  return keep == KeptCapability::kSysAdmin ? 1u << CAP_SYS_ADMIN : 0;
+}
 
-Status drop_to(const TenantIdentity& id, CapMask keep);
-Status verify(const TenantIdentity& id, CapMask keep);
+bool kept(uint32_t mask, int cap) { return cap < 32 && (mask & (1u << cap)) != 0; }
 
 }  // namespace
 
-Status drop_privileges_to(const TenantIdentity& id) { return drop_to(id, 0); }
-
-Status drop_privileges_keeping_sys_admin(const TenantIdentity& id) {
-  return drop_to(id, 1u << CAP_SYS_ADMIN);
-}
-
-Status verify_privileges_are(const TenantIdentity& id) { return verify(id, 0); }
-
-Status verify_privileges_keeping_sys_admin(const TenantIdentity& id) {
-  return verify(id, 1u << CAP_SYS_ADMIN);
-}
-
-namespace {
-
-Status drop_to(const TenantIdentity& id, CapMask keep) {
-  if (id.uid == 0) {
-    return Status::InvalidArgument("tenant uid 0 is root; refusing to serve as root");
-  }
-  if (is_reserved_id(id.uid) || is_reserved_id(id.gid)) {
-    return Status::InvalidArgument(
-        "tenant uid " + std::to_string(id.uid) + " gid " + std::to_string(id.gid) + ": " +
-        std::to_string(kMapperProcessUid) + " is reserved for the mapper's own process ids");
-  }
+Status drop_privileges_to(const Identity& id, ProcessIds process_ids, KeptCapability keep) {
+  const uint32_t keep_mask = kept_mask(keep);
+  TENANTFS_RETURN_IF_ERROR(validate_identity(id));
+  const uid_t puid = process_uid(id, process_ids);
+  const gid_t pgid = process_gid(id, process_ids);
   if (::setgroups(id.groups.size(), id.groups.data()) != 0) {
     return PosixError("setgroups(" + std::to_string(id.groups.size()) + " groups)", errno);
   }
-  if (::setresgid(kMapperProcessGid, kMapperProcessGid, kMapperProcessGid) != 0) {
-    return PosixError("setresgid(" + std::to_string(kMapperProcessGid) + ")", errno);
+  if (::setresgid(pgid, pgid, pgid) != 0) {
+    return PosixError("setresgid(" + std::to_string(pgid) + ")", errno);
   }
   // The bounding set can only shrink while CAP_SETPCAP is held, i.e. before
   // the uid change below clears the effective set.
   const int last = last_capability();
   for (int cap = 0; cap <= last; ++cap) {
-    if (cap < 32 && (keep & (1u << cap)) != 0) continue;
+    if (kept(keep_mask, cap)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
       return PosixError("prctl(PR_CAPBSET_DROP, " + std::to_string(cap) + ")", errno);
     }
@@ -105,34 +104,36 @@ Status drop_to(const TenantIdentity& id, CapMask keep) {
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_KEEPCAPS)", errno);
   // Last fallible step: what follows only sets ids that the capabilities
   // still held allow, and lowers capabilities, which needs no privilege.
-  if (::setresuid(kMapperProcessUid, kMapperProcessUid, kMapperProcessUid) != 0) {
-    return PosixError("setresuid(" + std::to_string(kMapperProcessUid) + ")", errno);
+  if (::setresuid(puid, puid, puid) != 0) {
+    return PosixError("setresuid(" + std::to_string(puid) + ")", errno);
   }
   __user_cap_data_struct setid[_LINUX_CAPABILITY_U32S_3] = {};
-  setid[0].effective = setid[0].permitted = (1u << CAP_SETUID) | (1u << CAP_SETGID) | keep;
+  setid[0].effective = setid[0].permitted =
+      (1u << CAP_SETUID) | (1u << CAP_SETGID) | keep_mask;
   if (raw_capset(setid) != 0) return PosixError("capset(CAP_SETUID, CAP_SETGID)", errno);
   // Per thread: every thread the mapper starts later inherits them.
   ::setfsgid(id.gid);
   ::setfsuid(id.uid);
-  __user_cap_data_struct kept[_LINUX_CAPABILITY_U32S_3] = {};
-  kept[0].effective = kept[0].permitted = keep;
-  if (raw_capset(kept) != 0) return PosixError("capset(kept capabilities)", errno);
+  __user_cap_data_struct left[_LINUX_CAPABILITY_U32S_3] = {};
+  left[0].effective = left[0].permitted = keep_mask;
+  if (raw_capset(left) != 0) return PosixError("capset(kept capabilities only)", errno);
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return PosixError("prctl(PR_SET_KEEPCAPS)", errno);
-  return verify(id, keep);
+  return verify_privileges_are(id, process_ids, keep);
 }
 
-Status verify(const TenantIdentity& id, CapMask keep) {
+Status verify_privileges_are(const Identity& id, ProcessIds process_ids, KeptCapability keep) {
+  const uint32_t keep_mask = kept_mask(keep);
+  const uid_t puid = process_uid(id, process_ids);
+  const gid_t pgid = process_gid(id, process_ids);
   uid_t ru = 0, eu = 0, su = 0;
   gid_t rg = 0, eg = 0, sg = 0;
   if (::getresuid(&ru, &eu, &su) != 0) return PosixError("getresuid", errno);
   if (::getresgid(&rg, &eg, &sg) != 0) return PosixError("getresgid", errno);
-  if (ru != kMapperProcessUid || eu != kMapperProcessUid || su != kMapperProcessUid) {
-    return Status::Internal("uid is " + std::to_string(eu) + ", expected " +
-                            std::to_string(kMapperProcessUid));
+  if (ru != puid || eu != puid || su != puid) {
+    return Status::Internal("uid is " + std::to_string(eu) + ", expected " + std::to_string(puid));
   }
-  if (rg != kMapperProcessGid || eg != kMapperProcessGid || sg != kMapperProcessGid) {
-    return Status::Internal("gid is " + std::to_string(eg) + ", expected " +
-                            std::to_string(kMapperProcessGid));
+  if (rg != pgid || eg != pgid || sg != pgid) {
+    return Status::Internal("gid is " + std::to_string(eg) + ", expected " + std::to_string(pgid));
   }
   // An invalid id changes nothing and returns the current one.
   const auto fsuid = static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1)));
@@ -142,28 +143,26 @@ Status verify(const TenantIdentity& id, CapMask keep) {
                             std::to_string(fsgid) + ", expected " + std::to_string(id.uid) + ":" +
                             std::to_string(id.gid));
   }
-  const int n = ::getgroups(0, nullptr);
+  // On the stack, compared without sorting: no allocation (see privileges.h).
+  gid_t have[kMaxIdentityGroups];
+  const int n = ::getgroups(static_cast<int>(kMaxIdentityGroups), have);
   if (n < 0) return PosixError("getgroups", errno);
-  std::vector<gid_t> have(static_cast<size_t>(n));
-  if (::getgroups(n, have.data()) != n) return PosixError("getgroups", errno);
-  std::vector<gid_t> want = id.groups;
-  std::sort(have.begin(), have.end());
-  std::sort(want.begin(), want.end());
-  want.erase(std::unique(want.begin(), want.end()), want.end());
-  have.erase(std::unique(have.begin(), have.end()), have.end());
-  if (have != want) return Status::Internal("supplementary groups differ from the tenant's");
+  bool same = true;
+  for (int i = 0; i < n; ++i) same = same && contains(id.groups.data(), id.groups.size(), have[i]);
+  for (gid_t g : id.groups) same = same && contains(have, static_cast<size_t>(n), g);
+  if (!same) return Status::Internal("supplementary groups differ from the tenant's");
 
   __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {};
   if (raw_capget(caps) != 0) return PosixError("capget", errno);
   for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; ++i) {
-    const CapMask held = i == 0 ? keep : 0;
+    const uint32_t held = i == 0 ? keep_mask : 0;
     if (caps[i].effective != held || caps[i].permitted != held || caps[i].inheritable != 0) {
-      return Status::Internal("capabilities remain after the drop");
+      return Status::Internal("capabilities other than the kept ones remain after the drop");
     }
   }
   const int last = last_capability();
   for (int cap = 0; cap <= last; ++cap) {
-    if (cap < 32 && (keep & (1u << cap)) != 0) continue;
+    if (kept(keep_mask, cap)) continue;
     if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) {
       return Status::Internal("capability " + std::to_string(cap) + " remains in the bounding set");
     }
@@ -175,5 +174,4 @@ Status verify(const TenantIdentity& id, CapMask keep) {
   return Status::Ok();
 }
 
-}  // namespace
 }  // namespace tenantfs
