@@ -299,15 +299,40 @@ Result<bool> dirs_overlap(int a, int b) {
          std::find(up_b->begin(), up_b->end(), self_a) != up_b->end();
 }
 
-Status delete_backing_dir(int data_dir_fd, const std::string& name, const Identity& owner) {
+Result<std::string> move_backing_dir_to_trash(int data_dir_fd, const std::string& name) {
   auto trash = open_subdir(data_dir_fd, kTrashDir, true, "DATA_DIR");
   if (!trash.ok()) return trash.status();
+  // "<name>-<suffix>": the suffix has no '-', so the name is what precedes
+  // the last one (clean_data_dir reads it back).
   const std::string entry = name + "-" + random_suffix();
   if (::renameat(data_dir_fd, name.c_str(), trash->get(), entry.c_str()) != 0) {
-    if (errno == ENOENT) return Status::Ok();
+    if (errno == ENOENT) return std::string();
     return PosixError("rename DATA_DIR/" + name + " into DATA_DIR/.trash", errno);
   }
+  return entry;
+}
+
+Status restore_trashed_backing_dir(int data_dir_fd, const std::string& entry,
+                                   const std::string& name) {
+  auto trash = open_subdir(data_dir_fd, kTrashDir, false, "DATA_DIR");
+  if (!trash.ok()) return trash.status();
+  if (::renameat2(trash->get(), entry.c_str(), data_dir_fd, name.c_str(), RENAME_NOREPLACE) != 0) {
+    return PosixError("rename DATA_DIR/.trash/" + entry + " back to DATA_DIR/" + name, errno);
+  }
+  return Status::Ok();
+}
+
+Status purge_trashed_backing_dir(int data_dir_fd, const std::string& entry, const Identity& owner) {
+  auto trash = open_subdir(data_dir_fd, kTrashDir, false, "DATA_DIR");
+  if (!trash.ok()) return trash.status();
   return purge_trash_entry(trash->get(), entry, owner);
+}
+
+Status delete_backing_dir(int data_dir_fd, const std::string& name, const Identity& owner) {
+  auto entry = move_backing_dir_to_trash(data_dir_fd, name);
+  if (!entry.ok()) return entry.status();
+  if (entry->empty()) return Status::Ok();
+  return purge_trashed_backing_dir(data_dir_fd, *entry, owner);
 }
 
 Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
@@ -369,6 +394,15 @@ Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
           ::unlinkat(trash->get(), t.c_str(), 0);
           continue;
         }
+        const size_t dash = t.rfind('-');
+        const std::string vol = dash == std::string::npos ? std::string() : t.substr(0, dash);
+        if (bound.count(vol) != 0 &&
+            ::renameat2(trash->get(), t.c_str(), data_dir_fd, vol.c_str(), RENAME_NOREPLACE) == 0) {
+          spdlog::warn("start-up clean-up: volume \"{}\" is still bound; its data is back from "
+                       "DATA_DIR/.trash (a Remove that did not finish)",
+                       vol);
+          continue;
+        }
         Status s = purge_trash_entry(trash->get(), t, Identity{st.st_uid, st.st_gid, {}});
         if (!s.ok()) spdlog::warn("start-up clean-up: {}", s.message());
       }
@@ -376,7 +410,7 @@ Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
       continue;
     } else if (bound.count(n) == 0) {
       // A directory without a binding: a crash between the rename and the
-      // bind of a Create, or between unbinding and trashing in a Remove.
+      // bind of a Create (Remove trashes before it unbinds), or a lost store.
       // Keep it out of the way instead of deleting: if the store was lost,
       // this is real data.
       auto orphan_dir = open_subdir(data_dir_fd, kOrphanedDir, true, "DATA_DIR");

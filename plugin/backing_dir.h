@@ -66,8 +66,22 @@ Result<bool> dirs_overlap(int a, int b);
 // volume's name is already free.
 Status delete_backing_dir(int data_dir_fd, const std::string& name, const Identity& owner);
 
-// Start-up clean-up: removes .creating-* leftovers, finishes deleting .trash
-// entries (as each entry's owner), and moves directories whose name is not in
+// delete_backing_dir in two steps, for Remove, which moves the data out of
+// the way BEFORE it unbinds the volume: a crash between the two then leaves
+// a bound volume whose data waits in .trash, which clean_data_dir moves
+// back, instead of unbound data that it could only set aside in .orphaned.
+// move_backing_dir_to_trash returns the .trash entry ("" when <name> does
+// not exist); restore_trashed_backing_dir undoes it (the unbinding failed);
+// purge_trashed_backing_dir deletes it as `owner`.
+Result<std::string> move_backing_dir_to_trash(int data_dir_fd, const std::string& name);
+Status restore_trashed_backing_dir(int data_dir_fd, const std::string& entry,
+                                   const std::string& name);
+Status purge_trashed_backing_dir(int data_dir_fd, const std::string& entry, const Identity& owner);
+
+// Start-up clean-up: removes .creating-* leftovers, moves a .trash entry of
+// a volume still in `bound_names` back to DATA_DIR/<name> (a Remove that
+// never unbound it), finishes deleting the other .trash entries (as each
+// entry's owner), and moves directories whose name is not in
 // `bound_names` to .orphaned. Returns the names moved to .orphaned.
 Result<std::vector<std::string>> clean_data_dir(int data_dir_fd,
                                                 const std::vector<std::string>& bound_names);

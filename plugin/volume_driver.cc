@@ -319,11 +319,25 @@ Result<json> VolumeDriver::remove(const Request& req) {
     return Status::FailedPrecondition(prefix(name) + "its mountpoint is still mounted and " +
                                       "could not be unmounted (" + st.message() + ")");
   }
-  Status st = store_.remove_volume(name);
-  if (!st.ok()) return store_error(name, st);
-  mounts_.remove_mountpoint(locked->lock);
+  // The data leaves DATA_DIR/<name> before the binding goes, so that no
+  // crash can leave unbound data behind (backing_dir.h).
+  std::string trashed;
   if (!b.external) {
-    Status del = delete_backing_dir(data_dir_fd_.get(), name, b.identity);
+    auto moved = move_backing_dir_to_trash(data_dir_fd_.get(), name);
+    if (!moved.ok()) return volume_error(name, moved.status());
+    trashed = std::move(*moved);
+  }
+  Status st = store_.remove_volume(name);
+  if (!st.ok()) {
+    if (!trashed.empty()) {
+      Status back = restore_trashed_backing_dir(data_dir_fd_.get(), trashed, name);
+      if (!back.ok()) spdlog::error("volume \"{}\": {}", name, back.message());
+    }
+    return store_error(name, st);
+  }
+  mounts_.remove_mountpoint(locked->lock);
+  if (!trashed.empty()) {
+    Status del = purge_trashed_backing_dir(data_dir_fd_.get(), trashed, b.identity);
     if (!del.ok()) {
       // The binding is gone and the name is free; what could not be deleted
       // waits in DATA_DIR/.trash for the next start.

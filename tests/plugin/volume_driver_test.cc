@@ -643,6 +643,30 @@ TEST_F(VolumeDriverTest, RecoveryCleansLeftoversAndRemountsReferencedVolumes) {
   EXPECT_TRUE(exists(data("idle")));
 }
 
+// Remove moves the data into .trash before it unbinds: a crash between the
+// two leaves a bound volume whose data is in .trash, and the restart puts it
+// back, while the trash entry of a volume that is gone is deleted.
+TEST_F(VolumeDriverTest, RecoveryPutsBackTheDataOfARemoveThatNeverUnbound) {
+  ASSERT_EQ(Create("half-removed", {{"tenant", "alice"}}), json::object());
+  { std::ofstream(data("half-removed/keep")) << "data"; }
+  ASSERT_EQ(::mkdir(data(".trash").c_str(), 0700), 0);
+  ASSERT_EQ(::rename(data("half-removed").c_str(), data(".trash/half-removed-0123abcd4567").c_str()),
+            0);
+  ASSERT_EQ(::mkdir(data(".trash/gone-0123abcd4567").c_str(), 0700), 0);
+  { std::ofstream(data(".trash/gone-0123abcd4567/f")) << "x"; }
+
+  OpenDriver("");
+  ASSERT_TRUE(driver_->recover().ok());
+  std::string kept;
+  std::getline(std::ifstream(data("half-removed/keep")), kept);
+  EXPECT_EQ(kept, "data");
+  EXPECT_FALSE(exists(data(".trash/half-removed-0123abcd4567")));
+  EXPECT_FALSE(exists(data(".trash/gone-0123abcd4567")));
+  EXPECT_FALSE(exists(data(".orphaned")));
+  ASSERT_EQ(Err(Call("Remove", json{{"Name", "half-removed"}})), "");
+  EXPECT_FALSE(exists(data("half-removed")));
+}
+
 TEST_F(VolumeDriverTest, OpenRefusesAWorldWritableDataDir) {
   stack_.reset();
   ASSERT_EQ(::chmod(tmp_.sub("data").c_str(), 0777), 0);
