@@ -414,7 +414,15 @@ Result<json> VolumeDriver::get(const Request& req) {
   json v = {{"Name", name},
             {"CreatedAt", rfc3339(b.created_at)},
             {"Status", volume_status_json(b, refs->total())}};
-  if (mounts_.live(locked->lock)) v["Mountpoint"] = mounts_.mountpoint(name);
+  if (mounts_.live(locked->lock)) {
+    v["Mountpoint"] = mounts_.mountpoint(name);
+    // How the mapper serves: its request path and whether reads and writes
+    // pass through to the storage (docker volume inspect shows both).
+    for (const auto& [key, value] : mounts_.serving(locked->lock)) {
+      if (key == "request-loop") v["Status"]["request_loop"] = value;
+      if (key == "passthrough") v["Status"]["passthrough"] = value;
+    }
+  }
   return json{{"Volume", v}};
 }
 

@@ -121,7 +121,7 @@ Status VolumeMounts::start(const VolumeLocks::Held& volume, const VolumeBinding&
   auto exited = std::make_shared<std::atomic<bool>>(false);
   {
     MutexLock lock(mounts_mu_);
-    mounts_[name] = ActiveMount{pid, b.tenant, exited};
+    mounts_[name] = ActiveMount{pid, b.tenant, exited, started->fields};
   }
   const pid_t mapper = pid;
   exits_.on_exit(mapper, [this, name, mapper, exited](int status) {
@@ -132,9 +132,17 @@ Status VolumeMounts::start(const VolumeLocks::Held& volume, const VolumeBinding&
     }
     events_cv_.notify_all();
   });
-  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} serves {} at {}", name, b.tenant,
-               mapper, b.backing_path, mp);
+  std::string how;
+  for (const auto& [key, value] : started->fields) how += " " + key + "=" + value;
+  spdlog::info("volume \"{}\" (tenant \"{}\"): mapper pid {} serves {} at {}{}", name, b.tenant,
+               mapper, b.backing_path, mp, how);
   return Status::Ok();
+}
+
+ReadyFields VolumeMounts::serving(const VolumeLocks::Held& volume) const {
+  MutexLock lock(mounts_mu_);
+  auto it = mounts_.find(volume.name());
+  return it == mounts_.end() ? ReadyFields() : it->second.serving;
 }
 
 Status VolumeMounts::stop(const VolumeLocks::Held& volume) {
@@ -195,7 +203,7 @@ Status VolumeMounts::reconcile(const std::map<std::string, Referenced>& referenc
     if (ours && r != referenced.end()) {
       {
         MutexLock lock(mounts_mu_);
-        mounts_[name] = ActiveMount{0, r->second.tenant, nullptr};
+        mounts_[name] = ActiveMount{0, r->second.tenant, nullptr, {}};
       }
       spdlog::info(
           "recovery: volume \"{}\" (tenant \"{}\"): adopted the live mount with {} "

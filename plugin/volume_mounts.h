@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 
+#include "common/mapper_readiness.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "plugin/child_reaper.h"
@@ -83,6 +84,11 @@ class VolumeMounts {
   // leaves an empty root-only directory behind.
   void remove_mountpoint(const VolumeLocks::Held& volume);
 
+  // How the volume's live mapper serves ("request-loop", "passthrough"; see
+  // mapper/mapper.h), as its readiness line said; empty for a mount adopted
+  // from an earlier serve, or none.
+  ReadyFields serving(const VolumeLocks::Held& volume) const EXCLUDES(mounts_mu_);
+
   // Volumes whose mapper has not exited, for Docker's List.
   std::set<std::string> live_names() const EXCLUDES(mounts_mu_);
   // How many, for shutdown logging.
@@ -109,6 +115,7 @@ class VolumeMounts {
     pid_t pid = 0;  // 0: adopted from an earlier serve, not our child
     std::string tenant;
     std::shared_ptr<std::atomic<bool>> exited;  // set by the exit callback
+    ReadyFields serving;  // how the mapper serves, from its readiness line
   };
   struct MapperExit {
     std::string volume;

@@ -176,6 +176,15 @@ teardown() { e2e_teardown; }
 @test "docker volume rm of a volume in use fails; after the container is gone it works" {
   docker volume create -d tenantfs -o tenant=alice v-busy
   docker run -d --name c-busy --network none -v v-busy:/data busybox sleep 600
+  # While mounted, inspect says how the mapper serves. Without the host's
+  # enable_uring (the default) it reads /dev/fuse with a receiver per CPU;
+  # reads and writes pass through to the storage (strict mode).
+  if [[ "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null)" == Y ]]; then
+    assert_matches "$(volume_status v-busy request_loop)" '^(uring|per-cpu)$'
+  else
+    is "$(volume_status v-busy request_loop)" per-cpu "request path of v-busy"
+  fi
+  is "$(volume_status v-busy passthrough)" on "passthrough of v-busy"
   run -1 docker volume rm v-busy
   assert_contains "$output" "in use"
   docker rm -f c-busy

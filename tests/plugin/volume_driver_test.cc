@@ -101,6 +101,23 @@ TEST_F(VolumeDriverTest, GetOfUnknownVolumeFailsSoDockerCallsCreate) {
   EXPECT_EQ(r.count("Volume"), 0u);
 }
 
+// docker volume inspect shows how a mounted volume is served, as its
+// mapper's readiness line said, and nothing of the kind once unmounted.
+TEST_F(VolumeDriverTest, GetOfAMountedVolumeShowsItsRequestPathAndPassthrough) {
+  ASSERT_EQ(Create("served", {{"tenant", "alice"}}), json::object());
+  launcher_.set_ready_fields({{"request-loop", "uring"}, {"passthrough", "on"}});
+  ASSERT_EQ(Err(Call("Mount", json{{"Name", "served"}, {"ID", "c1"}})), "");
+  json g = Call("Get", json{{"Name", "served"}});
+  ASSERT_EQ(Err(g), "") << g;
+  EXPECT_EQ(g["Volume"]["Status"]["request_loop"], "uring") << g;
+  EXPECT_EQ(g["Volume"]["Status"]["passthrough"], "on") << g;
+
+  ASSERT_EQ(Err(Call("Unmount", json{{"Name", "served"}, {"ID", "c1"}})), "");
+  g = Call("Get", json{{"Name", "served"}});
+  EXPECT_EQ(g["Volume"]["Status"].count("request_loop"), 0u) << g;
+  EXPECT_EQ(g["Volume"]["Status"].count("passthrough"), 0u) << g;
+}
+
 TEST_F(VolumeDriverTest, CreateMakesTenantOwnedDirectoryAndGetShowsTheBinding) {
   ASSERT_EQ(Create("data", {{"tenant", "alice"}}), json::object());
   struct stat st = stat_of(data("data"));

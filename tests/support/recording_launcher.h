@@ -38,7 +38,7 @@ class RecordingLauncher final : public MapperLauncher {
     if (live_[b.name]++ != 0) ++violations_;
     last_binding_ = b;
     last_pid_ = next_pid_++;
-    return StartedMapper{last_pid_, {}};
+    return StartedMapper{last_pid_, ready_fields_};
   }
   void stop(pid_t, const std::string& mountpoint) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -48,6 +48,12 @@ class RecordingLauncher final : public MapperLauncher {
     if (live_[name]-- != 1) ++violations_;
   }
   void stop_strays(const std::string&, const std::string&) override {}
+
+  // What the "mappers" report on their readiness line from now on.
+  void set_ready_fields(ReadyFields fields) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready_fields_ = std::move(fields);
+  }
 
   // Mappers started for volume `v`, over the launcher's life.
   int starts(const std::string& v) {
@@ -92,6 +98,7 @@ class RecordingLauncher final : public MapperLauncher {
   VolumeBinding last_binding_;
   pid_t last_pid_ = 0;
   pid_t next_pid_ = 4000000;  // beyond pid_max: never a real process
+  ReadyFields ready_fields_;
 };
 
 // Keeps the exit callbacks VolumeMounts registers; exit() runs one, as the
