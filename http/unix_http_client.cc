@@ -1,4 +1,4 @@
-#include "plugin/unix_http_client.h"
+#include "http/unix_http_client.h"
 
 #include <fcntl.h>
 #include <poll.h>
