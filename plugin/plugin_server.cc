@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -26,46 +25,14 @@
 
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
+#include "http/chunked.h"
+#include "http/text.h"
 
 namespace tenantfs {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Verdict = RequestFraming::Verdict;
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim_blanks(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Digits only (no sign, no blanks); at most 12 of them, which no size this
-// file accepts comes near.
-std::optional<size_t> parse_size(std::string_view s, int base) {
-  if (s.empty() || s.size() > 12) return std::nullopt;
-  size_t value = 0;
-  for (char c : s) {
-    int digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else {
-      return std::nullopt;
-    }
-    value = value * static_cast<size_t>(base) + static_cast<size_t>(digit);
-  }
-  return value;
-}
 
 // Not complete yet: refused once it has reached the size its request never
 // exceeds.
@@ -75,32 +42,21 @@ RequestFraming need_more(std::string_view received, size_t max_body) {
       0};
 }
 
-// A chunked body starting at `pos`: chunks up to the zero chunk, then
-// trailer lines up to an empty one.
+// A chunked body starting at `pos`, framed by the decoder the client shares.
 RequestFraming frame_chunked_body(std::string_view received, size_t pos, size_t max_body) {
-  size_t decoded = 0;
-  for (;;) {
-    const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received, max_body);
-    std::string_view size_line = received.substr(pos, eol - pos);
-    size_line = trim_blanks(size_line.substr(0, size_line.find(';')));  // drop chunk extensions
-    std::optional<size_t> chunk = parse_size(size_line, 16);
-    if (!chunk) return {Verdict::kRefused, 0};
-    pos = eol + 2;
-    if (*chunk == 0) break;
-    if (*chunk > max_body - decoded) return {Verdict::kRefused, 0, false, true};
-    decoded += *chunk;
-    if (received.size() < pos + *chunk + 2) return need_more(received, max_body);
-    if (received.substr(pos + *chunk, 2) != "\r\n") return {Verdict::kRefused, 0};
-    pos += *chunk + 2;
+  ChunkedDecoder decoder(max_body);
+  const ChunkedProgress progress = decoder.feed(received.substr(pos), nullptr);
+  switch (progress.verdict) {
+    case ChunkedProgress::Verdict::kNeedMore:
+      return need_more(received, max_body);
+    case ChunkedProgress::Verdict::kComplete:
+      return {Verdict::kComplete, pos + progress.consumed};
+    case ChunkedProgress::Verdict::kTooLarge:
+      return {Verdict::kRefused, 0, false, true};
+    case ChunkedProgress::Verdict::kMalformed:
+      break;
   }
-  for (;;) {
-    const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received, max_body);
-    const bool last = eol == pos;
-    pos = eol + 2;
-    if (last) return {Verdict::kComplete, pos};
-  }
+  return {Verdict::kRefused, 0};
 }
 
 // Reads what `fd` has queued without waiting, appending it to `received`
