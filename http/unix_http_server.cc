@@ -55,7 +55,7 @@ RequestFraming frame_chunked_body(std::string_view received, size_t pos, size_t 
     case ChunkedProgress::Verdict::kMalformed:
       break;
   }
-  return {Verdict::kRefused, 0};
+  return {Verdict::kRefused, 0, false, false, progress.error};
 }
 
 // Reads what `fd` has queued without waiting, appending it to `received`
@@ -530,13 +530,18 @@ bool UnixHttpServer::process_and_close_socket(socket_t sock) {
 
 void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing) {
   const bool complete = framing.verdict == Verdict::kComplete;
-  if (framing.too_large) {
-    // Answered here: httplib's own limit is the largest of all paths.
+  if (framing.too_large || !framing.malformed.empty()) {
+    // Answered here: httplib's own limit is the largest of all paths, and
+    // httplib reads a chunk without its CRLF as the end of the body.
     const std::string path(request_path(received.substr(0, received.find("\r\n"))));
-    const std::string msg = "tenantfs: request body too large for " + path.substr(0, 100) +
-                            " (limit " + std::to_string(limits_.max_body(path) / 1024) + " KiB)";
-    spdlog::warn("{} http 413: {}", path.empty() ? "-" : path.substr(0, 100), msg);
-    const std::string reply = error_reply("413 Payload Too Large", msg);
+    const char* status = framing.too_large ? "413 Payload Too Large" : "400 Bad Request";
+    const std::string msg =
+        framing.too_large ? "tenantfs: request body too large for " + path.substr(0, 100) +
+                                " (limit " + std::to_string(limits_.max_body(path) / 1024) + " KiB)"
+                          : "tenantfs: " + framing.malformed + " in the request body";
+    spdlog::warn("{} http {}: {}", path.empty() ? "-" : path.substr(0, 100),
+                 std::string_view(status, 3), msg);
+    const std::string reply = error_reply(status, msg);
     ReceivedRequestStream stream(fd, {}, true, request_timeout_);
     for (size_t sent = 0; sent < reply.size();) {
       const ssize_t n = stream.write(reply.data() + sent, reply.size() - sent);

@@ -68,6 +68,9 @@ struct RequestFraming {
   bool body_ignored = false;
   // kRefused: the head announced a body over its limit (answered 413).
   bool too_large = false;
+  // kRefused: what is malformed in a chunked body, e.g. `malformed chunk
+  // size "zz"` (answered 400 with it).
+  std::string malformed = {};
 };
 
 // Decides from `received` (the bytes of a connection so far) whether its

@@ -336,14 +336,26 @@ TEST_F(WaitingRoomTest, ChunkedRequestCutAtAnyByteIsServed) {
   }
 }
 
-TEST_F(WaitingRoomTest, MalformedChunkSizesAreAnswered400) {
+TEST_F(WaitingRoomTest, MalformedChunkedRequestsAreAnswered400SayingWhatIsWrong) {
   Start(60s);
   const std::string head = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-  for (const std::string body : {"zz\r\n", "-1\r\n"}) {
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"zz\r\n", "tenantfs: malformed chunk size \"zz\" in the request body"},
+      {"-1\r\n", "tenantfs: malformed chunk size \"-1\" in the request body"},
+      // httplib alone would serve these as the body "abc".
+      {"3\r\nabcX\r\n", "tenantfs: malformed chunk terminator"},
+      {"3\r\nabc\n0\r\n\r\n", "tenantfs: malformed chunk terminator"},
+  };
+  for (const Case& c : cases) {
     UniqueFd fd = Connect();
-    SendAll(fd.get(), head + body);  // and nothing more: no answer would wait for it
+    SendAll(fd.get(), head + c.body);  // and nothing more: no answer would wait for it
     std::string reply = ReadToEnd(fd.get());
-    EXPECT_EQ(reply.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << body << ": " << reply;
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << c.body << ": " << reply;
+    EXPECT_NE(reply.find("\r\n\r\n" + c.message), std::string::npos) << c.body << ": " << reply;
   }
 }
 
