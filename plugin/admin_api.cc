@@ -10,7 +10,7 @@
 #include <optional>
 #include <set>
 
-#include "plugin/request_json.h"
+#include "http/request_json.h"
 #include "plugin/volume_json.h"
 
 namespace tenantfs {

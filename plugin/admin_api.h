@@ -25,7 +25,7 @@
 // Failures answer {"Err":"message"} with 400 (bad request body or value),
 // 404 (unknown tenant or endpoint), 409 (conflict with the current state,
 // e.g. removing a tenant that still has volumes) or 500 (the store failed);
-// a body over the server's limit never reaches a handler (plugin_server.h
+// a body over the server's limit never reaches a handler (unix_http_server.h
 // answers 413). Messages name what was wrong and how to fix it; the CLI
 // prints them as they are.
 //

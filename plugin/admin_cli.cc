@@ -19,9 +19,9 @@
 
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "http/unix_http_client.h"
 #include "plugin/admin_api.h"
 #include "plugin/plugin_name.h"
-#include "plugin/unix_http_client.h"
 
 extern char** environ;
 

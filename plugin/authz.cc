@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/request_json.h"
 #include "plugin/plugin_name.h"
-#include "plugin/request_json.h"
 
 namespace tenantfs {
 namespace {

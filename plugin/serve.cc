@@ -16,7 +16,7 @@
 #include "plugin/child_reaper.h"
 #include "plugin/mapper_launcher.h"
 #include "plugin/mount_table.h"
-#include "plugin/plugin_server.h"
+#include "plugin/plugin_routes.h"
 #include "plugin/tenant_directory.h"
 #include "plugin/volume_driver.h"
 #include "plugin/volume_locks.h"

@@ -9,8 +9,8 @@
 #include <ctime>
 #include <set>
 
+#include "http/request_json.h"
 #include "plugin/backing_dir.h"
-#include "plugin/request_json.h"
 #include "plugin/volume_json.h"
 #include "plugin/volume_spec.h"
 #include "store/binding_rules.h"

@@ -1,7 +1,7 @@
 // VolumeDriver: the Docker VolumeDriver protocol as JSON in, JSON out.
 //
 // One object serves every /Plugin.Activate and /VolumeDriver.* request. It
-// owns no socket: the HTTP layer (plugin_server.h) hands it the endpoint and
+// owns no socket: the HTTP layer (plugin_routes.h) hands it the endpoint and
 // the raw body, and sends back what it returns. It keeps the protocol and
 // the binding lifecycle; what is mounted is VolumeMounts's. The store, the
 // tenant directory, the volume locks and the mounts are injected, so the

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "plugin/unix_http_client.h"
+#include "http/unix_http_client.h"
 #include "tests/admin/test_support.h"
 
 namespace tenantfs {

@@ -33,14 +33,14 @@ src="$(cd "$src" && pwd)"
 case "$mode" in
   asan)
     sanitize=address,undefined
-    targets=(tenantfs_store_tests serve_unit_tests admin_unit_tests hardening_unit_tests
-             volume_spec_replay driver_requests_replay authz_requests_replay tenantfs
-             serve_integration_tests
+    targets=(tenantfs_store_tests serve_unit_tests admin_unit_tests http_unit_tests
+             hardening_unit_tests volume_spec_replay driver_requests_replay
+             authz_requests_replay tenantfs serve_integration_tests
              hardening_integration_tests)
     ;;
   tsan)
     sanitize=thread
-    targets=(tenantfs_store_tests serve_unit_tests hardening_unit_tests)
+    targets=(tenantfs_store_tests serve_unit_tests http_unit_tests hardening_unit_tests)
     ;;
   *) usage_error "--mode asan or tsan" ;;
 esac
@@ -71,8 +71,9 @@ case "$mode" in
       -R '^(serve|hardening)\.' -E "$exclude" || rc=1
     ;;
   tsan)
-    ctest --test-dir "$build" --output-on-failure -j "$jobs" \
-      -R '^(SqliteStore|serve\.(VolumeDriver|WaitingRoom|FrameRequest)|hardening\.RefcountStress)' || rc=1
+    tsan_tests='^(SqliteStore|serve\.(VolumeDriver|PluginRequestLimits)'
+    tsan_tests+='|http\.(WaitingRoom|FrameRequest|ChunkedDecoder)|hardening\.RefcountStress)'
+    ctest --test-dir "$build" --output-on-failure -j "$jobs" -R "$tsan_tests" || rc=1
     ;;
 esac
 echo "sanitize $mode: done in $((SECONDS - start)) s"

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "plugin/plugin_server.h"
+#include "http/unix_http_server.h"
 #include "serve_harness.h"
 #include "store/sqlite_store.h"
 

@@ -16,9 +16,9 @@
 #include <sstream>
 #include <thread>
 
+#include "http/unix_http_client.h"
 #include "plugin/mapper_launcher.h"
 #include "plugin/mount_table.h"
-#include "plugin/unix_http_client.h"
 
 #ifndef TENANTFS_BINARY
 #error "TENANTFS_BINARY must name the tenantfs binary under test"

@@ -1,5 +1,5 @@
 # cmake -P script for check.sh: writes into OUT_DIR one clang response file per
-# translation unit of common/, store/, mapper/ and plugin/ in COMPILE_COMMANDS,
+# translation unit of common/, store/, mapper/, http/ and plugin/ in COMPILE_COMMANDS,
 # holding the unit's include paths, definitions and language standard and
 # the unit itself. Everything else in the command (gcc's warning options,
 # -o, -c) is left out.
@@ -27,7 +27,7 @@ math(EXPR _last "${_count} - 1")
 foreach(_i RANGE ${_last})
   string(JSON _file GET "${_json}" ${_i} file)
   file(RELATIVE_PATH _rel "${SOURCE_DIR}" "${_file}")
-  if(NOT _rel MATCHES "^(common|store|mapper|plugin)/[^/]+\\.cc$")
+  if(NOT _rel MATCHES "^(common|store|mapper|http|plugin)/[^/]+\\.cc$")
     continue()
   endif()
   string(JSON _command GET "${_json}" ${_i} command)

@@ -1,4 +1,4 @@
-#include "plugin/unix_http_client.h"
+#include "http/unix_http_client.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,9 +10,12 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "common/unique_fd.h"
+#include "http/chunked.h"
+#include "http/text.h"
 
 namespace tenantfs {
 namespace {
@@ -25,13 +28,6 @@ constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r')) --e;
-  return std::string(s.substr(b, e - b));
 }
 
 // Waits until fd is ready for `events` or the deadline passes.
@@ -100,6 +96,33 @@ class Reader {
     pos_ += n;
     compact();
     return Status::Ok();
+  }
+
+  // Appends the data of a chunked body to out, at most `limit` bytes of it.
+  Status chunked(size_t limit, std::string* out) {
+    ChunkedDecoder decoder(limit);
+    for (;;) {
+      const ChunkedProgress progress = decoder.feed(std::string_view(buf_).substr(pos_), out);
+      pos_ += progress.consumed;
+      compact();
+      switch (progress.verdict) {
+        case ChunkedProgress::Verdict::kComplete:
+          return Status::Ok();
+        case ChunkedProgress::Verdict::kTooLarge:
+          return Status::IOError(what_ + ": reply body too large (" + progress.error + ")");
+        case ChunkedProgress::Verdict::kMalformed:
+          return Status::IOError(what_ + ": " + progress.error + " in reply");
+        case ChunkedProgress::Verdict::kNeedMore:
+          break;
+      }
+      // What is left is an unfinished size or trailer line.
+      if (buf_.size() - pos_ > kMaxHeaderBytes) {
+        return Status::IOError(what_ + ": reply line too long");
+      }
+      bool eof = false;
+      TENANTFS_RETURN_IF_ERROR(fill(&eof));
+      if (eof) return Status::IOError(what_ + ": connection closed before the body ended");
+    }
   }
 
   // Appends everything up to the peer's close to out, at most `limit` bytes.
@@ -191,35 +214,6 @@ Result<UniqueFd> connect_unix(const std::string& path, std::chrono::milliseconds
   return fd;
 }
 
-Status read_chunked(Reader& in, size_t limit, std::string* body) {
-  for (;;) {
-    auto size_line = in.line(1024);
-    if (!size_line.ok()) return size_line.status();
-    // Chunk extensions after ';' carry nothing we use.
-    std::string hex = trim(size_line->substr(0, size_line->find(';')));
-    if (hex.empty() || hex.size() > 15 || !std::all_of(hex.begin(), hex.end(), [](char c) {
-          return std::isxdigit(static_cast<unsigned char>(c));
-        })) {
-      return Status::IOError("malformed chunk size \"" + trim(*size_line) + "\" in reply");
-    }
-    size_t n = std::stoull(hex, nullptr, 16);
-    if (n == 0) break;
-    if (n > limit || body->size() > limit - n) {
-      return Status::IOError("reply body too large");
-    }
-    TENANTFS_RETURN_IF_ERROR(in.exact(n, body));
-    auto crlf = in.line(2);
-    if (!crlf.ok()) return crlf.status();
-    if (!crlf->empty()) return Status::IOError("malformed chunk terminator in reply");
-  }
-  // Trailer fields, up to the empty line.
-  for (;;) {
-    auto trailer = in.line(kMaxHeaderBytes);
-    if (!trailer.ok()) return trailer.status();
-    if (trailer->empty()) return Status::Ok();
-  }
-}
-
 }  // namespace
 
 UnixHttpClient::UnixHttpClient(std::string socket_path, UnixHttpOptions options)
@@ -256,7 +250,7 @@ Result<HttpResponse> UnixHttpClient::request(const std::string& method, const st
     return Status::IOError(what + ": not an HTTP reply: \"" + sl.substr(0, 80) + "\"");
   }
   res.status = (sl[9] - '0') * 100 + (sl[10] - '0') * 10 + (sl[11] - '0');
-  res.reason = sl.size() > 13 ? trim(std::string_view(sl).substr(13)) : "";
+  res.reason = sl.size() > 13 ? std::string(trim_blanks(std::string_view(sl).substr(13))) : "";
 
   size_t header_bytes = sl.size();
   for (;;) {
@@ -269,8 +263,8 @@ Result<HttpResponse> UnixHttpClient::request(const std::string& method, const st
     if (colon == std::string::npos || colon == 0) {
       return Status::IOError(what + ": malformed header line \"" + l->substr(0, 80) + "\"");
     }
-    res.headers[lower(trim(std::string_view(*l).substr(0, colon)))] =
-        trim(std::string_view(*l).substr(colon + 1));
+    res.headers[lower(std::string(trim_blanks(std::string_view(*l).substr(0, colon))))] =
+        trim_blanks(std::string_view(*l).substr(colon + 1));
   }
 
   // Replies that never carry a body, whatever their headers say.
@@ -281,18 +275,12 @@ Result<HttpResponse> UnixHttpClient::request(const std::string& method, const st
   auto te = res.headers.find("transfer-encoding");
   auto cl = res.headers.find("content-length");
   if (te != res.headers.end() && lower(te->second).find("chunked") != std::string::npos) {
-    Status st = read_chunked(in, options_.max_body_bytes, &res.body);
-    if (!st.ok()) return Status::IOError(what + ": " + st.message());
+    TENANTFS_RETURN_IF_ERROR(in.chunked(options_.max_body_bytes, &res.body));
   } else if (cl != res.headers.end()) {
-    const std::string& v = cl->second;
-    if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char c) {
-          return std::isdigit(static_cast<unsigned char>(c));
-        })) {
-      return Status::IOError(what + ": malformed Content-Length \"" + v + "\"");
-    }
-    size_t n = std::stoull(v);
-    if (n > options_.max_body_bytes) return Status::IOError(what + ": reply body too large");
-    TENANTFS_RETURN_IF_ERROR(in.exact(n, &res.body));
+    const std::optional<size_t> n = parse_size(cl->second, 10);
+    if (!n) return Status::IOError(what + ": malformed Content-Length \"" + cl->second + "\"");
+    if (*n > options_.max_body_bytes) return Status::IOError(what + ": reply body too large");
+    TENANTFS_RETURN_IF_ERROR(in.exact(*n, &res.body));
   } else {
     TENANTFS_RETURN_IF_ERROR(in.to_eof(options_.max_body_bytes, &res.body));
   }

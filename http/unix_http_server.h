@@ -1,5 +1,5 @@
-// The HTTP side of `serve`: cpp-httplib on a unix socket, with the Docker
-// plugin routes wired to a VolumeDriver.
+// UnixHttpServer: cpp-httplib on a unix socket, serving each connection's one
+// request only once all of it has arrived.
 //
 // cpp-httplib 0.11.4 only binds TCP. Its listen loop serves whatever socket
 // Server::svr_sock_ (protected) holds, so UnixHttpServer binds an AF_UNIX
@@ -13,6 +13,9 @@
 // room", one thread with an epoll set that reads whatever arrives, within a
 // whole-request deadline. Every connection carries exactly one request
 // (answered with Connection: close).
+//
+// Nothing here knows the routes: what a path may send (RequestLimits) and how
+// an error reads (ErrorReplyFormat) are set by whoever registers them.
 #pragma once
 
 #include <httplib.h>
@@ -20,28 +23,36 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/status.h"
-#include "plugin/authz.h"
-#include "plugin/volume_driver.h"
 
 namespace tenantfs {
 
-// Docker plugin requests are a few hundred bytes; larger bodies are refused
-// (413 with an Err) before they are parsed. Authorization requests carry
-// whole API requests and may reach kMaxAuthzBodyBytes (authz.h).
-inline constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
-// The request line and headers; Docker sends about 200 bytes.
-inline constexpr size_t kMaxRequestHeadBytes = 16 * 1024;
-// A whole request as sent (head, body, chunked framing) is never larger than
-// its head and body limits: what one waiting connection may cost in memory.
-inline constexpr size_t kMaxRequestBytes = kMaxRequestHeadBytes + kMaxRequestBodyBytes;
-inline constexpr size_t kMaxAuthzRequestBytes = kMaxRequestHeadBytes + kMaxAuthzBodyBytes;
+// How large a request may be, by path (the request target without its query).
+struct RequestLimits {
+  // The request line and headers.
+  size_t max_head_bytes = 16 * 1024;
+  // The body of a path not listed below.
+  size_t max_body_bytes = 64 * 1024;
+  // Paths with a body limit of their own.
+  std::map<std::string, size_t, std::less<>> max_body_bytes_for;
+  // Paths whose request is complete with its head: its body, whatever it
+  // announces and however much of it arrives, is discarded unread.
+  std::set<std::string, std::less<>> head_only;
 
-// The media type of every plugin reply.
-inline constexpr const char kPluginContentType[] = "application/vnd.docker.plugins.v1+json";
+  size_t max_body(std::string_view path) const;
+  // A whole request as sent (head, body, chunked framing) is never larger
+  // than its head and body limits: what one waiting connection may cost in
+  // memory.
+  size_t max_request_bytes(std::string_view path) const;
+  size_t max_any_request_bytes() const;
+};
 
 // What the first bytes a client sent say about its request.
 struct RequestFraming {
@@ -53,28 +64,36 @@ struct RequestFraming {
   Verdict verdict = Verdict::kIncomplete;
   size_t length = 0;  // kComplete only
   // kComplete: `length` is the head only, and the body (whatever arrives of
-  // it) is discarded. Only the authorization response phase, which is
-  // answered from nothing but its endpoint, is framed this way: its body
-  // holds Docker's whole API response, of any size.
+  // it) is discarded: a RequestLimits::head_only path.
   bool body_ignored = false;
   // kRefused: the head announced a body over its limit (answered 413).
   bool too_large = false;
+  // kRefused: what is malformed in a chunked body, e.g. `malformed chunk
+  // size "zz"` (answered 400 with it).
+  std::string malformed = {};
 };
 
 // Decides from `received` (the bytes of a connection so far) whether its
 // request is complete. The head ends at the first CRLFCRLF; the body is
 // Content-Length bytes, or chunks up to the zero chunk with
-// "Transfer-Encoding: chunked", or nothing. A head over kMaxRequestHeadBytes,
-// a body over its limit (kMaxAuthzBodyBytes for /AuthZPlugin.AuthZReq,
-// kMaxRequestBodyBytes otherwise), a request over its head and body limits,
-// an unreadable Content-Length and another transfer coding are refused.
-// /AuthZPlugin.AuthZRes is complete with its head (body_ignored).
-RequestFraming frame_request(std::string_view received);
+// "Transfer-Encoding: chunked" (ChunkedDecoder), or nothing. A head over
+// limits.max_head_bytes, a body over its path's limit, a request over its
+// head and body limits, an unreadable Content-Length or chunk and another
+// transfer coding are refused. A head_only path is complete with its head.
+RequestFraming frame_request(std::string_view received, const RequestLimits& limits);
+
+// How the server words the errors it answers itself (408, 413), before any
+// route sees the request.
+struct ErrorReplyFormat {
+  std::string content_type = "text/plain";
+  // The body for `message`; the message itself by default.
+  std::function<std::string(const std::string& message)> body;
+};
 
 class UnixHttpServer : public httplib::Server {
  public:
   // Worker threads: they only ever run requests that have fully arrived, but
-  // a Mount may hold one for as long as the mapper takes to start.
+  // a request may hold one for as long as its handler takes.
   static constexpr size_t kWorkerThreads = 32;
   // Connections whose request is still arriving. Beyond this, the oldest is
   // closed; the bound is lowered to half the open-file limit when that is
@@ -86,7 +105,7 @@ class UnixHttpServer : public httplib::Server {
   // Creates the socket's directory (mode 0700) when missing, refuses one that
   // others may write to, refuses a socket another process still serves on,
   // replaces a stale socket file, binds and listens
-  // with a large backlog (Docker may open many connections at once). The
+  // with a large backlog (clients may open many connections at once). The
   // socket file is mode 0600. Call before any thread is started: the process
   // umask is changed for the duration of bind().
   Status bind_unix(const std::string& path);
@@ -96,6 +115,12 @@ class UnixHttpServer : public httplib::Server {
   // complete by then is answered 408 (when anything of it came) and closed.
   // Set before listening.
   void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
+
+  // The limits requests are framed with. Set before listening.
+  void set_request_limits(RequestLimits limits) { limits_ = std::move(limits); }
+
+  // The wording of the 408 and 413 replies. Set before listening.
+  void set_error_reply_format(ErrorReplyFormat format) { error_format_ = std::move(format); }
 
  private:
   class Dispatcher;
@@ -108,19 +133,16 @@ class UnixHttpServer : public httplib::Server {
   // lets the waiting room drain what the client still sends of a refused
   // request, so that it reads the answer rather than a reset).
   void answer(int fd, std::string received, RequestFraming framing);
+  // A whole reply with `status_line` and `message` in the error format.
+  std::string error_reply(const char* status_line, const std::string& message) const;
 
   std::chrono::milliseconds request_timeout_{std::chrono::seconds(10)};
+  RequestLimits limits_;
+  ErrorReplyFormat error_format_;
   // The task queue of the running listen (owned by httplib, which deletes it
   // when listen returns, after its shutdown() has stopped every thread that
   // uses it).
   std::atomic<Dispatcher*> dispatcher_{nullptr};
 };
-
-// Adds /Plugin.Activate, /VolumeDriver.* and /AuthZPlugin.* routes, the body
-// limit and one log line per request (endpoint, volume, outcome, duration;
-// for authorization, denials and decisions about tenantfs volumes). `driver`
-// and `authorizer` must outlive the server. Time limits are
-// UnixHttpServer's (set_request_timeout).
-void register_plugin_routes(httplib::Server& server, VolumeDriver& driver, Authorizer& authorizer);
 
 }  // namespace tenantfs

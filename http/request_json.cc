@@ -1,4 +1,4 @@
-#include "plugin/request_json.h"
+#include "http/request_json.h"
 
 #include <string>
 

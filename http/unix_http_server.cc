@@ -1,4 +1,4 @@
-#include "plugin/plugin_server.h"
+#include "http/unix_http_server.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -26,6 +25,8 @@
 
 #include "common/thread_annotations.h"
 #include "common/unique_fd.h"
+#include "http/chunked.h"
+#include "http/text.h"
 
 namespace tenantfs {
 namespace {
@@ -33,87 +34,40 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Verdict = RequestFraming::Verdict;
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim_blanks(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Digits only (no sign, no blanks); at most 12 of them, which no size this
-// file accepts comes near.
-std::optional<size_t> parse_size(std::string_view s, int base) {
-  if (s.empty() || s.size() > 12) return std::nullopt;
-  size_t value = 0;
-  for (char c : s) {
-    int digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else {
-      return std::nullopt;
-    }
-    value = value * static_cast<size_t>(base) + static_cast<size_t>(digit);
-  }
-  return value;
-}
-
 // Not complete yet: refused once it has reached the size its request never
 // exceeds.
-RequestFraming need_more(std::string_view received, size_t max_body) {
-  return {
-      received.size() >= kMaxRequestHeadBytes + max_body ? Verdict::kRefused : Verdict::kIncomplete,
-      0};
+RequestFraming need_more(std::string_view received, size_t max_request) {
+  return {received.size() >= max_request ? Verdict::kRefused : Verdict::kIncomplete, 0};
 }
 
-// A chunked body starting at `pos`: chunks up to the zero chunk, then
-// trailer lines up to an empty one.
-RequestFraming frame_chunked_body(std::string_view received, size_t pos, size_t max_body) {
-  size_t decoded = 0;
-  for (;;) {
-    const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received, max_body);
-    std::string_view size_line = received.substr(pos, eol - pos);
-    size_line = trim_blanks(size_line.substr(0, size_line.find(';')));  // drop chunk extensions
-    std::optional<size_t> chunk = parse_size(size_line, 16);
-    if (!chunk) return {Verdict::kRefused, 0};
-    pos = eol + 2;
-    if (*chunk == 0) break;
-    if (*chunk > max_body - decoded) return {Verdict::kRefused, 0, false, true};
-    decoded += *chunk;
-    if (received.size() < pos + *chunk + 2) return need_more(received, max_body);
-    if (received.substr(pos + *chunk, 2) != "\r\n") return {Verdict::kRefused, 0};
-    pos += *chunk + 2;
+// A chunked body starting at `pos`, framed by the decoder the client shares.
+RequestFraming frame_chunked_body(std::string_view received, size_t pos, size_t max_body,
+                                  size_t max_request) {
+  ChunkedDecoder decoder(max_body);
+  const ChunkedProgress progress = decoder.feed(received.substr(pos), nullptr);
+  switch (progress.verdict) {
+    case ChunkedProgress::Verdict::kNeedMore:
+      return need_more(received, max_request);
+    case ChunkedProgress::Verdict::kComplete:
+      return {Verdict::kComplete, pos + progress.consumed};
+    case ChunkedProgress::Verdict::kTooLarge:
+      return {Verdict::kRefused, 0, false, true};
+    case ChunkedProgress::Verdict::kMalformed:
+      break;
   }
-  for (;;) {
-    const size_t eol = received.find("\r\n", pos);
-    if (eol == std::string_view::npos) return need_more(received, max_body);
-    const bool last = eol == pos;
-    pos = eol + 2;
-    if (last) return {Verdict::kComplete, pos};
-  }
+  return {Verdict::kRefused, 0, false, false, progress.error};
 }
 
 // Reads what `fd` has queued without waiting, appending it to `received`
-// (nullptr: discarding it) up to kMaxAuthzRequestBytes in all (frame_request
-// refuses other requests long before). Returns false once
-// the peer has hung up or the connection failed.
-bool read_queued(int fd, std::string* received) {
+// (nullptr: discarding it) up to `max_bytes` in all, the largest request of
+// any path (frame_request refuses those of other paths before). Returns
+// false once the peer has hung up or the connection failed.
+bool read_queued(int fd, std::string* received, size_t max_bytes) {
   char buf[16 * 1024];
   for (;;) {
     size_t want = sizeof buf;
     if (received != nullptr) {
-      want =
-          std::min(want, kMaxAuthzRequestBytes - std::min(kMaxAuthzRequestBytes, received->size()));
+      want = std::min(want, max_bytes - std::min(max_bytes, received->size()));
       if (want == 0) return true;  // full: frame_request refuses it
     }
     ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
@@ -194,20 +148,10 @@ class ReceivedRequestStream final : public httplib::Stream {
   std::optional<Clock::time_point> write_deadline_;
 };
 
-// A whole reply carrying {"Err": message}, for failures answered without
-// httplib.
-std::string err_reply(const char* status_line, const std::string& message) {
-  const std::string body = nlohmann::json{{"Err", message}}.dump();
-  return std::string("HTTP/1.1 ") + status_line + "\r\nContent-Type: " + kPluginContentType +
-         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-         body;
-}
-
-std::string request_timeout_reply(std::chrono::milliseconds timeout) {
-  return err_reply("408 Request Timeout",
-                   fmt::format("tenantfs: the request was not complete within {:g} s; "
-                               "send the whole request at once",
-                               static_cast<double>(timeout.count()) / 1000.0));
+std::string request_timeout_message(std::chrono::milliseconds timeout) {
+  return fmt::format(
+      "tenantfs: the request was not complete within {:g} s; send the whole request at once",
+      static_cast<double>(timeout.count()) / 1000.0);
 }
 
 // The path of the request line, "" when it has none.
@@ -242,10 +186,13 @@ class WaitingRoom {
  public:
   using Dispatch = std::function<void(int fd, std::string received, RequestFraming framing)>;
 
-  WaitingRoom(size_t capacity, std::chrono::milliseconds timeout, Dispatch dispatch)
+  // `limits` must outlive the room; `timeout_reply` is the whole 408 reply.
+  WaitingRoom(size_t capacity, std::chrono::milliseconds timeout, const RequestLimits& limits,
+              std::string timeout_reply, Dispatch dispatch)
       : capacity_(capacity),
         timeout_(timeout),
-        timeout_reply_(request_timeout_reply(timeout)),
+        limits_(limits),
+        timeout_reply_(std::move(timeout_reply)),
         dispatch_(std::move(dispatch)),
         epoll_(::epoll_create1(EPOLL_CLOEXEC)),
         wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -397,12 +344,13 @@ class WaitingRoom {
     auto it = guests_.find(fd);
     if (it == guests_.end()) return;
     Guest& guest = it->second;
-    const bool open = read_queued(fd, guest.lingering ? nullptr : &guest.received);
+    const bool open = read_queued(fd, guest.lingering ? nullptr : &guest.received,
+                                  limits_.max_any_request_bytes());
     if (guest.lingering) {
       if (!open) close_guest(fd);
       return;
     }
-    RequestFraming framing = frame_request(guest.received);
+    RequestFraming framing = frame_request(guest.received, limits_);
     if (framing.verdict != Verdict::kIncomplete) {
       Guest ready = leave(fd);
       dispatch_(ready.fd, std::move(ready.received), framing);
@@ -447,6 +395,7 @@ class WaitingRoom {
 
   const size_t capacity_;
   const std::chrono::milliseconds timeout_;
+  const RequestLimits& limits_;
   const std::string timeout_reply_;
   const Dispatch dispatch_;
   UniqueFd epoll_;
@@ -467,16 +416,32 @@ class WaitingRoom {
 
 }  // namespace
 
-RequestFraming frame_request(std::string_view received) {
+size_t RequestLimits::max_body(std::string_view path) const {
+  auto it = max_body_bytes_for.find(path);
+  return it == max_body_bytes_for.end() ? max_body_bytes : it->second;
+}
+
+size_t RequestLimits::max_request_bytes(std::string_view path) const {
+  return max_head_bytes + max_body(path);
+}
+
+size_t RequestLimits::max_any_request_bytes() const {
+  size_t body = max_body_bytes;
+  for (const auto& [path, limit] : max_body_bytes_for) body = std::max(body, limit);
+  return max_head_bytes + body;
+}
+
+RequestFraming frame_request(std::string_view received, const RequestLimits& limits) {
   const size_t head_end = received.find("\r\n\r\n");
   if (head_end == std::string_view::npos) {
-    return {received.size() > kMaxRequestHeadBytes ? Verdict::kRefused : Verdict::kIncomplete, 0};
+    return {received.size() > limits.max_head_bytes ? Verdict::kRefused : Verdict::kIncomplete, 0};
   }
   const size_t head_size = head_end + 4;
-  if (head_size > kMaxRequestHeadBytes) return {Verdict::kRefused, 0};
+  if (head_size > limits.max_head_bytes) return {Verdict::kRefused, 0};
   const std::string_view path = request_path(received.substr(0, head_end));
-  if (path == kAuthzResponseEndpoint) return {Verdict::kComplete, head_size, true};
-  const size_t max_body = path == kAuthzRequestEndpoint ? kMaxAuthzBodyBytes : kMaxRequestBodyBytes;
+  if (limits.head_only.contains(path)) return {Verdict::kComplete, head_size, true};
+  const size_t max_body = limits.max_body(path);
+  const size_t max_request = limits.max_request_bytes(path);
   // The first of each header counts, as in httplib; names are not trimmed.
   std::optional<std::string_view> content_length;
   std::optional<std::string_view> transfer_encoding;
@@ -496,7 +461,7 @@ RequestFraming frame_request(std::string_view received) {
   }
   if (transfer_encoding) {
     if (!equals_ignoring_case(*transfer_encoding, "chunked")) return {Verdict::kRefused, 0};
-    return frame_chunked_body(received, head_size, max_body);
+    return frame_chunked_body(received, head_size, max_body, max_request);
   }
   size_t body = 0;
   if (content_length) {
@@ -505,7 +470,7 @@ RequestFraming frame_request(std::string_view received) {
     if (*n > max_body) return {Verdict::kRefused, 0, false, true};
     body = *n;
   }
-  if (received.size() < head_size + body) return need_more(received, max_body);
+  if (received.size() < head_size + body) return need_more(received, max_request);
   return {Verdict::kComplete, head_size + body};
 }
 
@@ -517,7 +482,9 @@ class UnixHttpServer::Dispatcher : public httplib::TaskQueue {
  public:
   explicit Dispatcher(UnixHttpServer& server)
       : pool_(kWorkerThreads),
-        room_(waiting_room_capacity(), server.request_timeout_,
+        room_(waiting_room_capacity(), server.request_timeout_, server.limits_,
+              server.error_reply("408 Request Timeout",
+                                 request_timeout_message(server.request_timeout_)),
               [this, &server](int fd, std::string received, RequestFraming framing) {
                 pool_.enqueue([&server, fd, received = std::move(received), framing]() mutable {
                   server.answer(fd, std::move(received), framing);
@@ -549,8 +516,8 @@ bool UnixHttpServer::process_and_close_socket(socket_t sock) {
   // httplib accepts without O_CLOEXEC; mappers must not inherit clients.
   ::fcntl(sock, F_SETFD, FD_CLOEXEC);
   std::string received;
-  const bool open = read_queued(sock, &received);
-  RequestFraming framing = frame_request(received);
+  const bool open = read_queued(sock, &received, limits_.max_any_request_bytes());
+  RequestFraming framing = frame_request(received, limits_);
   if (framing.verdict != Verdict::kIncomplete) {
     answer(sock, std::move(received), framing);
   } else if (!open) {
@@ -563,16 +530,18 @@ bool UnixHttpServer::process_and_close_socket(socket_t sock) {
 
 void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing) {
   const bool complete = framing.verdict == Verdict::kComplete;
-  if (framing.too_large) {
-    // Answered here: httplib's own limit is the largest of all endpoints.
+  if (framing.too_large || !framing.malformed.empty()) {
+    // Answered here: httplib's own limit is the largest of all paths, and
+    // httplib reads a chunk without its CRLF as the end of the body.
     const std::string path(request_path(received.substr(0, received.find("\r\n"))));
+    const char* status = framing.too_large ? "413 Payload Too Large" : "400 Bad Request";
     const std::string msg =
-        "tenantfs: request body too large for " + path.substr(0, 100) + " (limit " +
-        std::to_string((path == kAuthzRequestEndpoint ? kMaxAuthzBodyBytes : kMaxRequestBodyBytes) /
-                       1024) +
-        " KiB)";
-    spdlog::warn("{} http 413: {}", path.empty() ? "-" : path.substr(0, 100), msg);
-    const std::string reply = err_reply("413 Payload Too Large", msg);
+        framing.too_large ? "tenantfs: request body too large for " + path.substr(0, 100) +
+                                " (limit " + std::to_string(limits_.max_body(path) / 1024) + " KiB)"
+                          : "tenantfs: " + framing.malformed + " in the request body";
+    spdlog::warn("{} http {}: {}", path.empty() ? "-" : path.substr(0, 100),
+                 std::string_view(status, 3), msg);
+    const std::string reply = error_reply(status, msg);
     ReceivedRequestStream stream(fd, {}, true, request_timeout_);
     for (size_t sent = 0; sent < reply.size();) {
       const ssize_t n = stream.write(reply.data() + sent, reply.size() - sent);
@@ -584,8 +553,8 @@ void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing
     return;
   }
   if (framing.body_ignored) {
-    // The head as httplib needs it, without the body it announced.
-    received = "POST " + std::string(kAuthzResponseEndpoint) + " HTTP/1.1\r\n\r\n";
+    // The request line alone: no header announces the body that is ignored.
+    received = received.substr(0, received.find("\r\n")) + "\r\n\r\n";
   } else if (complete) {
     received.resize(framing.length);  // one request per connection
   }
@@ -598,6 +567,14 @@ void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing
     ::shutdown(fd, SHUT_WR);
     dispatcher_.load()->room().linger(fd);
   }
+}
+
+std::string UnixHttpServer::error_reply(const char* status_line, const std::string& message) const {
+  const std::string body = error_format_.body ? error_format_.body(message) : message;
+  return std::string("HTTP/1.1 ") + status_line +
+         "\r\nContent-Type: " + error_format_.content_type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+         body;
 }
 
 Status UnixHttpServer::bind_unix(const std::string& path) {
@@ -653,87 +630,6 @@ Status UnixHttpServer::bind_unix(const std::string& path) {
   if (::listen(fd.get(), SOMAXCONN) != 0) return PosixError("listen " + path, errno);
   svr_sock_ = fd.release();
   return Status::Ok();
-}
-
-void register_plugin_routes(httplib::Server& server, VolumeDriver& driver, Authorizer& authorizer) {
-  // UnixHttpServer bounds each request and reply in time (its request
-  // timeout) and never leaves a connection open for a second request. Its
-  // framing holds each endpoint to its own body limit; this is the largest.
-  server.set_payload_max_length(kMaxAuthzBodyBytes);
-  // Lets the accept loop notice stop() promptly.
-  server.set_idle_interval(0, 200000);
-
-  auto handler = [&driver](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    DriverReply reply = driver.handle(req.path, req.body);
-    res.status = reply.http_status;
-    // Names echoed into an Err may hold invalid UTF-8: replace, never throw.
-    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    kPluginContentType);
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::steady_clock::now() - start)
-                  .count();
-    const double ms = static_cast<double>(us) / 1000.0;
-    const std::string volume = reply.volume.empty() ? "-" : reply.volume;
-    if (reply.error.empty()) {
-      spdlog::info("{} volume={} ok {:.1f} ms", req.path, volume, ms);
-    } else if (reply.code == Code::kNotFound && req.path == "/VolumeDriver.Get") {
-      // Docker asks Get before every Create: an unknown name is routine.
-      spdlog::info("{} volume={} not found {:.1f} ms", req.path, volume, ms);
-    } else {
-      spdlog::warn("{} volume={} err=\"{}\" {:.1f} ms", req.path, volume, reply.error, ms);
-    }
-  };
-  server.Post(R"(/Plugin\.Activate)", handler);
-  server.Post(R"(/VolumeDriver\.[A-Za-z]+)", handler);
-
-  // Docker asks before every API request: only denials and decisions about
-  // tenantfs volumes are worth a line at info.
-  server.Post(R"(/AuthZPlugin\.AuthZRe[qs])", [&authorizer](const httplib::Request& req,
-                                                            httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    AuthzReply reply = authorizer.handle(req.path, req.body);
-    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    kPluginContentType);
-    const double ms = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::steady_clock::now() - start)
-                                              .count()) /
-                      1000.0;
-    if (!reply.allow) {
-      spdlog::warn("{} user={} {} denied: {} {:.1f} ms", req.path, reply.user, reply.request,
-                   reply.msg, ms);
-    } else if (reply.checked) {
-      spdlog::info("{} user={} {} allowed {:.1f} ms", req.path, reply.user, reply.request, ms);
-    } else {
-      spdlog::debug("{} user={} {} allowed {:.1f} ms", req.path, reply.user, reply.request, ms);
-    }
-  });
-
-  // Failures httplib produces itself (unknown path, body too large, bad
-  // request line) still answer with an Err Docker can print.
-  server.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string msg;
-        switch (res.status) {
-          case 404:
-            msg = "tenantfs: unknown endpoint " + req.path;
-            break;
-          case 413:
-            msg = "tenantfs: request body too large (limit " +
-                  std::to_string(kMaxRequestBodyBytes / 1024) + " KiB)";
-            break;
-          default:
-            msg = "tenantfs: bad request (HTTP " + std::to_string(res.status) + ")";
-            break;
-        }
-        spdlog::warn("{} http {}: {}", req.path.empty() ? "-" : req.path, res.status, msg);
-        // The path is the client's and may hold invalid UTF-8: replace, never throw.
-        res.set_content(nlohmann::json{{"Err", msg}}.dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace),
-                        kPluginContentType);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
 }
 
 }  // namespace tenantfs

@@ -1,10 +1,11 @@
-#include "plugin/unix_http_client.h"
+#include "http/unix_http_client.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <future>
@@ -33,12 +34,14 @@ UniqueFd listen_unix(const std::string& path, bool do_listen = true) {
 }
 
 // Accepts one connection, reads the whole request (headers and the
-// Content-Length body), answers with canned bytes, and closes unless told to
-// stay silent; the request it read is handed back through request().
+// Content-Length body), answers with canned bytes (in two writes a moment
+// apart when given where to cut them), and closes unless told to stay
+// silent; the request it read is handed back through request().
 class RawServer {
  public:
-  RawServer(std::string path, std::string reply, bool silent = false)
-      : listener_(listen_unix(path)), reply_(std::move(reply)), silent_(silent) {
+  RawServer(std::string path, std::string reply, bool silent = false,
+            size_t cut = std::string::npos)
+      : listener_(listen_unix(path)), reply_(std::move(reply)), silent_(silent), cut_(cut) {
     thread_ = std::thread([this] { serve(); });
   }
   ~RawServer() {
@@ -70,7 +73,12 @@ class RawServer {
       }
     }
     request_.set_value(req);
-    ::send(conn.get(), reply_.data(), reply_.size(), MSG_NOSIGNAL);
+    const size_t first = std::min(cut_, reply_.size());
+    ::send(conn.get(), reply_.data(), first, MSG_NOSIGNAL);
+    if (first < reply_.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ::send(conn.get(), reply_.data() + first, reply_.size() - first, MSG_NOSIGNAL);
+    }
     if (silent_) {
       // Keep the connection open without answering until the test ends.
       while (!done_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -80,6 +88,7 @@ class RawServer {
   UniqueFd listener_;
   std::string reply_;
   bool silent_;
+  size_t cut_;
   std::atomic<bool> done_{false};
   std::promise<std::string> request_;
   std::thread thread_;
@@ -154,6 +163,31 @@ TEST_F(UnixHttpClientTest, ChunkedBodyWithExtensionsAndTrailers) {
   EXPECT_EQ(res->body, "hello, world");
 }
 
+TEST_F(UnixHttpClientTest, ChunkedReplyCutAtAnyByteIsReadWhole) {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string reply = head + "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: y\r\n\r\n";
+  for (size_t cut = head.size(); cut < reply.size(); ++cut) {
+    ::unlink(sock_.c_str());
+    RawServer server(sock_, reply, false, cut);
+    auto res = UnixHttpClient(sock_).post("/x", "{}");
+    ASSERT_TRUE(res.ok()) << "cut at " << cut << ": " << res.status().ToString();
+    EXPECT_EQ(res->body, "hello, world") << "cut at " << cut;
+  }
+}
+
+TEST_F(UnixHttpClientTest, ChunkedReplyOverTheLimitIsRefused) {
+  RawServer server(sock_,
+                   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "200\r\n" +
+                       std::string(0x200, 'x') + "\r\n401\r\n");
+  UnixHttpOptions options;
+  options.max_body_bytes = 1024;
+  auto res = UnixHttpClient(sock_, options).post("/x", "{}");
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), Code::kIOError);
+  EXPECT_TRUE(contains(res.status().message(), "reply body too large")) << res.status().message();
+}
+
 TEST_F(UnixHttpClientTest, BodyDelimitedByClose) {
   RawServer server(sock_, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ok\":true}");
   auto res = UnixHttpClient(sock_).post("/x", "{}");
@@ -185,6 +219,14 @@ TEST_F(UnixHttpClientTest, MalformedRepliesAreErrors) {
       {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "closed before the body ended"},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunk size"},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", "chunk terminator"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+       "malformed chunk size \"-1\""},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+       "malformed chunk terminator"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+       "closed before the body ended"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+       "closed before the body ended"},
       {"HTTP/1.1 200 OK\r\nContent-Length: 5", "closed in the middle of the reply"},
   };
   for (const auto& c : cases) {
