@@ -30,7 +30,7 @@ test: deps all
 plugin: build-deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTENANTFS_WERROR=ON >/dev/null
 	@cmake --build $(BUILD_DIR) --target tenantfs -j $(JOBS)
-	@scripts/build-plugin.sh --binary $(BUILD_DIR)/plugin/tenantfs --out $(BUILD_DIR)/plugin-pkg
+	@scripts/build-plugin.sh --binary $(BUILD_DIR)/cmd/tenantfs --out $(BUILD_DIR)/plugin-pkg
 
 # Enables the plugin in the local Docker (DOCKER_HOST respected), replacing an
 # older one when none of its volumes is in use, and installs the tenantfs CLI.
@@ -39,7 +39,7 @@ plugin: build-deps
 install:
 	@scripts/install-plugin.sh --check
 	@$(MAKE) plugin
-	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/plugin/tenantfs \
+	@scripts/install-plugin.sh --plugin-dir $(BUILD_DIR)/plugin-pkg --cli $(BUILD_DIR)/cmd/tenantfs \
 	  --prefix $(PREFIX) $(foreach s,$(PLUGIN_SETTINGS),--set $(s)) \
 	  $(if $(FUSE_URING),--fuse-uring $(FUSE_URING))
 

@@ -28,7 +28,7 @@ sanitize() { tr '\n\t"\\' '  ' <<<"$*" | tr -s ' ' | sed 's/ *$//' | cut -c1-200
 # The tenantfs binary of the build, or empty.
 find_tenantfs() {
   local c
-  for c in "${TENANTFS_BIN:-}" "$BUILD_DIR/plugin/tenantfs" "$BUILD_DIR/tenantfs"; do
+  for c in "${TENANTFS_BIN:-}" "$BUILD_DIR/cmd/tenantfs" "$BUILD_DIR/tenantfs"; do
     [[ -n "$c" && -x "$c" ]] && { echo "$c"; return 0; }
   done
   return 1

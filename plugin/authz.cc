@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "http/request_json.h"
-#include "plugin/plugin_name.h"
+#include "admin/plugin_name.h"
 
 namespace tenantfs {
 namespace {

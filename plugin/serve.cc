@@ -11,13 +11,13 @@
 #include <memory>
 #include <thread>
 
-#include "plugin/admin_api.h"
+#include "admin/admin_api.h"
 #include "plugin/authz.h"
 #include "plugin/child_reaper.h"
 #include "plugin/mapper_launcher.h"
 #include "plugin/mount_table.h"
 #include "plugin/plugin_routes.h"
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 #include "plugin/volume_driver.h"
 #include "plugin/volume_locks.h"
 #include "plugin/volume_mounts.h"

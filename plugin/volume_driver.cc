@@ -11,7 +11,7 @@
 
 #include "http/request_json.h"
 #include "plugin/backing_dir.h"
-#include "plugin/volume_json.h"
+#include "admin/volume_json.h"
 #include "plugin/volume_spec.h"
 #include "store/binding_rules.h"
 

@@ -32,7 +32,7 @@
 
 #include "common/status.h"
 #include "common/unique_fd.h"
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 #include "plugin/volume_locks.h"
 #include "plugin/volume_mounts.h"
 #include "store/store.h"

@@ -7,7 +7,7 @@
 #                     (ldd's list, dynamic loader included), at their own paths
 #
 #   scripts/build-plugin.sh [--binary PATH] [--out DIR]
-#     --binary  the built tenantfs (default: build/plugin/tenantfs)
+#     --binary  the built tenantfs (default: build/cmd/tenantfs)
 #     --out     the plugin directory to (re)create (default: build/plugin-pkg)
 #
 # As root, the result is owned by root and checked by running the binary
@@ -20,7 +20,7 @@ script_name=build-plugin
 # shellcheck source=scripts/plugin-common.sh
 source "$repo/scripts/plugin-common.sh"
 
-binary="$repo/build/plugin/tenantfs"
+binary="$repo/build/cmd/tenantfs"
 out="$repo/build/plugin-pkg"
 while (($#)); do
   case "$1" in

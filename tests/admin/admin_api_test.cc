@@ -1,4 +1,4 @@
-#include "plugin/admin_api.h"
+#include "admin/admin_api.h"
 
 #include <gtest/gtest.h>
 

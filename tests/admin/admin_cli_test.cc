@@ -1,4 +1,4 @@
-#include "plugin/admin_cli.h"
+#include "admin/admin_cli.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "plugin/admin_api.h"
+#include "admin/admin_api.h"
 #include "tests/admin/test_support.h"
 
 namespace tenantfs {

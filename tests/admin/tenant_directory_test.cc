@@ -1,4 +1,4 @@
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -31,9 +31,9 @@
 #include <string>
 #include <string_view>
 
-#include "plugin/admin_api.h"
+#include "admin/admin_api.h"
 #include "plugin/mapper_launcher.h"
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 #include "plugin/volume_driver.h"
 #include "store/sqlite_store.h"
 #include "tests/support/driver_stack.h"

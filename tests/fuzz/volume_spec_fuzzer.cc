@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "plugin/serve.h"
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 #include "plugin/volume_spec.h"
 
 namespace {

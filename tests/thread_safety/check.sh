@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the thread-safety annotations (common/thread_annotations.h): every
-# translation unit of common/, store/, mapper/, http/ and plugin/ goes through
+# translation unit of common/, store/, mapper/, http/, admin/, plugin/ and cmd/ goes through
 #   clang++ -fsyntax-only -Wthread-safety -Werror=thread-safety
 # with the include paths, definitions and standard the build compiles it
 # with (from BUILD/compile_commands.json). Only the analysis is enabled: the
@@ -41,7 +41,7 @@ args_dir="$build/thread-safety-args"
 cmake -DCOMPILE_COMMANDS="$build/compile_commands.json" -DSOURCE_DIR="$src" \
   -DOUT_DIR="$args_dir" -P "$src/tests/thread_safety/response_files.cmake"
 mapfile -t units < <(find "$args_dir" -name '*.rsp' | sort)
-((${#units[@]})) || die "no translation unit of common/, store/, mapper/, http/ or plugin/ in $build/compile_commands.json"
+((${#units[@]})) || die "no translation unit of common/, store/, mapper/, http/, admin/, plugin/ or cmd/ in $build/compile_commands.json"
 
 # xargs exits non-zero when any compile failed; clang has printed why.
 if printf '%s\n' "${units[@]}" |

@@ -1,4 +1,4 @@
-#include "plugin/plugin_name.h"
+#include "admin/plugin_name.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "plugin/admin_api.h"
+#include "admin/admin_api.h"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -11,7 +11,7 @@
 #include <set>
 
 #include "http/request_json.h"
-#include "plugin/volume_json.h"
+#include "admin/volume_json.h"
 
 namespace tenantfs {
 namespace {

@@ -38,7 +38,7 @@
 #include <string>
 #include <string_view>
 
-#include "plugin/tenant_directory.h"
+#include "admin/tenant_directory.h"
 #include "store/store.h"
 
 namespace httplib {

@@ -1,4 +1,4 @@
-#include "plugin/admin_cli.h"
+#include "admin/admin_cli.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,8 +20,8 @@
 #include "common/status.h"
 #include "common/unique_fd.h"
 #include "http/unix_http_client.h"
-#include "plugin/admin_api.h"
-#include "plugin/plugin_name.h"
+#include "admin/admin_api.h"
+#include "admin/plugin_name.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "plugin/volume_json.h"
+#include "admin/volume_json.h"
 
 #include "common/file_mode.h"
 

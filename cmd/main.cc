@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "mapper/mapper_command.h"
-#include "plugin/admin_cli.h"
+#include "admin/admin_cli.h"
 #include "plugin/serve.h"
 
 int main(int argc, char** argv) {
