@@ -5,9 +5,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 namespace tenantfs {
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  return "ended";
+}
 
 ChildReaper& ChildReaper::instance() {
   static ChildReaper* reaper = new ChildReaper();  // never destroyed: children outlive main

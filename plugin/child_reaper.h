@@ -26,11 +26,16 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "common/status.h"
 #include "common/thread_annotations.h"
 
 namespace tenantfs {
+
+// How a child ended, for logs and errors: "exited with status N", "was
+// killed by signal NAME", or "ended". `status` as waitpid reports it.
+std::string describe_exit(int status);
 
 // Where a supervisor learns that a child it started has exited. ChildReaper
 // is the real one; unit tests, whose mappers are not processes, end them

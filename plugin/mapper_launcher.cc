@@ -36,13 +36,6 @@ constexpr const char kBackingPath[] = "/proc/self/fd/4/.";
 constexpr size_t kMaxReadyLine = 4096;
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 
-std::string describe_exit(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
-  return "ended";
-}
-
 // Kills the mapper processes left for `mountpoint` by an earlier serve and
 // waits (bounded) until they are gone; returns how many there were.
 size_t stop_stray_mappers(const std::string& name, const std::string& mountpoint) {

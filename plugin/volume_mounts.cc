@@ -18,13 +18,6 @@ namespace {
 // mappers are not our children, so no exit is ever reported for them.
 constexpr auto kAdoptedCheckInterval = std::chrono::seconds(5);
 
-std::string describe_exit(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
-  return "ended";
-}
-
 }  // namespace
 
 Result<std::unique_ptr<VolumeMounts>> VolumeMounts::Open(std::string mount_root, VolumeLocks& locks,
