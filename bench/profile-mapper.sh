@@ -16,6 +16,8 @@
 #                         of each request libfuse reads (from /dev/fuse or
 #                         from its splice pipe)
 #   BENCH_MODES [strict exclusive]
+#   BENCH_MAPPER_ARGS  more mapper options; `requests` needs a /dev/fuse
+#                      loop, so it adds --request-loop per-cpu
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $(id -u) -eq 0 ]] || die "needs root"
@@ -108,16 +110,19 @@ workload() {
   esac
 }
 
+# Requests over io_uring never pass through read(2) on /dev/fuse.
+loop_args=""
+[[ $WHAT == requests ]] && loop_args="--request-loop per-cpu"
 for mode in ${BENCH_MODES:-strict exclusive}; do
   mkdir -p "$WORK/backing" "$WORK/mnt"
   chown 7001:7001 "$WORK/backing" && chmod 0700 "$WORK/backing"
   mkfifo "$WORK/ready"
   "$TENANTFS" mapper --backing "$WORK/backing" --mountpoint "$WORK/mnt" --uid 7001 --gid 7001 \
-    --cache "$mode" --name profile --ready-fd 3 3>"$WORK/ready" >"$WORK/mapper.log" 2>&1 &
+    --cache "$mode" --name profile ${BENCH_MAPPER_ARGS:-} $loop_args --ready-fd 3 3>"$WORK/ready" >"$WORK/mapper.log" 2>&1 &
   MAPPER=$!
   read -r -t 30 line <"$WORK/ready" || true
   rm -f "$WORK/ready"
-  [[ "${line:-}" == ready ]] || die "mapper not ready: ${line:-} $(tail -n 3 "$WORK/mapper.log")"
+  [[ "${line:-}" == ready* ]] || die "mapper not ready: ${line:-} $(tail -n 3 "$WORK/mapper.log")"
   if [[ $WHAT == requests ]]; then
     strace -f -xx -s 8 -e trace=read -p "$MAPPER" -o "$WORK/strace.$mode" 2>/dev/null &
   else

@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -38,8 +40,9 @@ constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 // kOpRelease is kOpClose without a reply: the mapper releases an id at the
 // last release of its inode and need not wait for that (a round trip to the
 // broker per closed file is most of what passthrough costs small files).
-// Requests are handled in order, so a later REGISTER of the same inode
-// comes after the release.
+// A broker handles its requests in order; a later REGISTER of the same inode
+// may reach another broker first, which is harmless: the kernel dropped the
+// inode's backing file before it sent RELEASE, and the new id is another.
 enum : uint32_t { kOpRegister = 1, kOpClose = 2, kOpRelease = 3 };
 
 struct Request {
@@ -360,7 +363,21 @@ Status confine(const BrokerConfig& cfg, pid_t parent) {
   return install_filter(cfg.fuse_fd, cfg.readonly);
 }
 
-[[noreturn]] void broker_main(BrokerConfig cfg, int sock, pid_t parent) {
+// Pins the broker to the CPUs it serves, before the filter, which has no
+// sched_setaffinity. A set the kernel refuses (CPUs gone offline) leaves the
+// broker unpinned: slower, not wrong.
+void pin_to(const std::vector<int>& cpus) {
+  if (cpus.empty()) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) {
+    if (c >= 0 && c < CPU_SETSIZE) CPU_SET(c, &set);
+  }
+  (void)::sched_setaffinity(0, sizeof set, &set);
+}
+
+[[noreturn]] void broker_main(BrokerConfig cfg, int sock, pid_t parent,
+                              const std::vector<int>& pinned) {
   // The mapper's handlers would run here with the mapper's state.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -369,6 +386,7 @@ Status confine(const BrokerConfig& cfg, pid_t parent) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   rename_command_line();
+  pin_to(pinned);
   int fuse = cfg.fuse_fd;
   Status st = keep_only_fds(&sock, &fuse);
   cfg.fuse_fd = fuse;
@@ -399,7 +417,12 @@ Status mount_id_of(int fd, uint64_t* mnt_id) {
 
 Status confine_as_broker(const BrokerConfig& cfg) { return confine(cfg, 0); }
 
-Result<std::unique_ptr<BackingBroker>> BackingBroker::start(const BrokerConfig& cfg) {
+namespace {
+
+// Forks one broker serving `pinned` (empty: unpinned); returns its pid and
+// the mapper's end of its socket once it serves.
+Status fork_broker(const BrokerConfig& cfg, const std::vector<int>& pinned, pid_t* pid_out,
+                   UniqueFd* sock_out) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return PosixError("socketpair", errno);
@@ -411,7 +434,7 @@ Result<std::unique_ptr<BackingBroker>> BackingBroker::start(const BrokerConfig& 
   if (pid < 0) return PosixError("fork", errno);
   if (pid == 0) {
     mine.reset();
-    broker_main(cfg, theirs.release(), parent);
+    broker_main(cfg, theirs.release(), parent, pinned);
   }
   theirs.reset();
   auto reap = [pid] {
@@ -434,27 +457,78 @@ Result<std::unique_ptr<BackingBroker>> BackingBroker::start(const BrokerConfig& 
                                  ? ": " + std::string(report.text)
                                  : std::string()));
   }
-  return std::unique_ptr<BackingBroker>(new BackingBroker(pid, std::move(mine)));
+  *pid_out = pid;
+  *sock_out = std::move(mine);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BackingBroker>> BackingBroker::start(const BrokerConfig& cfg) {
+  const size_t n = cfg.cpus.empty() ? 1 : std::min(cfg.cpus.size(), kMaxBrokers);
+  std::vector<std::vector<int>> served(n);
+  std::unique_ptr<BackingBroker> b(new BackingBroker());
+  for (size_t i = 0; i < cfg.cpus.size(); ++i) {
+    const int cpu = cfg.cpus[i];
+    served[i % n].push_back(cpu);
+    if (cpu < 0 || cpu >= CPU_SETSIZE) continue;
+    if (b->channel_of_cpu_.size() <= static_cast<size_t>(cpu)) b->channel_of_cpu_.resize(cpu + 1, 0);
+    b->channel_of_cpu_[cpu] = static_cast<uint8_t>(i % n);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    auto ch = std::make_unique<Channel>();
+    UniqueFd sock;
+    // On failure `b` goes out of scope and reaps the brokers already started.
+    TENANTFS_RETURN_IF_ERROR(fork_broker(cfg, served[i], &ch->pid, &sock));
+    {
+      MutexLock lock(ch->mu);
+      ch->sock = std::move(sock);
+    }
+    b->channels_.push_back(std::move(ch));
+  }
+  return b;
 }
 
 BackingBroker::~BackingBroker() {
-  {
-    MutexLock lock(sock_mutex_);
-    sock_.reset();
+  for (auto& ch : channels_) {
+    MutexLock lock(ch->mu);
+    ch->sock.reset();
   }
-  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  for (auto& ch : channels_) {
+    while (::waitpid(ch->pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
   }
 }
 
-int BackingBroker::register_file(int fd) { return call(kOpRegister, 0, fd); }
+std::vector<pid_t> BackingBroker::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& ch : channels_) out.push_back(ch->pid);
+  return out;
+}
 
-int BackingBroker::close_id(int32_t backing_id) { return call(kOpClose, backing_id, -1); }
+BackingBroker::Channel& BackingBroker::channel_for_this_cpu() {
+  const int cpu = ::sched_getcpu();
+  if (cpu >= 0 && static_cast<size_t>(cpu) < channel_of_cpu_.size()) {
+    return *channels_[channel_of_cpu_[cpu]];
+  }
+  return *channels_[cpu >= 0 ? static_cast<size_t>(cpu) % channels_.size() : 0];
+}
 
-void BackingBroker::release_id(int32_t backing_id) { call(kOpRelease, backing_id, -1); }
+int BackingBroker::register_file(int fd) {
+  return call(channel_for_this_cpu(), kOpRegister, 0, fd);
+}
 
-int BackingBroker::call(uint32_t op, int32_t arg, int fd) {
-  MutexLock lock(sock_mutex_);
-  if (!sock_) return -EPIPE;
+int BackingBroker::close_id(int32_t backing_id) {
+  return call(channel_for_this_cpu(), kOpClose, backing_id, -1);
+}
+
+void BackingBroker::release_id(int32_t backing_id) {
+  call(channel_for_this_cpu(), kOpRelease, backing_id, -1);
+}
+
+int BackingBroker::call(Channel& ch, uint32_t op, int32_t arg, int fd) {
+  MutexLock lock(ch.mu);
+  if (!ch.sock) return -EPIPE;
   Request req{op, arg};
   iovec iov{&req, sizeof req};
   msghdr m{};
@@ -472,20 +546,20 @@ int BackingBroker::call(uint32_t op, int32_t arg, int fd) {
   }
   ssize_t n;
   do {
-    n = ::sendmsg(sock_.get(), &m, MSG_NOSIGNAL);
+    n = ::sendmsg(ch.sock.get(), &m, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   Reply reply{};
   bool ok = n == static_cast<ssize_t>(sizeof req);
   if (ok && op == kOpRelease) return 0;
   if (ok) {
     do {
-      n = ::recv(sock_.get(), &reply, sizeof reply, 0);
+      n = ::recv(ch.sock.get(), &reply, sizeof reply, 0);
     } while (n < 0 && errno == EINTR);
     ok = n == static_cast<ssize_t>(sizeof reply);
   }
   if (!ok) {
     // The broker died (or broke the protocol): no passthrough from now on.
-    sock_.reset();
+    ch.sock.reset();
     return -EPIPE;
   }
   return reply.result;

@@ -1,13 +1,12 @@
-// BackingBroker: the one process of a volume that may register backing
-// files for FUSE passthrough (fuse_passthrough.h), and the mapper's handle
-// on it.
+// BackingBroker: the processes of a volume that may register backing files
+// for FUSE passthrough (fuse_passthrough.h), and the mapper's handle on them.
 //
 // FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN, and what it registers is
 // dangerous: the kernel remembers the caller's credentials and, at every
 // FUSE open answered with the id, reopens the registered file's path with the
 // opener's flags and no permission check. The mapper runs without any
 // capability (privileges.h), so a separate, tiny process does it:
-//   - forked by the mapper after the mount, while still root and
+//   - is forked by the mapper after the mount, while still root and
 //     single-threaded; it then keeps the tenant's filesystem ids and groups
 //     (its real/effective/saved ids are the reserved mapper process ids, so
 //     no process of the tenant can signal it) and only CAP_SYS_ADMIN
@@ -25,16 +24,18 @@
 //
 // Protocol (SOCK_SEQPACKET, one request then one reply): REGISTER carries the
 // fd (SCM_RIGHTS) and returns a backing id or -errno; CLOSE carries the id;
-// RELEASE is a CLOSE that gets no reply.
+// RELEASE is a CLOSE that gets no reply. Backing ids belong to the FUSE
+// connection, so any broker may close an id another registered.
 //
-// Thread-safety: every method may be called from any thread;
-// requests are serialised on the socket.
+// Thread-safety: every method may be called from any thread; requests to
+// one broker are serialised on its socket, and handled in order.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/status.h"
 #include "common/thread_annotations.h"
@@ -50,7 +51,15 @@ struct BrokerConfig {
   dev_t volume_dev = 0;        // st_dev of the backing root
   uint64_t volume_mnt_id = 0;  // statx mount id of the backing root
   bool readonly = false;       // a read-only volume: readable files pass through
+  // The CPUs whose callers the brokers serve: one broker per CPU, pinned to
+  // it, up to kMaxBrokers (then broker i serves every kMaxBrokers-th CPU).
+  // Empty: one broker, not pinned.
+  std::vector<int> cpus;
 };
+
+// Brokers of one volume at most: each is a process holding CAP_SYS_ADMIN,
+// so many-CPU hosts share them between CPUs rather than run one per CPU.
+inline constexpr size_t kMaxBrokers = 8;
 
 // The mount id of the object `fd` refers to (statx STATX_MNT_ID).
 Status mount_id_of(int fd, uint64_t* mnt_id);
@@ -63,35 +72,41 @@ Status confine_as_broker(const BrokerConfig& cfg);
 
 class BackingBroker {
  public:
-  // Forks the broker. Call as root with a single thread; returns once the
-  // broker is confined and waiting, or why it could not start.
+  // Forks the brokers. Call as root with a single thread; returns once every
+  // broker is confined and waiting, or why one could not start.
   static Result<std::unique_ptr<BackingBroker>> start(const BrokerConfig& cfg);
 
-  // Closes the socket (the broker exits at EOF) and reaps the broker.
+  // Closes the sockets (a broker exits at EOF) and reaps the brokers.
   ~BackingBroker();
   BackingBroker(const BackingBroker&) = delete;
   BackingBroker& operator=(const BackingBroker&) = delete;
 
-  // Asks the broker to register the open file `fd`. Returns the backing id
-  // (>= 0), or -errno saying why not (EACCES: the tenant may not open it
-  // read-write; EXDEV: not on the volume; EINVAL: not a regular file or an
-  // O_PATH fd; EPIPE: the broker is gone).
+  // Asks the calling CPU's broker to register the open file `fd`. Returns
+  // the backing id (>= 0), or -errno saying why not (EACCES: the tenant may
+  // not open it read-write; EXDEV: not on the volume; EINVAL: not a regular
+  // file or an O_PATH fd; EPIPE: the broker is gone).
   int register_file(int fd);
   // Releases a backing id from register_file. Returns 0 or -errno.
   int close_id(int32_t backing_id);
-  // As close_id, without waiting for the broker: it releases ids in the
-  // order they were sent, before any later request.
+  // As close_id, without waiting for the broker: a broker releases ids in
+  // the order they were sent to it, before any later request it gets.
   void release_id(int32_t backing_id);
 
-  pid_t pid() const { return pid_; }
+  // The brokers' process ids, in the order of their CPUs.
+  std::vector<pid_t> pids() const;
 
  private:
-  BackingBroker(pid_t pid, UniqueFd sock) : pid_(pid), sock_(std::move(sock)) {}
-  int call(uint32_t op, int32_t arg, int fd) EXCLUDES(sock_mutex_);
+  struct Channel {
+    pid_t pid = -1;
+    Mutex mu;
+    UniqueFd sock GUARDED_BY(mu);
+  };
+  BackingBroker() = default;
+  Channel& channel_for_this_cpu();
+  static int call(Channel& ch, uint32_t op, int32_t arg, int fd);
 
-  pid_t pid_;
-  Mutex sock_mutex_;
-  UniqueFd sock_ GUARDED_BY(sock_mutex_);
+  std::vector<std::unique_ptr<Channel>> channels_;
+  std::vector<uint8_t> channel_of_cpu_;  // by CPU number
 };
 
 }  // namespace tenantfs

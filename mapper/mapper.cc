@@ -605,6 +605,7 @@ int run_mapper(const MapperConfig& cfg_in) {
     pt.fuse_fd = fuse_session_fd(raw);
     pt.backing_fd = backing_fd_for_passthrough.get();
     pt.max_fds = static_cast<unsigned>(nofile);
+    pt.cpus = allowed_cpus();
     if (Status st = start_passthrough(pt, &passthrough); !st.ok()) return fail(cfg, st);
     backing_fd_for_passthrough.reset();
     fs.set_passthrough(passthrough.opens.get());
@@ -650,8 +651,10 @@ int run_mapper(const MapperConfig& cfg_in) {
   mapper_log()->info("volume {}: serving {} as uid {} gid {} (process uid {})", cfg.name,
                      cfg.mountpoint, tenant.uid, tenant.gid, kMapperProcessUid);
   if (passthrough.on()) {
-    mapper_log()->info("volume {}: passthrough on (broker pid {}, max_stack_depth {})", cfg.name,
-                       passthrough.broker->pid(), passthrough.max_stack_depth);
+    std::string pids;
+    for (pid_t p : passthrough.broker->pids()) pids += (pids.empty() ? "" : ",") + std::to_string(p);
+    mapper_log()->info("volume {}: passthrough on (broker pids {}, max_stack_depth {})", cfg.name,
+                       pids, passthrough.max_stack_depth);
   } else {
     mapper_log()->info("volume {}: passthrough off: {}", cfg.name, passthrough.why_off);
   }

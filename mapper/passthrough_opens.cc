@@ -18,6 +18,13 @@ void log_at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fm
 
 int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct) {
   MutexLock lock(mu_);
+  // Another open of this inode is being registered: its outcome decides
+  // this one's mode.
+  for (;;) {
+    auto it = inodes_.find(ino);
+    if (it == inodes_.end() || !it->second.registering) break;
+    mu_.wait(registered_);
+  }
   auto it = inodes_.find(ino);
   if (it != inodes_.end() && it->second.backing_id >= 0) {
     ++it->second.passthrough;
@@ -27,15 +34,27 @@ int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct) {
   // Served by the mapper with direct_io: the kernel keeps such an open out
   // of both modes, so it is not counted.
   if (direct) return -1;
+  // unordered_map keeps references to its elements valid across inserts;
+  // `registering` keeps detach() from erasing this one meanwhile.
   InodeOpens& io = it != inodes_.end() ? it->second : inodes_[ino];
   int32_t id = -1;
-  if (io.cached == 0 && !broker_lost_ && live_ids_ < max_ids_) {
+  if (io.cached == 0 && !broker_lost_ && live_ids_ + registering_ < max_ids_) {
+    // The round trip runs unlocked: opens of other inodes go on meanwhile.
+    io.registering = true;
+    ++registering_;
+    lock.unlock();
     id = broker_->register_file(fd);
+    lock.lock();
+    io.registering = false;
+    --registering_;
+    registered_.notify_all();
     if (id == -EPIPE) {
+      if (!broker_lost_) {
+        log_at(spdlog::level::warn,
+               "volume {}: the backing broker is gone; files open without passthrough from now on",
+               volume_);
+      }
       broker_lost_ = true;
-      log_at(spdlog::level::warn,
-             "volume {}: the backing broker is gone; files open without passthrough from now on",
-             volume_);
     } else if (id < 0) {
       log_at(spdlog::level::debug, "volume {}: inode {} not passed through: {}", volume_, ino,
              std::strerror(-id));
@@ -72,7 +91,7 @@ void PassthroughOpens::detach(int fd) {
     io.backing_id = -1;
     --live_ids_;
   }
-  if (io.cached == 0 && io.passthrough == 0) inodes_.erase(it);
+  if (io.cached == 0 && io.passthrough == 0 && !io.registering) inodes_.erase(it);
 }
 
 size_t PassthroughOpens::live_ids() const {

@@ -20,13 +20,15 @@
 // without passthrough; only the data path changes.
 //
 // Thread-safety: all methods may be called from any thread; one mutex
-// guards the table and is held across a broker round trip, so that two opens
-// of one inode cannot register it twice.
+// guards the table. It is not held across a broker round trip: the inode is
+// marked as registering meanwhile, and another open of it waits for the
+// outcome, so that two opens of one inode cannot register it twice.
 #pragma once
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -60,6 +62,7 @@ class PassthroughOpens {
     int32_t backing_id = -1;
     size_t passthrough = 0;
     size_t cached = 0;
+    bool registering = false;  // an attach() waits for the broker
   };
   struct OpenFile {
     fuse_ino_t ino;
@@ -73,6 +76,8 @@ class PassthroughOpens {
   std::unordered_map<fuse_ino_t, InodeOpens> inodes_ GUARDED_BY(mu_);
   std::unordered_map<int, OpenFile> opens_ GUARDED_BY(mu_);  // by the mapper's fd
   size_t live_ids_ GUARDED_BY(mu_) = 0;
+  size_t registering_ GUARDED_BY(mu_) = 0;  // round trips under way
+  std::condition_variable registered_;      // one of them ended
   bool broker_lost_ GUARDED_BY(mu_) = false;
 };
 

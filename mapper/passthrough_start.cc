@@ -62,6 +62,7 @@ Status start_passthrough(const PassthroughRequest& req, Passthrough* out) {
   cfg.tenant = req.tenant;
   cfg.fuse_fd = req.fuse_fd;
   cfg.readonly = req.readonly;
+  cfg.cpus = req.cpus;
   struct stat st;
   if (::fstat(req.backing_fd, &st) != 0) return PosixError("fstat backing directory", errno);
   cfg.volume_dev = st.st_dev;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "mapper/backing_broker.h"
@@ -30,6 +31,7 @@ struct PassthroughRequest {
   int fuse_fd = -1;      // the mount's /dev/fuse fd, INIT not yet answered
   int backing_fd = -1;   // the backing root
   unsigned max_fds = 0;  // the mapper's RLIMIT_NOFILE
+  std::vector<int> cpus;  // the CPUs the mapper serves: a broker each (BrokerConfig)
 };
 
 // The outcome: `opens` is set when passthrough is on; `why_off` says why not.

@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -23,6 +26,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "mapper/backing_broker.h"
 #include "mapper/fuse_passthrough.h"
@@ -227,9 +232,53 @@ std::map<std::string, std::string> status_of(pid_t pid) {
   return fields;
 }
 
+void expect_confined(pid_t pid);
+
+// Every broker of a volume: one per CPU here (the machine has at most
+// kMaxBrokers CPUs), each pinned to its own.
 TEST_F(BrokerTest, RunsWithOnlyCapSysAdminAsTheTenantUnderSeccomp) {
+  cfg_.cpus = affinity_cpus();
+  ASSERT_FALSE(cfg_.cpus.empty());
   start_broker();
-  auto st = status_of(broker_->pid());
+  const std::vector<pid_t> pids = broker_->pids();
+  ASSERT_EQ(pids.size(), std::min(cfg_.cpus.size(), kMaxBrokers));
+  for (size_t i = 0; i < pids.size(); ++i) {
+    SCOPED_TRACE("broker " + std::to_string(i) + ", pid " + std::to_string(pids[i]));
+    expect_confined(pids[i]);
+    if (cfg_.cpus.size() <= kMaxBrokers) {
+      EXPECT_EQ(status_of(pids[i])["Cpus_allowed_list"], std::to_string(cfg_.cpus[i]));
+    }
+  }
+}
+
+// An id registered by one CPU's broker can be closed through another's:
+// ids belong to the FUSE connection.
+TEST_F(BrokerTest, AnyBrokerClosesAnIdAnotherRegistered) {
+  cfg_.cpus = affinity_cpus();
+  if (cfg_.cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  start_broker();
+  const std::string path = make_file("rw", kTenantUid, kTenantGid, 0600);
+  int id = -1;
+  std::thread([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cfg_.cpus[0], &set);
+    ASSERT_EQ(::sched_setaffinity(0, sizeof set, &set), 0);
+    id = register_path(path, O_RDWR);
+  }).join();
+  ASSERT_GE(id, 0) << std::strerror(-id);
+  std::thread([&] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cfg_.cpus[1], &set);
+    ASSERT_EQ(::sched_setaffinity(0, sizeof set, &set), 0);
+    EXPECT_EQ(broker_->close_id(id), 0);
+    EXPECT_EQ(broker_->close_id(id), -ENOENT);
+  }).join();
+}
+
+void expect_confined(pid_t pid) {
+  auto st = status_of(pid);
   const std::string sys_admin = "0000000000200000";  // bit 21
   EXPECT_EQ(st["CapEff"], sys_admin);
   EXPECT_EQ(st["CapPrm"], sys_admin);
@@ -244,15 +293,17 @@ TEST_F(BrokerTest, RunsWithOnlyCapSysAdminAsTheTenantUnderSeccomp) {
   EXPECT_EQ(st["Groups"], std::to_string(kSharedGid));
   // Non-dumpable: /proc/PID files belong to root, not to the process's uid.
   struct stat proc {};
-  ASSERT_EQ(::stat(("/proc/" + std::to_string(broker_->pid()) + "/status").c_str(), &proc), 0);
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(pid) + "/status").c_str(), &proc), 0);
   EXPECT_EQ(proc.st_uid, 0u);
 }
 
 TEST_F(BrokerTest, ExitsWhenTheMapperClosesItsSocket) {
+  cfg_.cpus = affinity_cpus();
   start_broker();
-  const pid_t pid = broker_->pid();
-  broker_.reset();  // closes the socket and reaps the broker
-  EXPECT_NE(::kill(pid, 0), 0);
+  const std::vector<pid_t> pids = broker_->pids();
+  ASSERT_FALSE(pids.empty());
+  broker_.reset();  // closes the sockets and reaps the brokers
+  for (pid_t pid : pids) EXPECT_NE(::kill(pid, 0), 0) << pid;
 }
 
 // Runs `act` in a child confined as the broker; its wait status.
