@@ -47,7 +47,8 @@ uninstall:
 	@scripts/uninstall-plugin.sh --prefix $(PREFIX)
 
 # Benchmarks (root): filesystem (native vs tenantfs vs bindfs), then API and Docker.
-# BENCH_QUICK=1 for a short run; BENCH_RUNS=N; see bench/README.md.
+# BENCH_QUICK=1 for a short run; BENCH_RUNS=N; BENCH_FS=ram for a RAM-backed
+# ext4 under the filesystem part; see bench/README.md.
 bench: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
 	@cmake --build $(BUILD_DIR) --target tenantfs -j $(JOBS)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Filesystem benchmarks: the native backing directory, tenantfs in each cache
 # mode, and bindfs with the equivalent mapping (default and --multithreaded),
-# side by side, on one backing disk, in one run. Needs root.
+# side by side, on one backing filesystem, in one run. Needs root.
 #
-# Every target serves a fresh directory of BENCH_DIR, owned by the tenant
-# (BENCH_UID:BENCH_GID, mode 0700). The benchmark processes run as root
-# against the mount, as a container's root would; against the native
-# directory they run as root too (so native files end up owned by root).
+# Every target serves a fresh directory of BENCH_DIR (or of the RAM-backed
+# ext4 of BENCH_FS=ram), owned by the tenant (BENCH_UID:BENCH_GID, mode
+# 0700). The benchmark processes run as root against the mount, as a
+# container's root would; against the native directory they run as root too
+# (so native files end up owned by root).
 #
 # Environment (defaults in brackets; BENCH_QUICK=1 shrinks everything):
 #   BENCH_RUNS [3 | quick 1]          runs per target; the median is reported
@@ -26,6 +27,12 @@
 #   BENCH_URING [on]                  on: enable_uring=Y for the run (restored
 #                                     at exit), so the default request loop
 #                                     (auto) can pick io_uring; off: untouched
+#   BENCH_FS [disk]                   disk: the backing directories live in
+#                                     BENCH_DIR; ram: in a fresh ext4 on a
+#                                     loop device over a sparse image in
+#                                     /dev/shm (3 x BENCH_SIZE + 2 GiB),
+#                                     unmounted and deleted at exit; BENCH_DIR
+#                                     is then ignored
 #   BENCH_DIR [/var/tmp]              where the backing directories live
 #   BENCH_UID, BENCH_GID [7001]       the tenant
 #   BUILD_DIR [build], TENANTFS_BIN   where the tenantfs binary is
@@ -60,24 +67,91 @@ if [[ "${BENCH_URING:-on}" == on && -w "$URING_PARAM" ]]; then
   echo Y >"$URING_PARAM"
 fi
 
-WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/tenantfs-bench.XXXXXX")
+BENCH_FS=${BENCH_FS:-disk}
+[[ $BENCH_FS == disk || $BENCH_FS == ram ]] || die "BENCH_FS=$BENCH_FS: use disk or ram"
+WORK=""      # the run's directory, under BENCH_DIR or RAM_MNT
+RAM_IMG=""   # BENCH_FS=ram: the ext4 image in /dev/shm
+RAM_MNT=""   # BENCH_FS=ram: where it is loop-mounted
 MOUNTED=()   # mountpoints we mounted
 DAEMONS=()   # pids of mappers/bindfs we started
 
+# Whether DIR is a mountpoint; unlike `mountpoint -q`, also true for a FUSE
+# mount whose daemon died (stat fails there: "Transport endpoint is not connected").
+is_mounted() { findmnt -n -M "$1" >/dev/null 2>&1; }
+
 cleanup() {
-  local m p
+  local m p i
+  set +e   # every step runs, whatever failed before
   for m in "${MOUNTED[@]}"; do
-    mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
+    is_mounted "$m" && { fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
   done
   for p in "${DAEMONS[@]}"; do
     kill -0 "$p" 2>/dev/null && { kill "$p" 2>/dev/null || true; }
   done
   for p in "${DAEMONS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  [[ -z "$WORK" ]] || rm -rf "$WORK"
+  if [[ -n "$RAM_MNT" ]]; then
+    for ((i = 0; i < 50; i++)); do
+      is_mounted "$RAM_MNT" || break
+      umount "$RAM_MNT" 2>/dev/null || sleep 0.1
+    done
+    if is_mounted "$RAM_MNT"; then
+      echo "bench: $RAM_MNT busy; detaching it lazily" >&2
+      umount -l "$RAM_MNT" 2>/dev/null
+    fi
+    rmdir "$RAM_MNT" 2>/dev/null
+  fi
+  if [[ -n "$RAM_IMG" ]]; then
+    # mount -o loop frees its loop device at umount; detach any left over.
+    for m in $(losetup -j "$RAM_IMG" -O NAME -n 2>/dev/null); do losetup -d "$m" 2>/dev/null; done
+    rm -f "$RAM_IMG"
+  fi
   [[ -z "$URING_SAVED" ]] || echo "$URING_SAVED" >"$URING_PARAM"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Bytes of a fio size (1g, 128m, 512MiB, 4096...; fio's units are 1024-based).
+size_bytes() {
+  local n u
+  [[ ${1,,} =~ ^([0-9]+)([kmgt]?)i?b?$ ]] || die "cannot read the size '$1'"
+  n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]}
+  case $u in k) n=$((n << 10)) ;; m) n=$((n << 20)) ;; g) n=$((n << 30)) ;; t) n=$((n << 40)) ;; esac
+  echo "$n"
+}
+
+# BENCH_FS=ram: a sparse ext4 image in /dev/shm, loop-mounted on a fresh
+# directory; the run's directory is made in it. Room for the fio file, the
+# tree and its archive, with margin: ext4 does not hand freed blocks back to
+# /dev/shm, so the image may fill up to its full size.
+if [[ $BENCH_FS == ram ]]; then
+  [[ -z "${BENCH_DIR:-}" ]] || echo "BENCH_FS=ram: BENCH_DIR=$BENCH_DIR ignored, the backing directories live in the RAM-backed ext4"
+  command -v mkfs.ext4 >/dev/null || die "BENCH_FS=ram needs mkfs.ext4 (e2fsprogs)"
+  ram_bytes=$((3 * $(size_bytes "$SIZE") + (2 << 30)))
+  shm_free=$(df -B1 --output=avail /dev/shm | tail -n1 | tr -d ' ')
+  mem_free=$(awk '/^MemAvailable/ { printf "%.0f", $2 * 1024 }' /proc/meminfo)
+  ((shm_free >= ram_bytes)) ||
+    die "BENCH_FS=ram needs $((ram_bytes >> 20)) MiB in /dev/shm (3 x BENCH_SIZE + 2 GiB), only $((shm_free >> 20)) MiB free there: lower BENCH_SIZE or use BENCH_FS=disk"
+  ((mem_free >= ram_bytes)) ||
+    die "BENCH_FS=ram needs $((ram_bytes >> 20)) MiB of memory (3 x BENCH_SIZE + 2 GiB), only $((mem_free >> 20)) MiB available: lower BENCH_SIZE or use BENCH_FS=disk"
+  # Names first, then the files: cleanup knows them before they exist.
+  RAM_IMG=$(mktemp -u /dev/shm/tenantfs-bench.XXXXXX.img)
+  RAM_MNT=$(mktemp -u -d "${TMPDIR:-/tmp}/tenantfs-bench-ram.XXXXXX")
+  (set -C && : >"$RAM_IMG") || { RAM_IMG=""; die "cannot create the image in /dev/shm"; }
+  mkdir -m 0755 "$RAM_MNT" || { RAM_MNT=""; die "cannot create a mountpoint for the image"; }
+  truncate -s "$ram_bytes" "$RAM_IMG"
+  # Inode tables and journal written now: no lazy init in the background
+  # during the run (stays sparse: mkfs punches holes rather than writing zeros).
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$RAM_IMG" || die "mkfs.ext4 of $RAM_IMG failed"
+  mount -o loop "$RAM_IMG" "$RAM_MNT" || die "cannot loop-mount $RAM_IMG on $RAM_MNT"
+  WORK=$(mktemp -d "$RAM_MNT/tenantfs-bench.XXXXXX")
+  BACKING_FS="$(findmnt -no FSTYPE "$RAM_MNT") (RAM-backed loop device)"
+  MEDIUM="the RAM-backed loop device"
+else
+  WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/tenantfs-bench.XXXXXX")
+  BACKING_FS=$(df --output=fstype "$WORK" | tail -n1)
+  MEDIUM="disk"
+fi
 
 RAW=$WORK/raw.tsv
 : >"$RAW"
@@ -154,7 +228,7 @@ mount_target() {
 unmount_target() {  # unmount_target MNT
   local mnt=$1 i
   [[ -n "$DAEMON_PID" ]] || return 0
-  if mountpoint -q "$mnt"; then
+  if is_mounted "$mnt"; then
     fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || umount -l "$mnt" || true
   fi
   for ((i = 0; i < 200; i++)); do
@@ -181,6 +255,8 @@ fio_job() {
   rc=0
   out=$(cd "$dir" && fio --name=bench --filename=fio.dat --ioengine=psync --numjobs=1 \
     --output-format=terse --terse-version=3 "$@" 2>"$err") || rc=$?
+  # fio catches Ctrl-C and exits (128), so bash would carry on: end the run.
+  ((rc < 128)) || kill -TERM $$
   out=$(grep '^3;' <<<"$out" | head -n1 || true)
   IFS=';' read -r -a f <<<"$out"
   if ((rc != 0)) || [[ -z "$out" ]] || [[ "${f[4]:-1}" != 0 ]]; then
@@ -271,8 +347,8 @@ run_files() {  # run_files DIR
 
 META=$WORK/meta.tsv
 cat >"$META" <<EOF
-seq-write	MiB/s	higher	sequential 1 MiB writes of a new $SIZE file, buffered, fsync at the end (to disk)
-seq-read-cold	MiB/s	higher	sequential 1 MiB reads of $SIZE after drop_caches (from disk)
+seq-write	MiB/s	higher	sequential 1 MiB writes of a new $SIZE file, buffered, fsync at the end (to $MEDIUM)
+seq-read-cold	MiB/s	higher	sequential 1 MiB reads of $SIZE after drop_caches (from $MEDIUM)
 seq-read-warm	MiB/s	higher	the same read again, backing file in the page cache (FUSE: cache mode decides)
 rand-read-4k	IOPS	higher	4 KiB random reads for ${RUNTIME}s over $SIZE, page cache warm (per-request cost)
 rand-write-4k	IOPS	higher	4 KiB random buffered writes for ${RUNTIME}s over $SIZE, no fsync (per-request cost)
@@ -289,7 +365,7 @@ EOF
 
 # ---- main ------------------------------------------------------------------
 
-log "work directory $WORK ($(df -h --output=source,fstype "$WORK" | tail -n1 | tr -s ' '))"
+log "work directory $WORK ($(df -h --output=source,fstype,size "$WORK" | tail -n1 | tr -s ' '); BENCH_FS=$BENCH_FS: $BACKING_FS)"
 log "runs=$RUNS size=$SIZE random=${RUNTIME}s files=$NFILES tree=$NTREE targets=${TARGETS[*]}"
 log "generating the source tree ($NTREE files)"
 mkdir "$WORK/gen"
@@ -343,14 +419,14 @@ mkdir -p "$RESULTS_DIR"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$RESULTS_DIR/fs-$STAMP.json
 summarize "$RAW" "$META" "$WORK/tests.json" \
-  "Filesystem benchmarks ($RUNS run(s); size $SIZE; load at start $LOAD_START, at end $LOAD_END)" \
+  "Filesystem benchmarks ($RUNS run(s); size $SIZE; backing $BACKING_FS; load at start $LOAD_START, at end $LOAD_END)" \
   "${TARGETS[@]}"
 {
   printf '{"suite":"fs","started":"%s","finished":"%s",' "$STARTED" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '"machine":{%s,"load_start":"%s","load_end":"%s"},' "$(machine_json)" "$LOAD_START" "$LOAD_END"
-  printf '"config":{"runs":%d,"size":"%s","random_runtime_s":%d,"files":%d,"tree_files":%d,"uid":%d,"gid":%d,"quick":%s,"backing_fs":"%s"},' \
+  printf '"config":{"runs":%d,"size":"%s","random_runtime_s":%d,"files":%d,"tree_files":%d,"uid":%d,"gid":%d,"quick":%s,"bench_fs":"%s","backing_fs":"%s"},' \
     "$RUNS" "$SIZE" "$RUNTIME" "$NFILES" "$NTREE" "$TUID" "$TGID" "$([[ $QUICK == 1 ]] && echo true || echo false)" \
-    "$(df --output=fstype "$WORK" | tail -n1)"
+    "$BENCH_FS" "$BACKING_FS"
   printf '%s,' "$(source_json)"
   printf '"targets":["%s"],' "$(IFS=,; echo "${TARGETS[*]}" | sed 's/,/","/g')"
   printf '"loads":['
