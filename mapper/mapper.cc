@@ -592,6 +592,8 @@ int run_mapper(const MapperConfig& cfg_in) {
     report_ready(cfg.ready_fd, format_error_line("stopped by a signal before serving"));
     return 0;
   }
+  // The CPUs this mapper serves: a broker each, and the request loop's queues.
+  const std::vector<int> cpus = allowed_cpus();
   // Passthrough: decided, and its broker forked, while still root and
   // single-threaded (passthrough_start.h). Declared after the FuseSession, so the
   // broker ends before the FUSE connection is destroyed.
@@ -605,7 +607,7 @@ int run_mapper(const MapperConfig& cfg_in) {
     pt.fuse_fd = fuse_session_fd(raw);
     pt.backing_fd = backing_fd_for_passthrough.get();
     pt.max_fds = static_cast<unsigned>(nofile);
-    pt.cpus = allowed_cpus();
+    pt.cpus = cpus;
     if (Status st = start_passthrough(pt, &passthrough); !st.ok()) return fail(cfg, st);
     backing_fd_for_passthrough.reset();
     fs.set_passthrough(passthrough.opens.get());
@@ -633,7 +635,6 @@ int run_mapper(const MapperConfig& cfg_in) {
   }
   session.keep_mount_on_destroy();
 
-  const std::vector<int> cpus = allowed_cpus();
   RequestLoop wanted = RequestLoop::kAuto;
   parse_request_loop(cfg.request_loop, &wanted);  // checked by validate()
   const RequestLoop loop = resolve_request_loop(wanted, cpus.size());

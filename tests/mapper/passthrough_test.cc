@@ -49,6 +49,12 @@ class PassthroughTest : public ::testing::Test {
     ASSERT_EQ(::chown(b(rel).c_str(), uid, gid), 0);
     ASSERT_EQ(::chmod(b(rel).c_str(), mode), 0);
   }
+  // Overwrites bytes of a storage file behind the mount's back, at `off`.
+  bool overwrite_on_storage(const std::string& rel, const std::string& data, off_t off = 0) {
+    UniqueFd w(::open(b(rel).c_str(), O_WRONLY | O_CLOEXEC));
+    return w && ::pwrite(w.get(), data.data(), data.size(), off) ==
+                    static_cast<ssize_t>(data.size());
+  }
   std::unique_ptr<MountedVolume> vol_;
 };
 
@@ -126,11 +132,7 @@ TEST_F(PassthroughTest, ReadsOfAnOpenFileSeeTheStorageAtOnceOnlyWithPassthrough)
   UniqueFd fd(::open(m("f").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(fd) << std::strerror(errno);
   ASSERT_EQ(pread_string(fd.get(), 13, 0), "first version");
-  {
-    UniqueFd w(::open(b("f").c_str(), O_WRONLY | O_CLOEXEC));
-    ASSERT_TRUE(w);
-    ASSERT_EQ(::pwrite(w.get(), "FIRST", 5, 0), 5);
-  }
+  ASSERT_TRUE(overwrite_on_storage("f", "FIRST"));
   EXPECT_EQ(pread_string(fd.get(), 13, 0),
             passthrough_expected() ? "FIRST version" : "first version");
 }
@@ -146,18 +148,13 @@ TEST_F(PassthroughTest, CreatedFilesPassThroughFromTheirNextOpen) {
   ASSERT_TRUE(created) << std::strerror(errno);
   ASSERT_EQ(::pwrite(created.get(), "first version", 13, 0), 13);
   ASSERT_EQ(pread_string(created.get(), 13, 0), "first version");
-  auto change_storage = [&](const char* five) {
-    UniqueFd w(::open(b("f").c_str(), O_WRONLY | O_CLOEXEC));
-    ASSERT_TRUE(w);
-    ASSERT_EQ(::pwrite(w.get(), five, 5, 0), 5);
-  };
-  change_storage("FIRST");
+  ASSERT_TRUE(overwrite_on_storage("f", "FIRST"));
   EXPECT_EQ(pread_string(created.get(), 13, 0), "first version");
   created.reset();
   UniqueFd reopened(::open(m("f").c_str(), O_RDWR | O_CLOEXEC));
   ASSERT_TRUE(reopened) << std::strerror(errno);
   ASSERT_EQ(pread_string(reopened.get(), 13, 0), "FIRST version");
-  change_storage("fIrSt");
+  ASSERT_TRUE(overwrite_on_storage("f", "fIrSt"));
   EXPECT_EQ(pread_string(reopened.get(), 13, 0),
             passthrough_expected() ? "fIrSt version" : "FIRST version");
 }
@@ -266,8 +263,7 @@ TEST_F(PassthroughTest, OpensOfAFileTheBrokerRefusedStayConsistentUntilItIsClose
     const std::string mark = std::to_string(round++ % 10);
     UniqueFd fd(::open(m("f").c_str(), O_RDWR | O_CLOEXEC));
     if (!fd || pread_string(fd.get(), 10, 0).size() != 10) return false;
-    UniqueFd w(::open(b("f").c_str(), O_WRONLY | O_CLOEXEC));
-    if (!w || ::pwrite(w.get(), mark.data(), 1, 9) != 1) return false;
+    if (!overwrite_on_storage("f", mark, 9)) return false;
     return pread_string(fd.get(), 10, 0).back() == mark[0];
   };
   if (passthrough_expected()) {
@@ -346,11 +342,7 @@ TEST_F(PassthroughTest, SimultaneousFirstOpensOfOneFileFromEveryCpuAllSucceed) {
       ASSERT_TRUE(fds[i]) << "open " << i << ": " << std::strerror(errs[i]);
       EXPECT_EQ(pread_string(fds[i].get(), 6, 0), "stored");
     }
-    {
-      UniqueFd w(::open(b("f" + std::to_string(f)).c_str(), O_WRONLY | O_CLOEXEC));
-      ASSERT_TRUE(w);
-      ASSERT_EQ(::pwrite(w.get(), "STORED", 6, 0), 6);
-    }
+    ASSERT_TRUE(overwrite_on_storage("f" + std::to_string(f), "STORED"));
     for (size_t i = 0; i < n; ++i) {
       EXPECT_EQ(pread_string(fds[i].get(), 6, 0), passthrough_expected() ? "STORED" : "stored")
           << "open " << i;
