@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Switches FUSE over io_uring on for the "mapper-uring." suite and back.
 #
-#   enable_uring.sh on STATE_FILE       remember the current value, write Y
+#   enable_uring.sh on STATE_FILE       remember the current value (once), write Y
 #   enable_uring.sh restore STATE_FILE  write back what `on` remembered
 #
 # The parameter is a host setting that other tests expect at its default,
@@ -16,7 +16,9 @@ case "$action" in
       echo "cannot write $param (not root, or a kernel without FUSE over io_uring)" >&2
       exit 1
     fi
-    cat "$param" > "$state"
+    # A state file left by an earlier `on` (ctest --repeat, or a run cut
+    # short) already holds the value from before it: keep that one.
+    [[ -f "$state" ]] || cat "$param" > "$state"
     echo Y > "$param"
     ;;
   restore)

@@ -256,16 +256,19 @@ MapperProcess::~MapperProcess() {
 
 namespace {
 
-// "ready request-loop=uring" is "ready" for a suite run with
-// TENANTFS_TEST_REQUEST_LOOP=uring (or unset); any other loop is a failure
-// that the caller sees as the whole line.
+// "ready passthrough=off request-loop=uring" is "ready" for a suite run with
+// TENANTFS_TEST_MAPPER="passthrough=off request-loop=uring" (or unset); a
+// line without a field the run asked for is a failure that the caller sees
+// as the whole line.
 std::string check_ready_fields(const std::string& line) {
   const Readiness report = parse_readiness(line);
-  if (!report.ready() || report.fields.empty()) return line;
-  const char* want = std::getenv("TENANTFS_TEST_REQUEST_LOOP");
-  if (want == nullptr || *want == 0 || std::string(want) == "auto") return "ready";
-  const auto loop = report.fields.find("request-loop");
-  return loop != report.fields.end() && loop->second == want ? "ready" : line;
+  if (!report.ready()) return line;
+  for (const auto& [key, want] : test_mapper_settings()) {
+    if (want == "auto") continue;
+    const auto got = report.fields.find(key);
+    if (got == report.fields.end() || got->second != want) return line;
+  }
+  return "ready";
 }
 
 }  // namespace
@@ -369,17 +372,27 @@ std::vector<std::string> MountedVolume::mapper_args() const {
     inv.cache = cache.value_or(inv.cache);
   }
   if (opts_.max_fds) inv.max_fds = *opts_.max_fds;
-  // The suite runs with passthrough on and off (see CMakeLists.txt).
+  // The suite runs once per request loop, with passthrough as the mapper
+  // decides and off (see CMakeLists.txt).
+  const ReadyFields settings = test_mapper_settings();
   inv.passthrough = test_passthrough_mode();
-  // The suite runs once per request loop (see CMakeLists.txt).
-  if (const char* loop = std::getenv("TENANTFS_TEST_REQUEST_LOOP"); loop != nullptr && *loop != 0)
-    inv.request_loop = loop;
+  if (const auto loop = settings.find("request-loop"); loop != settings.end())
+    inv.request_loop = loop->second;
   return inv.to_argv();
 }
 
+ReadyFields test_mapper_settings() {
+  const char* settings = std::getenv("TENANTFS_TEST_MAPPER");
+  if (settings == nullptr || *settings == 0) return {};
+  const Readiness parsed = parse_readiness(std::string("ready ") + settings);
+  EXPECT_TRUE(parsed.ready()) << "TENANTFS_TEST_MAPPER=" << settings << ": " << parsed.message;
+  return parsed.fields;
+}
+
 std::string test_passthrough_mode() {
-  const char* mode = std::getenv("TENANTFS_TEST_PASSTHROUGH");
-  return mode != nullptr && *mode != 0 ? mode : "auto";
+  const ReadyFields settings = test_mapper_settings();
+  const auto mode = settings.find("passthrough");
+  return mode != settings.end() ? mode->second : "auto";
 }
 
 std::string MountedVolume::start(const std::function<void()>& pre_exec) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapper_readiness.h"
 #include "common/unique_fd.h"
 
 namespace tenantfs::testing {
@@ -105,9 +106,9 @@ class MapperProcess {
   pid_t pid() const { return pid_; }
   // The readiness line without its newline; "" if the pipe closed without
   // one; "<timeout>" if nothing came within `timeout`. "ready" followed by
-  // fields comes back as "ready" when its request-loop= field names the
-  // loop TENANTFS_TEST_REQUEST_LOOP asked for (so that a suite run for one
-  // loop proves that loop served it), else whole.
+  // fields comes back as "ready" when it has every field the run asked for
+  // (test_mapper_settings: so that a suite run for one loop proves that loop
+  // served it), else whole.
   std::string wait_ready_line(std::chrono::milliseconds timeout);
   // The last readiness line as the mapper wrote it, fields and all.
   const std::string& full_ready_line() const { return full_ready_line_; }
@@ -151,8 +152,11 @@ class VolumeDirs {
   std::string root_, backing_, mountpoint_;
 };
 
-// The --passthrough mode the suite runs the mapper with:
-// $TENANTFS_TEST_PASSTHROUGH (on, off), else "auto" (no flag).
+// How this run of the suite starts the mapper: $TENANTFS_TEST_MAPPER holds
+// readiness fields ("request-loop=uring passthrough=off"), which the mapper's
+// readiness line must then show (MapperProcess::wait_ready_line).
+ReadyFields test_mapper_settings();
+// Its passthrough= field (on, off), else "auto" (no flag).
 std::string test_passthrough_mode();
 
 // The mapper mounted on VolumeDirs. Two phases so that a test can prepare
