@@ -267,10 +267,8 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   IdentityFs& fs = fs_of(req);
-  PinnedFd fd;
-  if (!pin_or_reply(req, ino, &fd)) return;
   struct stat st;
-  if (int err = stat_fd(fd.get(), &st); err != 0) {
+  if (int err = fs.inodes().stat(ino, &st); err != 0) {
     fuse_reply_err(req, err);
     return;
   }

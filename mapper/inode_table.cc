@@ -112,9 +112,6 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
     out->fd_ = root_->fd.get();  // never closed: no pin needed
     return 0;
   }
-  if (depth > kMaxReopenDepth) return ESTALE;
-  Inode* parent;
-  std::string name;
   {
     MutexLock lock(mutex_);
     if (inode.fd) {
@@ -125,32 +122,11 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
       out->fd_ = inode.fd.get();
       return 0;
     }
-    // Both pinned while we reopen, so that neither can go away meanwhile,
-    // even if a rename points `inode` at another parent.
-    ++inode.pins;
-    parent = inode.parent;
-    if (parent != root_) ++parent->pins;
-    name = inode.name;
+    ++inode.pins;  // so that it cannot go away while we reopen it
   }
-  // Reopen by name, from the parent (itself reopened if need be).
-  PinnedFd dir;
-  int err = pin_inode(*parent, &dir, depth + 1);
-  unpin_inode(*parent);  // `dir` holds it now, if it could be opened
   UniqueFd fd;
-  if (err == 0) {
-    fd.reset(::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) err = errno != 0 ? errno : EIO;
-    // Gone from where it was: the kernel's view is stale.
-    if (err == ENOENT || err == ENOTDIR) err = ESTALE;
-  }
-  if (err == 0) {
-    BackingStat now;
-    err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
-    if (err == 0 && (now.st.st_ino != inode.ino || now.st.st_dev != inode.dev || !on_volume(now))) {
-      err = ESTALE;  // another object (or another mount) holds the name now
-    }
-  }
-  dir.reset();
+  BackingStat now;
+  const int err = find_again(inode, depth, &fd, &now);
   std::vector<UniqueFd> closing;
   MutexLock lock(mutex_);
   if (err != 0) {
@@ -171,6 +147,69 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
   out->inode_ = &inode;
   out->fd_ = inode.fd.get();
   return 0;
+}
+
+int InodeTable::find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) {
+  if (depth > kMaxReopenDepth) return ESTALE;
+  Inode* parent;
+  std::string name;
+  {
+    MutexLock lock(mutex_);
+    // Pinned while we look, so that it cannot go away meanwhile, even if a
+    // rename points `inode` at another parent.
+    parent = inode.parent;
+    if (parent != root_) ++parent->pins;
+    name = inode.name;
+  }
+  PinnedFd dir;
+  int err = pin_inode(*parent, &dir, depth + 1);
+  unpin_inode(*parent);  // `dir` holds it now, if it could be opened
+  if (err != 0) return err;
+  if (fd != nullptr) {
+    fd->reset(::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    err = *fd ? backing_stat(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, now)
+              : (errno != 0 ? errno : EIO);
+  } else {
+    err = backing_stat(dir.get(), name.c_str(), AT_SYMLINK_NOFOLLOW, now);
+  }
+  // Gone from where it was: the kernel's view is stale.
+  if (err == ENOENT || err == ENOTDIR) return ESTALE;
+  if (err != 0) return err;
+  if (now->st.st_ino != inode.ino || now->st.st_dev != inode.dev || !on_volume(*now)) {
+    return ESTALE;  // another object (or another mount) holds the name now
+  }
+  return 0;
+}
+
+int InodeTable::stat(fuse_ino_t id, struct stat* out) {
+  Inode& inode = get(id);
+  BackingStat now;
+  {
+    PinnedFd fd;
+    {
+      MutexLock lock(mutex_);
+      if (&inode == root_) {
+        fd.fd_ = root_->fd.get();
+      } else if (inode.fd) {
+        ++inode.pins;
+        lru_.splice(lru_.begin(), lru_, inode.lru);
+        fd.table_ = this;
+        fd.inode_ = &inode;
+        fd.fd_ = inode.fd.get();
+      } else {
+        ++inode.pins;  // so that it cannot go away while we look
+      }
+    }
+    if (fd.get() >= 0) {
+      const int err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
+      if (err == 0) *out = now.st;
+      return err;
+    }
+  }
+  const int err = find_again(inode, 0, nullptr, &now);
+  unpin_inode(inode);
+  if (err == 0) *out = now.st;
+  return err;
 }
 
 void InodeTable::hold(fuse_ino_t id) {

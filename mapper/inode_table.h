@@ -159,6 +159,12 @@ class InodeTable {
   // 0, or an errno: ESTALE when the object is no longer where it was last
   // found, EMFILE/ENFILE when no fd is left. Never changes the storage.
   int pin(fuse_ino_t id, PinnedFd* out);
+  // The object's stat, as pin() and a stat of the fd would give, without
+  // opening an fd: an Inode whose fd is closed is stat'ed by name where it
+  // was last found, with the same check that it is still the same object
+  // (ESTALE otherwise). A GETATTR of an object looked up but not yet used
+  // costs one statx, not an openat, a statx and a stat.
+  int stat(fuse_ino_t id, struct stat* out);
   // Pins the Inode without opening anything, for an open file or
   // directory: its fd, once open, is never evicted until unpin(), so
   // operations on an object unlinked while open still reach it.
@@ -191,6 +197,11 @@ class InodeTable {
   static constexpr int kMaxReopenDepth = 1024;
 
   int pin_inode(Inode& inode, PinnedFd* out, int depth = 0) EXCLUDES(mutex_);
+  // Finds `inode` (pinned by the caller) again where it was last found: its
+  // parent (reopened if need be, `depth` levels up so far) and its name.
+  // Stats it into `now`, through a new O_PATH fd left in `fd` unless `fd`
+  // is null. 0, or ESTALE if another object or nothing holds the name now.
+  int find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) EXCLUDES(mutex_);
   void unpin_inode(Inode& inode) EXCLUDES(mutex_);
   // Points `inode` at (parent, name); an old parent left unreferenced is
   // erased.

@@ -101,6 +101,9 @@ TEST_F(InodeTableTest, NameHoldingAnotherObjectOrNoneIsStale) {
   dir_.write("victim.new", "new");
   ASSERT_EQ(::rename(dir_.sub("victim.new").c_str(), dir_.sub("victim").c_str()), 0);
   ASSERT_EQ(::unlink(dir_.sub("gone").c_str()), 0);
+  struct stat st {};
+  EXPECT_EQ(table_->stat(victim, &st), ESTALE);
+  EXPECT_EQ(table_->stat(gone, &st), ESTALE);
   EXPECT_EQ(pinned_ino(victim), -ESTALE);
   EXPECT_EQ(pinned_ino(gone), -ESTALE);
   EXPECT_EQ(pinned_ino(other), ino_on_disk("other"));
@@ -108,6 +111,32 @@ TEST_F(InodeTableTest, NameHoldingAnotherObjectOrNoneIsStale) {
   const fuse_ino_t fresh = lookup(FUSE_ROOT_ID, "victim");
   EXPECT_NE(fresh, victim);
   EXPECT_EQ(pinned_ino(fresh), ino_on_disk("victim"));
+}
+
+// stat() finds an object without an fd by name and opens nothing for it (a
+// parent closed on the way is reopened); its checks are a reopen's (below).
+TEST_F(InodeTableTest, StatByNameOpensNothingAndChecksTheObject) {
+  make_table(1);
+  ASSERT_EQ(::mkdir(dir_.sub("d").c_str(), 0700), 0);
+  dir_.write("d/file", "12345");
+  const fuse_ino_t d = lookup(FUSE_ROOT_ID, "d");
+  const fuse_ino_t file = lookup(d, "file");
+  struct stat st {};
+  ASSERT_EQ(table_->stat(file, &st), 0);
+  EXPECT_EQ(static_cast<long>(st.st_ino), ino_on_disk("d/file"));
+  EXPECT_EQ(st.st_size, 5);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(table_->open_fds(), 1u) << "only the parent's fd";
+  ASSERT_EQ(table_->stat(d, &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  // The same object held open is stat'ed through its fd.
+  ASSERT_GT(pinned_ino(file), 0);
+  dir_.write("d/file", "1234567");
+  ASSERT_EQ(table_->stat(file, &st), 0);
+  EXPECT_EQ(st.st_size, 7);
+  // The root has no name to be found by.
+  ASSERT_EQ(table_->stat(FUSE_ROOT_ID, &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
 }
 
 TEST_F(InodeTableTest, ParentsRecordedInACycleGiveEstaleNotACrash) {
