@@ -590,12 +590,6 @@ void set_open_flags(const IdentityFsOptions& o, const OpenedFile& f, fuse_file_i
   }
 }
 
-// How an open may pass through (attach_backing).
-enum class Registration {
-  kAllowed,   // OPEN: register the file if it has no backing id yet
-  kReuseOnly  // CREATE: pass through only if the inode already has an id
-};
-
 // The backing id the open of `f` (a file of `ino`) answers with, or -1 when
 // the mapper serves its I/O (passthrough_opens.h). Matched by detach_backing.
 //
@@ -609,9 +603,7 @@ enum class Registration {
 int32_t attach_backing(IdentityFs& fs, fuse_ino_t ino, const OpenedFile& f,
                        Registration registration) {
   PassthroughOpens* opens = fs.passthrough();
-  return opens != nullptr ? opens->attach(ino, f.fd, f.bypass_cache,
-                                          registration == Registration::kAllowed)
-                          : -1;
+  return opens != nullptr ? opens->attach(ino, f.fd, f.bypass_cache, registration) : -1;
 }
 
 void detach_backing(IdentityFs& fs, int fd) {

@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cpus.h"
 #include "common/identity.h"
 #include "common/mapper_readiness.h"
 #include "common/privileges.h"

@@ -16,7 +16,8 @@ void log_at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fm
 
 }  // namespace
 
-int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct, bool may_register) {
+int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct,
+                                 Registration registration) {
   MutexLock lock(mu_);
   // Another open of this inode is being registered: its outcome decides
   // this one's mode.
@@ -38,7 +39,7 @@ int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct, bool may_r
   // `registering` keeps detach() from erasing this one meanwhile.
   InodeOpens& io = it != inodes_.end() ? it->second : inodes_[ino];
   int32_t id = -1;
-  if (may_register && io.cached == 0 && !broker_lost_ && live_ids_ + registering_ < max_ids_) {
+  if (registration == Registration::kAllowed && io.cached == 0 && !broker_lost_ && live_ids_ + registering_ < max_ids_) {
     // The round trip runs unlocked: opens of other inodes go on meanwhile.
     io.registering = true;
     ++registering_;

@@ -39,6 +39,12 @@
 
 namespace tenantfs {
 
+// Whether an open may register its file for passthrough.
+enum class Registration {
+  kAllowed,   // OPEN: register the file if its inode has no backing id yet
+  kReuseOnly  // CREATE: pass through only if the inode already has an id
+};
+
 class PassthroughOpens {
  public:
   PassthroughOpens(BackingBroker* broker, size_t max_ids, std::string volume)
@@ -47,10 +53,10 @@ class PassthroughOpens {
   // For the open file `fd` of inode `ino`, just opened by the mapper:
   // returns the backing id to answer the open with, or -1 to serve it
   // without passthrough. `direct`: the open bypasses the page cache
-  // (O_DIRECT). `may_register`: whether an inode without an id may get one
-  // now (false: only an id already live is reused, else the mapper serves
-  // the open). Every call must be matched by detach(fd).
-  int32_t attach(fuse_ino_t ino, int fd, bool direct, bool may_register = true) EXCLUDES(mu_);
+  // (O_DIRECT). With kReuseOnly an inode without a live id gets none, and
+  // the mapper serves the open. Every call must be matched by detach(fd).
+  int32_t attach(fuse_ino_t ino, int fd, bool direct,
+                 Registration registration = Registration::kAllowed) EXCLUDES(mu_);
   // Ends what attach(ino, fd, ...) began: at release, or when the open's
   // reply did not reach the kernel. Call before closing `fd`.
   void detach(int fd) EXCLUDES(mu_);

@@ -190,17 +190,6 @@ const char* request_loop_name(RequestLoop loop) {
   return "?";
 }
 
-std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  }
-  return cpus;
-}
-
 RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus) {
   if (wanted != RequestLoop::kAuto && wanted != RequestLoop::kUring) return wanted;
   return cpus >= 1 && cpus <= kMaxPerCpu ? RequestLoop::kPerCpu : RequestLoop::kShared;

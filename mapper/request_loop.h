@@ -51,9 +51,6 @@ constexpr int kMaxPerCpu = 8;
 bool parse_request_loop(const std::string& text, RequestLoop* out);
 const char* request_loop_name(RequestLoop loop);
 
-// The CPUs the calling thread may run on, ascending.
-std::vector<int> allowed_cpus();
-
 // The /dev/fuse loop for a mapper allowed on `cpus` CPUs: kAuto (and
 // kUring, whose /dev/fuse side it is) resolved.
 RequestLoop resolve_request_loop(RequestLoop wanted, size_t cpus);

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cpus.h"
 #include "mapper/backing_broker.h"
 #include "mapper/fuse_passthrough.h"
 #include "tests/mapper/mapper_fixture.h"
@@ -237,7 +238,7 @@ void expect_confined(pid_t pid);
 // Every broker of a volume: one per CPU here (the machine has at most
 // kMaxBrokers CPUs), each pinned to its own.
 TEST_F(BrokerTest, RunsWithOnlyCapSysAdminAsTheTenantUnderSeccomp) {
-  cfg_.cpus = affinity_cpus();
+  cfg_.cpus = allowed_cpus();
   ASSERT_FALSE(cfg_.cpus.empty());
   start_broker();
   const std::vector<pid_t> pids = broker_->pids();
@@ -254,7 +255,7 @@ TEST_F(BrokerTest, RunsWithOnlyCapSysAdminAsTheTenantUnderSeccomp) {
 // An id registered by one CPU's broker can be closed through another's:
 // ids belong to the FUSE connection.
 TEST_F(BrokerTest, AnyBrokerClosesAnIdAnotherRegistered) {
-  cfg_.cpus = affinity_cpus();
+  cfg_.cpus = allowed_cpus();
   if (cfg_.cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
   start_broker();
   const std::string path = make_file("rw", kTenantUid, kTenantGid, 0600);
@@ -298,7 +299,7 @@ void expect_confined(pid_t pid) {
 }
 
 TEST_F(BrokerTest, ExitsWhenTheMapperClosesItsSocket) {
-  cfg_.cpus = affinity_cpus();
+  cfg_.cpus = allowed_cpus();
   start_broker();
   const std::vector<pid_t> pids = broker_->pids();
   ASSERT_FALSE(pids.empty());

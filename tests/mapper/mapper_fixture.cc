@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <sched.h>
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -459,17 +458,6 @@ std::string describe_status(const std::optional<int>& status) {
   if (WIFEXITED(*status)) return "exit " + std::to_string(WEXITSTATUS(*status));
   if (WIFSIGNALED(*status)) return "killed by signal " + std::to_string(WTERMSIG(*status));
   return "status " + std::to_string(*status);
-}
-
-std::vector<int> affinity_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &set)) cpus.push_back(c);
-  }
-  return cpus;
 }
 
 int count_fds(pid_t pid) {

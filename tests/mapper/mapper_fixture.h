@@ -214,10 +214,6 @@ std::optional<MountEntry> find_mount(const std::string& path);
 // Number of fds process `pid` holds (entries of /proc/PID/fd), or -1.
 int count_fds(pid_t pid);
 
-// The CPUs this process may run on (its affinity), which a mapper it starts
-// inherits.
-std::vector<int> affinity_cpus();
-
 // Path of the tenantfs binary under test: $TENANTFS_TEST_BINARY if set, else
 // the one built beside the tests.
 const char* tenantfs_binary();

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cpus.h"
 #include "mapper/backing_broker.h"
 #include "tests/mapper/mapper_fixture.h"
 
@@ -334,7 +335,7 @@ TEST_F(PassthroughTest, DirectAndBufferedOpensOfOneFileMix) {
 TEST_F(PassthroughTest, SimultaneousFirstOpensOfOneFileFromEveryCpuAllSucceed) {
   constexpr int kFiles = 20;
   constexpr int kThreadsPerCpu = 3;
-  const std::vector<int> cpus = affinity_cpus();
+  const std::vector<int> cpus = allowed_cpus();
   ASSERT_FALSE(cpus.empty());
   for (int f = 0; f < kFiles; ++f) {
     make_backing_file("f" + std::to_string(f), "stored", kTenantUid, kTenantGid, 0600);
@@ -403,7 +404,7 @@ TEST_F(PassthroughTest, BrokerIsNamedBrokerAndDiesWithTheMapper) {
     return;
   }
   // One per CPU the mapper may run on (backing_broker.h).
-  EXPECT_EQ(kids.size(), std::min(affinity_cpus().size(), kMaxBrokers));
+  EXPECT_EQ(kids.size(), std::min(allowed_cpus().size(), kMaxBrokers));
   for (pid_t broker : kids) {
     const std::vector<std::string> args = cmdline_of(broker);
     ASSERT_GE(args.size(), 2u);
