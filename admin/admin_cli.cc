@@ -167,7 +167,10 @@ struct CommandBase {
     UnixHttpOptions options;
     options.request_timeout = std::chrono::seconds(60);
     UnixHttpClient client(path, options);
-    auto res = client.post(std::string(kAdminPrefix) + endpoint, request.dump());
+    // Arguments that are not UTF-8 are replaced (dump() would throw); the
+    // server then refuses the name it sees, with an Err that shows it.
+    auto res = client.post(std::string(kAdminPrefix) + endpoint,
+                           request.dump(-1, ' ', false, json::error_handler_t::replace));
     if (!res.ok()) {
       const Status& st = res.status();
       std::string msg = "cannot reach tenantfs: " + st.message();

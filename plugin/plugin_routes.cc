@@ -7,6 +7,17 @@
 #include <string>
 
 namespace tenantfs {
+namespace {
+
+// A reply body. Client bytes echoed into it (volume names, request paths)
+// may be invalid UTF-8, which dump() would throw on: replaced instead.
+std::string json_text(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string err_text(const std::string& message) { return json_text({{"Err", message}}); }
+
+}  // namespace
 
 RequestLimits plugin_request_limits() {
   RequestLimits limits;
@@ -19,9 +30,7 @@ RequestLimits plugin_request_limits() {
 
 void register_plugin_routes(UnixHttpServer& server, VolumeDriver& driver, Authorizer& authorizer) {
   server.set_request_limits(plugin_request_limits());
-  server.set_error_reply_format({kPluginContentType, [](const std::string& message) {
-                                   return nlohmann::json{{"Err", message}}.dump();
-                                 }});
+  server.set_error_reply_format({kPluginContentType, err_text});
   // UnixHttpServer bounds each request and reply in time (its request
   // timeout) and never leaves a connection open for a second request. Its
   // framing holds each endpoint to its own body limit; this is the largest.
@@ -33,9 +42,7 @@ void register_plugin_routes(UnixHttpServer& server, VolumeDriver& driver, Author
     auto start = std::chrono::steady_clock::now();
     DriverReply reply = driver.handle(req.path, req.body);
     res.status = reply.http_status;
-    // Names echoed into an Err may hold invalid UTF-8: replace, never throw.
-    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    kPluginContentType);
+    res.set_content(json_text(reply.body), kPluginContentType);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -59,8 +66,7 @@ void register_plugin_routes(UnixHttpServer& server, VolumeDriver& driver, Author
                                                             httplib::Response& res) {
     auto start = std::chrono::steady_clock::now();
     AuthzReply reply = authorizer.handle(req.path, req.body);
-    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    kPluginContentType);
+    res.set_content(json_text(reply.body), kPluginContentType);
     const double ms = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - start)
                                               .count()) /
@@ -94,10 +100,7 @@ void register_plugin_routes(UnixHttpServer& server, VolumeDriver& driver, Author
             break;
         }
         spdlog::warn("{} http {}: {}", req.path.empty() ? "-" : req.path, res.status, msg);
-        // The path is the client's and may hold invalid UTF-8: replace, never throw.
-        res.set_content(nlohmann::json{{"Err", msg}}.dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace),
-                        kPluginContentType);
+        res.set_content(err_text(msg), kPluginContentType);
         return httplib::Server::HandlerResponse::Handled;
       }));
 }

@@ -213,6 +213,19 @@ TEST_F(AdminCliTest, TenantAddOfRootPrintsTheServersErrAndExits1) {
   EXPECT_EQ(store_->get_tenant("alice").status().code(), Code::kNotFound);
 }
 
+// A name that is not UTF-8 cannot go into the JSON request as it is: its
+// bytes are replaced and the server refuses the name it then sees.
+TEST_F(AdminCliTest, TenantNameThatIsNotUtf8GetsTheServersErrNotACrash) {
+  EXPECT_EQ(run(with_socket({"tenant", "add", "al\xff" "ice", "--uid", "1000", "--gid", "1000"})),
+            1);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_TRUE(contains(err_.str(), "tenantfs: ")) << err_.str();
+  EXPECT_TRUE(contains(err_.str(), "al\xef\xbf\xbd" "ice")) << err_.str();
+  auto list = store_->list_tenants();
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+}
+
 TEST_F(AdminCliTest, ArgumentErrorsAreReportedBeforeAnyRequest) {
   EXPECT_NE(run(with_socket({"tenant", "add", "alice", "--uid", "abc", "--gid", "1"})), 0);
   EXPECT_TRUE(contains(err_.str(), "--uid")) << err_.str();

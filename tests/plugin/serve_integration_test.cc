@@ -153,6 +153,11 @@ TEST_F(ServeTest, ErrorPathsAnswerWithAnErr) {
   Reply big = Post("/VolumeDriver.Create", std::string(70 * 1024, ' '));
   EXPECT_EQ(big.status, 413);
   EXPECT_NE(big.err().find("too large"), std::string::npos) << big.body;
+  // The path is echoed into that Err; bytes that are not UTF-8 are replaced.
+  Reply hostile = Post("/VolumeDriver.Create\xff\xfe", std::string(70 * 1024, ' '));
+  EXPECT_EQ(hostile.status, 413);
+  EXPECT_NE(hostile.err().find("too large for /VolumeDriver.Create"), std::string::npos)
+      << hostile.body;
   Reply unknown = Post("/VolumeDriver.Nope", "{}");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_NE(unknown.err().find("unknown endpoint"), std::string::npos);
