@@ -483,8 +483,8 @@ class UnixHttpServer::Dispatcher : public httplib::TaskQueue {
   explicit Dispatcher(UnixHttpServer& server)
       : pool_(kWorkerThreads),
         room_(waiting_room_capacity(), server.request_timeout_, server.limits_,
-              server.error_reply("408 Request Timeout",
-                                 request_timeout_message(server.request_timeout_)),
+              error_reply(server.error_format_, "408 Request Timeout",
+                          request_timeout_message(server.request_timeout_)),
               [this, &server](int fd, std::string received, RequestFraming framing) {
                 pool_.enqueue([&server, fd, received = std::move(received), framing]() mutable {
                   server.answer(fd, std::move(received), framing);
@@ -533,15 +533,7 @@ void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing
   if (framing.too_large || !framing.malformed.empty()) {
     // Answered here: httplib's own limit is the largest of all paths, and
     // httplib reads a chunk without its CRLF as the end of the body.
-    const std::string path(request_path(received.substr(0, received.find("\r\n"))));
-    const char* status = framing.too_large ? "413 Payload Too Large" : "400 Bad Request";
-    const std::string msg =
-        framing.too_large ? "tenantfs: request body too large for " + path.substr(0, 100) +
-                                " (limit " + std::to_string(limits_.max_body(path) / 1024) + " KiB)"
-                          : "tenantfs: " + framing.malformed + " in the request body";
-    spdlog::warn("{} http {}: {}", path.empty() ? "-" : path.substr(0, 100),
-                 std::string_view(status, 3), msg);
-    const std::string reply = error_reply(status, msg);
+    const std::string reply = refusal_reply(received, framing, limits_, error_format_);
     ReceivedRequestStream stream(fd, {}, true, request_timeout_);
     for (size_t sent = 0; sent < reply.size();) {
       const ssize_t n = stream.write(reply.data() + sent, reply.size() - sent);
@@ -569,12 +561,35 @@ void UnixHttpServer::answer(int fd, std::string received, RequestFraming framing
   }
 }
 
-std::string UnixHttpServer::error_reply(const char* status_line, const std::string& message) const {
-  const std::string body = error_format_.body ? error_format_.body(message) : message;
-  return std::string("HTTP/1.1 ") + status_line +
-         "\r\nContent-Type: " + error_format_.content_type +
+std::string error_reply(const ErrorReplyFormat& format, const char* status_line,
+                        const std::string& message) {
+  std::string body = message;
+  std::string content_type = format.content_type;
+  if (format.body) {
+    try {
+      body = format.body(message);
+    } catch (const std::exception& e) {
+      spdlog::error("error reply format failed ({}); answering in plain text", e.what());
+      body = std::string(status_line);
+      content_type = "text/plain";
+    }
+  }
+  return std::string("HTTP/1.1 ") + status_line + "\r\nContent-Type: " + content_type +
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
          body;
+}
+
+std::string refusal_reply(std::string_view received, const RequestFraming& framing,
+                          const RequestLimits& limits, const ErrorReplyFormat& format) {
+  const std::string_view full_path = request_path(received.substr(0, received.find("\r\n")));
+  const std::string path(full_path.substr(0, 100));
+  const char* status = framing.too_large ? "413 Payload Too Large" : "400 Bad Request";
+  const std::string msg =
+      framing.too_large ? "tenantfs: request body too large for " + path + " (limit " +
+                              std::to_string(limits.max_body(full_path) / 1024) + " KiB)"
+                        : "tenantfs: " + framing.malformed + " in the request body";
+  spdlog::warn("{} http {}: {}", path.empty() ? "-" : path, std::string_view(status, 3), msg);
+  return error_reply(format, status, msg);
 }
 
 Status UnixHttpServer::bind_unix(const std::string& path) {

@@ -90,6 +90,18 @@ struct ErrorReplyFormat {
   std::function<std::string(const std::string& message)> body;
 };
 
+// A whole reply (status line, headers, body) with `status_line` ("413
+// Payload Too Large") and `message` in `format`. A format that throws
+// (it must not) gives a plain-text reply with the status line's text.
+std::string error_reply(const ErrorReplyFormat& format, const char* status_line,
+                        const std::string& message);
+
+// The reply to a request `framing` refused (413 or 400), from the bytes
+// `received` of it: the message names the path (its first 100 bytes, as
+// the client sent them) and the limit, or what is malformed.
+std::string refusal_reply(std::string_view received, const RequestFraming& framing,
+                          const RequestLimits& limits, const ErrorReplyFormat& format);
+
 class UnixHttpServer : public httplib::Server {
  public:
   // Worker threads: they only ever run requests that have fully arrived, but
@@ -133,8 +145,6 @@ class UnixHttpServer : public httplib::Server {
   // lets the waiting room drain what the client still sends of a refused
   // request, so that it reads the answer rather than a reset).
   void answer(int fd, std::string received, RequestFraming framing);
-  // A whole reply with `status_line` and `message` in the error format.
-  std::string error_reply(const char* status_line, const std::string& message) const;
 
   std::chrono::milliseconds request_timeout_{std::chrono::seconds(10)};
   RequestLimits limits_;

@@ -28,9 +28,11 @@ RequestLimits plugin_request_limits() {
   return limits;
 }
 
+ErrorReplyFormat plugin_error_reply_format() { return {kPluginContentType, err_text}; }
+
 void register_plugin_routes(UnixHttpServer& server, VolumeDriver& driver, Authorizer& authorizer) {
   server.set_request_limits(plugin_request_limits());
-  server.set_error_reply_format({kPluginContentType, err_text});
+  server.set_error_reply_format(plugin_error_reply_format());
   // UnixHttpServer bounds each request and reply in time (its request
   // timeout) and never leaves a connection open for a second request. Its
   // framing holds each endpoint to its own body limit; this is the largest.

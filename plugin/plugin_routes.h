@@ -28,7 +28,11 @@ inline constexpr const char kPluginContentType[] = "application/vnd.docker.plugi
 // size, and is answered from nothing but its endpoint).
 RequestLimits plugin_request_limits();
 
-// Sets plugin_request_limits() and {"Err": message} error replies on
+// The server's own error replies (408, 413, 400) as Docker reads them:
+// {"Err": message} in kPluginContentType, bytes that are not UTF-8 replaced.
+ErrorReplyFormat plugin_error_reply_format();
+
+// Sets plugin_request_limits() and plugin_error_reply_format() on
 // `server`, and adds /Plugin.Activate, /VolumeDriver.* and /AuthZPlugin.*
 // routes with one log line per request (endpoint, volume, outcome, duration;
 // for authorization, denials and decisions about tenantfs volumes). `driver`

@@ -4,7 +4,7 @@
 #
 #   tests/fuzz/fuzz.sh --source DIR --build DIR [--seconds N] [--jobs N] [TARGET...]
 #
-# TARGET: volume_spec, driver_requests, authz_requests (default: all). New inputs go to
+# TARGET: volume_spec, driver_requests, authz_requests, http_framing (default: all). New inputs go to
 # BUILD/fuzz-corpus/TARGET (the seeds in the source tree are never written);
 # a crash, leak, sanitizer report or invariant violation leaves its input in
 # BUILD/fuzz-artifacts/ and makes the script fail, naming it. Exits 77 (skip)
@@ -26,7 +26,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(volume_spec driver_requests authz_requests)
+((${#targets[@]})) || targets=(volume_spec driver_requests authz_requests http_framing)
 src="$(cd "$src" && pwd)"
 
 cxx="$(command -v clang++ || command -v clang++-14 || true)"
@@ -58,12 +58,12 @@ for t in "${targets[@]}"; do
   if "$build/tests/fuzz/${t}_fuzzer" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" \
       "$build/fuzz-corpus/$t" "$src/tests/fuzz/corpus/$t" >"$log" 2>&1; then
-    grep -E '^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb' "$log" |
+    grep -a -E '^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb' "$log" |
       sed "s/^/fuzz: $t: /"
     echo "fuzz: $t: corpus $(find "$build/fuzz-corpus/$t" -type f | wc -l) new input(s)"
   else
     echo "fuzz: $t FAILED; the report:" >&2
-    grep -E -A40 'ERROR: |invariant violated|runtime error|SUMMARY' "$log" | head -n 80 >&2 || tail -n 60 "$log" >&2
+    grep -a -E -A40 'ERROR: |invariant violated|runtime error|SUMMARY' "$log" | head -n 80 >&2 || tail -n 60 "$log" >&2
     ls -1 "$build/fuzz-artifacts/$t-"* 2>/dev/null | sed 's/^/fuzz: input: /' >&2 || true
     failed+=("$t")
   fi

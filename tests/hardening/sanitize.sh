@@ -35,7 +35,7 @@ case "$mode" in
     sanitize=address,undefined
     targets=(tenantfs_store_tests serve_unit_tests admin_unit_tests http_unit_tests
              hardening_unit_tests volume_spec_replay driver_requests_replay
-             authz_requests_replay tenantfs serve_integration_tests
+             authz_requests_replay http_framing_replay tenantfs serve_integration_tests
              hardening_integration_tests)
     ;;
   tsan)
