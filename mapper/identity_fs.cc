@@ -19,6 +19,7 @@
 
 #include "mapper/fuse_passthrough.h"
 #include "mapper/presentation.h"
+#include "mapper/xattr_at.h"
 
 namespace tenantfs {
 
@@ -26,7 +27,10 @@ IdentityFs::IdentityFs(IdentityFsOptions options, UniqueFd root_fd, const Backin
     : options_(std::move(options)),
       inodes_(std::move(root_fd), root, options_.max_open_fds),
       flock_waiters_(std::make_shared<FlockWaiters>(options_.name, options_.max_flock_waiters)),
-      notifier_(options_.name) {}
+      notifier_(options_.name) {
+  PinnedFd dir;
+  xattr_by_name_ = inodes_.pin(FUSE_ROOT_ID, &dir) == 0 && xattr_at_calls_work(dir.get());
+}
 
 namespace {
 
@@ -1002,53 +1006,51 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   reply_xattr_change(req, fs, ino, inode, name, res);
 }
 
-// getxattr's size protocol: size 0 asks how big.
-template <typename Get>
-void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
-  if (size == 0) {
-    const ssize_t n = get(nullptr, 0);
-    if (n < 0) {
-      fuse_reply_err(req, last_errno());
-      return;
-    }
-    fuse_reply_xattr(req, static_cast<size_t>(n));
-    return;
-  }
-  std::vector<char> buf(size);
-  const ssize_t n = get(buf.data(), size);
-  if (n < 0) {
-    fuse_reply_err(req, last_errno());
-    return;
-  }
-  fuse_reply_buf(req, buf.data(), static_cast<size_t>(n));
+// getxattr and listxattr reach an object through `fd` (name "") or as
+// `name` in the directory `fd` (InodeTable::use_in_place).
+ssize_t getxattr_of(int fd, const char* name, const char* xattr, char* buf, size_t len) {
+  if (*name != 0) return getxattr_at(fd, name, xattr, buf, len);
+  return ::getxattr(ProcPath(fd).c_str(), xattr, buf, len);
+}
+
+ssize_t listxattr_of(int fd, const char* name, char* buf, size_t len) {
+  if (*name != 0) return listxattr_at(fd, name, buf, len);
+  return ::listxattr(ProcPath(fd).c_str(), buf, len);
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  const IdentityFsOptions& o = fs_of(req).options();
-  const bool map_ids = is_posix_acl(name) && presents_other_ids(o);
-  PinnedFd fd;
-  if (!pin_or_reply(req, ino, &fd)) return;
-  const ProcPath path(fd.get());
-  reply_xattr_data(req, size, [&](char* buf, size_t len) {
-    const ssize_t n = ::getxattr(path.c_str(), name, buf, len);
-    if (n > 0 && buf != nullptr && map_ids) {
-      map_acl_ids(buf, static_cast<size_t>(n), storage_to_mount(o));
-    }
-    return n;
+  IdentityFs& fs = fs_of(req);
+  const IdentityFsOptions& o = fs.options();
+  // getxattr's size protocol: size 0 asks how big.
+  std::vector<char> buf(size);
+  ssize_t n = 0;
+  const int err = fs.inodes().use_in_place(ino, fs.xattr_by_name(), [&](int fd, const char* at) {
+    n = getxattr_of(fd, at, name, size != 0 ? buf.data() : nullptr, size);
+    return n < 0 ? last_errno() : 0;
   });
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else if (size == 0) {
+    fuse_reply_xattr(req, static_cast<size_t>(n));
+  } else {
+    if (n > 0 && is_posix_acl(name) && presents_other_ids(o)) {
+      map_acl_ids(buf.data(), static_cast<size_t>(n), storage_to_mount(o));
+    }
+    fuse_reply_buf(req, buf.data(), static_cast<size_t>(n));
+  }
 }
 
-// The backing object's xattr names without the security.* ones, as the
-// NUL-separated list listxattr returns; -1 with errno on failure.
-ssize_t list_offered_xattrs(const char* path, std::vector<char>* names) {
+// The object's xattr names without the security.* ones, as the NUL-separated
+// list listxattr returns; 0 or an errno.
+int list_offered_xattrs(int fd, const char* name, std::vector<char>* names) {
   // Most objects have few names or none: one call with a small buffer, and
   // only a longer list costs a size query.
   names->resize(1024);
   ssize_t n;
-  while ((n = ::listxattr(path, names->data(), names->size())) < 0) {
-    if (errno != ERANGE) return -1;
-    const ssize_t need = ::listxattr(path, nullptr, 0);
-    if (need < 0) return -1;
+  while ((n = listxattr_of(fd, name, names->data(), names->size())) < 0) {
+    if (errno != ERANGE) return last_errno();
+    const ssize_t need = listxattr_of(fd, name, nullptr, 0);
+    if (need < 0) return last_errno();
     // The list may grow between the two calls: ask again if it did.
     names->resize(static_cast<size_t>(need) + 1);
   }
@@ -1064,20 +1066,18 @@ ssize_t list_offered_xattrs(const char* path, std::vector<char>* names) {
     i += len;
   }
   names->resize(kept);
-  return static_cast<ssize_t>(kept);
+  return 0;
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  PinnedFd fd;
-  if (!pin_or_reply(req, ino, &fd)) return;
-  const ProcPath path(fd.get());
+  IdentityFs& fs = fs_of(req);
   std::vector<char> names;
-  if (list_offered_xattrs(path.c_str(), &names) < 0) {
-    fuse_reply_err(req, last_errno());
-    return;
-  }
-  // Size 0 asks how big the list is.
-  if (size == 0) {
+  const int err = fs.inodes().use_in_place(ino, fs.xattr_by_name(), [&](int fd, const char* at) {
+    return list_offered_xattrs(fd, at, &names);
+  });
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else if (size == 0) {  // asks how big the list is
     fuse_reply_xattr(req, names.size());
   } else if (names.size() > size) {
     fuse_reply_err(req, ERANGE);

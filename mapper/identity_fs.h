@@ -100,6 +100,10 @@ class IdentityFs {
   }
   PassthroughOpens* passthrough() const { return passthrough_; }
 
+  // Whether xattrs of an object without an open fd are read by name
+  // (xattr_at.h), which the kernel and seccomp filter allow or not.
+  bool xattr_by_name() const { return xattr_by_name_; }
+
  private:
   IdentityFsOptions options_;
   InodeTable inodes_;
@@ -108,6 +112,7 @@ class IdentityFs {
   CacheNotifier notifier_;
   fuse_session* session_ = nullptr;
   PassthroughOpens* passthrough_ = nullptr;
+  bool xattr_by_name_ = false;
 };
 
 }  // namespace tenantfs

@@ -4,6 +4,7 @@
 #include <sys/sysmacros.h>
 
 #include <cerrno>
+#include <functional>
 
 namespace tenantfs {
 
@@ -107,23 +108,9 @@ fuse_ino_t InodeTable::add_lookup(const struct stat& st, fuse_ino_t parent, cons
 int InodeTable::pin(fuse_ino_t id, PinnedFd* out) { return pin_inode(get(id), out); }
 
 int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
-  out->reset();
-  if (&inode == root_) {
-    out->fd_ = root_->fd.get();  // never closed: no pin needed
-    return 0;
-  }
-  {
-    MutexLock lock(mutex_);
-    if (inode.fd) {
-      ++inode.pins;
-      lru_.splice(lru_.begin(), lru_, inode.lru);
-      out->table_ = this;
-      out->inode_ = &inode;
-      out->fd_ = inode.fd.get();
-      return 0;
-    }
-    ++inode.pins;  // so that it cannot go away while we reopen it
-  }
+  pin_as_is(inode, out);
+  if (out->get() >= 0) return 0;
+  // Reopened by name; the Inode's pin keeps it meanwhile.
   UniqueFd fd;
   BackingStat now;
   const int err = find_again(inode, depth, &fd, &now);
@@ -150,6 +137,16 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
 }
 
 int InodeTable::find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) {
+  return find_by_name(inode, depth, [&](int dir, const char* name) {
+    if (fd == nullptr) return backing_stat(dir, name, AT_SYMLINK_NOFOLLOW, now);
+    fd->reset(::openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!*fd) return errno != 0 ? errno : EIO;
+    return backing_stat(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, now);
+  }, now);
+}
+
+int InodeTable::find_by_name(Inode& inode, int depth, const std::function<int(int, const char*)>& use,
+                             BackingStat* now) {
   if (depth > kMaxReopenDepth) return ESTALE;
   Inode* parent;
   std::string name;
@@ -165,13 +162,7 @@ int InodeTable::find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* n
   int err = pin_inode(*parent, &dir, depth + 1);
   unpin_inode(*parent);  // `dir` holds it now, if it could be opened
   if (err != 0) return err;
-  if (fd != nullptr) {
-    fd->reset(::openat(dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    err = *fd ? backing_stat(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, now)
-              : (errno != 0 ? errno : EIO);
-  } else {
-    err = backing_stat(dir.get(), name.c_str(), AT_SYMLINK_NOFOLLOW, now);
-  }
+  err = use(dir.get(), name.c_str());
   // Gone from where it was: the kernel's view is stale.
   if (err == ENOENT || err == ENOTDIR) return ESTALE;
   if (err != 0) return err;
@@ -181,35 +172,56 @@ int InodeTable::find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* n
   return 0;
 }
 
+void InodeTable::pin_as_is(Inode& inode, PinnedFd* out) {
+  out->reset();
+  MutexLock lock(mutex_);
+  if (&inode == root_) {
+    out->fd_ = root_->fd.get();  // never closed: no pin needed
+    return;
+  }
+  ++inode.pins;
+  if (!inode.fd) return;
+  lru_.splice(lru_.begin(), lru_, inode.lru);
+  out->table_ = this;
+  out->inode_ = &inode;
+  out->fd_ = inode.fd.get();
+}
+
 int InodeTable::stat(fuse_ino_t id, struct stat* out) {
   Inode& inode = get(id);
+  PinnedFd fd;
+  pin_as_is(inode, &fd);
   BackingStat now;
-  {
-    PinnedFd fd;
-    {
-      MutexLock lock(mutex_);
-      if (&inode == root_) {
-        fd.fd_ = root_->fd.get();
-      } else if (inode.fd) {
-        ++inode.pins;
-        lru_.splice(lru_.begin(), lru_, inode.lru);
-        fd.table_ = this;
-        fd.inode_ = &inode;
-        fd.fd_ = inode.fd.get();
-      } else {
-        ++inode.pins;  // so that it cannot go away while we look
-      }
-    }
-    if (fd.get() >= 0) {
-      const int err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
-      if (err == 0) *out = now.st;
-      return err;
-    }
+  int err;
+  if (fd.get() >= 0) {
+    err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
+  } else {
+    err = find_again(inode, 0, nullptr, &now);
+    unpin_inode(inode);
   }
-  const int err = find_again(inode, 0, nullptr, &now);
-  unpin_inode(inode);
   if (err == 0) *out = now.st;
   return err;
+}
+
+int InodeTable::use_in_place(fuse_ino_t id, bool by_name,
+                             const std::function<int(int, const char*)>& use) {
+  Inode& inode = get(id);
+  PinnedFd fd;
+  if (!by_name) {
+    if (int err = pin_inode(inode, &fd); err != 0) return err;
+    return use(fd.get(), "");
+  }
+  pin_as_is(inode, &fd);
+  if (fd.get() >= 0) return use(fd.get(), "");
+  int result = 0;
+  BackingStat now;
+  const int err = find_by_name(inode, 0, [&](int dir, const char* name) {
+    result = use(dir, name);
+    // Checked after the use: a result for another object is never returned.
+    return backing_stat(dir, name, AT_SYMLINK_NOFOLLOW, &now);
+  }, &now);
+  unpin_inode(inode);
+  return err != 0 ? err : result;
 }
 
 void InodeTable::hold(fuse_ino_t id) {

@@ -40,6 +40,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -165,6 +166,15 @@ class InodeTable {
   // (ESTALE otherwise). A GETATTR of an object looked up but not yet used
   // costs one statx, not an openat, a statx and a stat.
   int stat(fuse_ino_t id, struct stat* out);
+  // Runs `use(fd, name)` on the object without opening it, for calls that
+  // take a directory fd and a name (getxattrat, listxattrat): an Inode
+  // whose fd is closed is used as `name` in its parent's fd, and the name
+  // is checked afterwards to still hold the same object (ESTALE otherwise,
+  // whatever `use` returned). An Inode with its fd open (and the root) is
+  // used through that fd, with name "". With `by_name` false (the kernel
+  // lacks such calls) the fd is always opened, as by pin(). Returns what
+  // `use` returns (0 or an errno), or an errno of finding the object.
+  int use_in_place(fuse_ino_t id, bool by_name, const std::function<int(int, const char*)>& use);
   // Pins the Inode without opening anything, for an open file or
   // directory: its fd, once open, is never evicted until unpin(), so
   // operations on an object unlinked while open still reach it.
@@ -202,6 +212,15 @@ class InodeTable {
   // Stats it into `now`, through a new O_PATH fd left in `fd` unless `fd`
   // is null. 0, or ESTALE if another object or nothing holds the name now.
   int find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) EXCLUDES(mutex_);
+  // What find_again does, with `use(parent_fd, name)` in place of the stat:
+  // it returns 0 with `now` filled (or an errno), and the object found in
+  // `now` must be `inode`.
+  int find_by_name(Inode& inode, int depth, const std::function<int(int, const char*)>& use,
+                   BackingStat* now) EXCLUDES(mutex_);
+  // Pins `inode` and its fd into `out` when the fd is open (the root's
+  // always is). Otherwise pins the Inode alone, so that it stays while it
+  // is found by name, and leaves `out` empty: unpin_inode() ends that pin.
+  void pin_as_is(Inode& inode, PinnedFd* out) EXCLUDES(mutex_);
   void unpin_inode(Inode& inode) EXCLUDES(mutex_);
   // Points `inode` at (parent, name); an old parent left unreferenced is
   // erased.

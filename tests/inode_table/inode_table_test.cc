@@ -139,6 +139,40 @@ TEST_F(InodeTableTest, StatByNameOpensNothingAndChecksTheObject) {
   EXPECT_TRUE(S_ISDIR(st.st_mode));
 }
 
+// use_in_place() hands an object without an fd over as a name in its
+// parent, opens nothing for it, and refuses (ESTALE) a result obtained from
+// a name that then holds another object; without `by_name` it opens the fd.
+TEST_F(InodeTableTest, UseInPlaceGoesByNameAndChecksTheObjectAfterwards) {
+  make_table(4);
+  dir_.write("file", "x");
+  dir_.write("victim", "old");
+  const fuse_ino_t file = lookup(FUSE_ROOT_ID, "file");
+  const fuse_ino_t victim = lookup(FUSE_ROOT_ID, "victim");
+  auto ino_in_place = [&](fuse_ino_t id, bool by_name, std::string* name_seen) {
+    struct stat st {};
+    const int err = table_->use_in_place(id, by_name, [&](int fd, const char* name) {
+      *name_seen = name;
+      return ::fstatat(fd, name, &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+    });
+    return err != 0 ? -err : static_cast<long>(st.st_ino);
+  };
+  std::string seen;
+  EXPECT_EQ(ino_in_place(file, true, &seen), ino_on_disk("file"));
+  EXPECT_EQ(seen, "file");
+  EXPECT_EQ(table_->open_fds(), 0u) << "the root's fd served; nothing opened";
+  // Replaced between the lookup and the use: whatever the use got, stale.
+  dir_.write("victim.new", "new");
+  ASSERT_EQ(::rename(dir_.sub("victim.new").c_str(), dir_.sub("victim").c_str()), 0);
+  EXPECT_EQ(ino_in_place(victim, true, &seen), -ESTALE);
+  EXPECT_EQ(seen, "victim");
+  // Without by_name the fd is opened, and used from then on.
+  EXPECT_EQ(ino_in_place(file, false, &seen), ino_on_disk("file"));
+  EXPECT_EQ(seen, "");
+  EXPECT_EQ(table_->open_fds(), 1u);
+  EXPECT_EQ(ino_in_place(file, true, &seen), ino_on_disk("file"));
+  EXPECT_EQ(seen, "");
+}
+
 TEST_F(InodeTableTest, ParentsRecordedInACycleGiveEstaleNotACrash) {
   make_table(1);
   ASSERT_EQ(::mkdir(dir_.sub("a").c_str(), 0700), 0);
