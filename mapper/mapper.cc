@@ -660,6 +660,11 @@ int run_mapper(const MapperConfig& cfg_in) {
   } else {
     mapper_log()->info("volume {}: passthrough off: {}", cfg.name, passthrough.why_off);
   }
+  if (!fs.xattr_by_name()) {
+    mapper_log()->info("volume {}: xattrs of objects without an fd are read through a new fd "
+                       "(getxattrat/listxattrat refused: a kernel before 6.13 or a seccomp filter)",
+                       cfg.name);
+  }
   report_ready(cfg.ready_fd,
                format_ready_line(
                    {{"request-loop", uring != nullptr ? "uring" : request_loop_name(loop)},
