@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -167,6 +168,55 @@ TEST_F(MountBoundaryTest, BindMountOverADirectoryAlreadyLookedUpIsRefused) {
   });
   EXPECT_EQ(listed.ret, 0) << "the bind mount's content was listed";
   EXPECT_EQ(::umount2(vol.backing_path("later").c_str(), 0), 0) << std::strerror(errno);
+}
+
+// A directory the mapper looked up but holds no fd for has its xattrs read
+// by name in its parent (getxattrat): once a bind mount covers that name,
+// what such a read finds is the mount's, and it must be discarded, never
+// answered.
+TEST_F(MountBoundaryTest, XattrsOfANameCoveredByAMountSinceItsLookupAreNotTheMounts) {
+  MountedVolume vol;
+  const std::string outside = make_outside(vol);
+  ASSERT_EQ(::setxattr(outside.c_str(), "user.mark", "outside", 7, 0), 0) << std::strerror(errno);
+  ASSERT_EQ(::setxattr(outside.c_str(), "user.outside_only", "1", 1, 0), 0);
+  tenant_dir(vol.backing_path("later"));
+  ASSERT_EQ(::setxattr(vol.backing_path("later").c_str(), "user.mark", "inside", 6, 0), 0);
+  ASSERT_EQ(vol.start(), "ready");
+  auto mark = [&] {
+    return run_as(kRoot, [&] {
+      char buf[64];
+      const ssize_t n = ::getxattr(vol.path("later").c_str(), "user.mark", buf, sizeof buf);
+      if (n < 0) return sys(-1);
+      Outcome o;
+      o.data.assign(buf, static_cast<size_t>(n));
+      return o;
+    });
+  };
+  auto names = [&] {
+    return run_as(kRoot, [&] {
+      char buf[256];
+      const ssize_t n = ::listxattr(vol.path("later").c_str(), buf, sizeof buf);
+      if (n < 0) return sys(-1);
+      Outcome o;
+      o.data.assign(buf, static_cast<size_t>(n));
+      return o;
+    });
+  };
+  Outcome before = mark();
+  ASSERT_EQ(before.data, "inside") << describe(before);
+
+  ScopedBind bind(outside, vol.backing_path("later"));
+  ASSERT_TRUE(bind.mounted()) << std::strerror(errno);
+  Outcome after = mark();
+  EXPECT_NE(after.data, "outside") << "answered with the bind mount's xattr";
+  EXPECT_EQ(after.ret, -1) << describe(after);
+  Outcome listed = names();
+  EXPECT_EQ(listed.data.find("user.outside_only"), std::string::npos)
+      << "listed the bind mount's xattrs";
+  // Nothing of the mount is held: it unmounts, and the name is the
+  // volume's own directory again.
+  EXPECT_EQ(::umount2(vol.backing_path("later").c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_TRUE(eventually([&] { return mark().data == "inside"; }, std::chrono::milliseconds(5000)));
 }
 
 }  // namespace
