@@ -7,8 +7,8 @@
 #   asan  ASan + UBSan: every unit test, then the integration tests of serve
 #         and of tests/hardening (the real binary and mapper, also sanitized),
 #         skipping the two long hardening loops unless --full.
-#   tsan  TSan: the store, the VolumeDriver handlers and the reference
-#         counting stress tests.
+#   tsan  TSan: the store, the VolumeDriver handlers, the mapper's inode
+#         table and the reference counting stress tests.
 # Any sanitizer report fails the test that produced it (halt_on_error).
 set -euo pipefail
 
@@ -34,13 +34,14 @@ case "$mode" in
   asan)
     sanitize=address,undefined
     targets=(tenantfs_store_tests serve_unit_tests admin_unit_tests http_unit_tests
-             hardening_unit_tests volume_spec_replay driver_requests_replay
+             hardening_unit_tests tenantfs_inode_table_tests volume_spec_replay driver_requests_replay
              authz_requests_replay http_framing_replay tenantfs serve_integration_tests
              hardening_integration_tests)
     ;;
   tsan)
     sanitize=thread
-    targets=(tenantfs_store_tests serve_unit_tests http_unit_tests hardening_unit_tests)
+    targets=(tenantfs_store_tests serve_unit_tests http_unit_tests hardening_unit_tests
+             tenantfs_inode_table_tests)
     ;;
   *) usage_error "--mode asan or tsan" ;;
 esac
@@ -71,7 +72,7 @@ case "$mode" in
       -R '^(serve|hardening)\.' -E "$exclude" || rc=1
     ;;
   tsan)
-    tsan_tests='^(SqliteStore|serve\.(VolumeDriver|PluginRequestLimits)'
+    tsan_tests='^(SqliteStore|InodeTableTest|serve\.(VolumeDriver|PluginRequestLimits)'
     tsan_tests+='|http\.(WaitingRoom|FrameRequest|ChunkedDecoder)|hardening\.RefcountStress)'
     ctest --test-dir "$build" --output-on-failure -j "$jobs" -R "$tsan_tests" || rc=1
     ;;

@@ -242,7 +242,7 @@ TEST_F(InodeTableTest, ForgottenObjectsGoOnceNoChildNamesThem) {
   EXPECT_EQ(table_->open_fds(), 0u) << "forgotten objects keep no fd open";
 }
 
-TEST_F(InodeTableTest, ConcurrentPinsAlwaysReachTheirOwnObject) {
+TEST_F(InodeTableTest, ConcurrentPinsStatsAndUsesAlwaysReachTheirOwnObject) {
   constexpr int kFiles = 40;
   make_table(4);
   std::vector<fuse_ino_t> ids;
@@ -258,7 +258,22 @@ TEST_F(InodeTableTest, ConcurrentPinsAlwaysReachTheirOwnObject) {
     threads.emplace_back([&, t] {
       for (int n = 0; n < 2000; ++n) {
         const int i = (n * 7 + t * 13) % kFiles;
-        if (pinned_ino(ids[i]) != inos[i]) ++wrong;
+        // Pins, stats and uses by name interleave on the same objects.
+        struct stat st {};
+        switch ((n + t) % 3) {
+          case 0:
+            if (pinned_ino(ids[i]) != inos[i]) ++wrong;
+            break;
+          case 1:
+            if (table_->stat(ids[i], &st) != 0 || static_cast<long>(st.st_ino) != inos[i]) ++wrong;
+            break;
+          default: {
+            const int err = table_->use_in_place(ids[i], true, [&](int fd, const char* name) {
+              return ::fstatat(fd, name, &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+            });
+            if (err != 0 || static_cast<long>(st.st_ino) != inos[i]) ++wrong;
+          }
+        }
       }
     });
   }
