@@ -337,9 +337,8 @@ void register_admin_routes(httplib::Server& server, AdminDeps deps) {
                    reply.body.value("Err", std::string()));
     }
     res.status = reply.status;
-    // Replace invalid UTF-8 (e.g. a stored name) rather than throw mid-reply.
-    res.set_content(reply.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    "application/json");
+    // json_text: a stored name with invalid UTF-8 must not throw mid-reply.
+    res.set_content(json_text(reply.body), "application/json");
   };
   const std::string prefix(kAdminPrefix);
   for (const char* endpoint :

@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "common/unique_fd.h"
+#include "http/request_json.h"
 #include "http/unix_http_client.h"
 #include "admin/admin_api.h"
 #include "admin/plugin_name.h"
@@ -167,10 +168,9 @@ struct CommandBase {
     UnixHttpOptions options;
     options.request_timeout = std::chrono::seconds(60);
     UnixHttpClient client(path, options);
-    // Arguments that are not UTF-8 are replaced (dump() would throw); the
-    // server then refuses the name it sees, with an Err that shows it.
-    auto res = client.post(std::string(kAdminPrefix) + endpoint,
-                           request.dump(-1, ' ', false, json::error_handler_t::replace));
+    // Arguments that are not UTF-8 are replaced (json_text); the server then
+    // refuses the name it sees, with an Err that shows it.
+    auto res = client.post(std::string(kAdminPrefix) + endpoint, json_text(request));
     if (!res.ok()) {
       const Status& st = res.status();
       std::string msg = "cannot reach tenantfs: " + st.message();

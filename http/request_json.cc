@@ -50,4 +50,8 @@ Result<nlohmann::json> parse_request_object(std::string_view body) {
   return j;
 }
 
+std::string json_text(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace tenantfs

@@ -6,15 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "http/request_json.h"
+
 namespace tenantfs {
 namespace {
 
-// A reply body. Client bytes echoed into it (volume names, request paths)
-// may be invalid UTF-8, which dump() would throw on: replaced instead.
-std::string json_text(const nlohmann::json& body) {
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
+// Client bytes echoed into an Err (request paths) may be invalid UTF-8.
 std::string err_text(const std::string& message) { return json_text({{"Err", message}}); }
 
 }  // namespace
