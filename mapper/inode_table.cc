@@ -138,7 +138,6 @@ int InodeTable::pin_inode(Inode& inode, PinnedFd* out, int depth) {
 
 int InodeTable::find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) {
   return find_by_name(inode, depth, [&](int dir, const char* name) {
-    if (fd == nullptr) return backing_stat(dir, name, AT_SYMLINK_NOFOLLOW, now);
     fd->reset(::openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!*fd) return errno != 0 ? errno : EIO;
     return backing_stat(fd->get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, now);
@@ -196,7 +195,9 @@ int InodeTable::stat(fuse_ino_t id, struct stat* out) {
   if (fd.get() >= 0) {
     err = backing_stat(fd.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &now);
   } else {
-    err = find_again(inode, 0, nullptr, &now);
+    err = find_by_name(inode, 0, [&](int dir, const char* name) {
+      return backing_stat(dir, name, AT_SYMLINK_NOFOLLOW, &now);
+    }, &now);
     unpin_inode(inode);
   }
   if (err == 0) *out = now.st;

@@ -207,14 +207,14 @@ class InodeTable {
   static constexpr int kMaxReopenDepth = 1024;
 
   int pin_inode(Inode& inode, PinnedFd* out, int depth = 0) EXCLUDES(mutex_);
-  // Finds `inode` (pinned by the caller) again where it was last found: its
+  // Reopens `inode` (pinned by the caller) where it was last found: its
   // parent (reopened if need be, `depth` levels up so far) and its name.
-  // Stats it into `now`, through a new O_PATH fd left in `fd` unless `fd`
-  // is null. 0, or ESTALE if another object or nothing holds the name now.
+  // The new O_PATH fd is left in `fd`, its stat in `now`. 0, or ESTALE if
+  // another object or nothing holds the name now.
   int find_again(Inode& inode, int depth, UniqueFd* fd, BackingStat* now) EXCLUDES(mutex_);
-  // What find_again does, with `use(parent_fd, name)` in place of the stat:
-  // it returns 0 with `now` filled (or an errno), and the object found in
-  // `now` must be `inode`.
+  // Finds `inode` by name in its parent as find_again does, with
+  // `use(parent_fd, name)` in place of the reopen: it returns 0 with `now`
+  // filled (or an errno), and the object found in `now` must be `inode`.
   int find_by_name(Inode& inode, int depth, const std::function<int(int, const char*)>& use,
                    BackingStat* now) EXCLUDES(mutex_);
   // Pins `inode` and its fd into `out` when the fd is open (the root's

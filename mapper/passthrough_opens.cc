@@ -39,7 +39,8 @@ int32_t PassthroughOpens::attach(fuse_ino_t ino, int fd, bool direct,
   // `registering` keeps detach() from erasing this one meanwhile.
   InodeOpens& io = it != inodes_.end() ? it->second : inodes_[ino];
   int32_t id = -1;
-  if (registration == Registration::kAllowed && io.cached == 0 && !broker_lost_ && live_ids_ + registering_ < max_ids_) {
+  if (registration == Registration::kAllowed && io.cached == 0 && !broker_lost_ &&
+      live_ids_ + registering_ < max_ids_) {
     // The round trip runs unlocked: opens of other inodes go on meanwhile.
     io.registering = true;
     ++registering_;
