@@ -374,7 +374,8 @@ std::vector<std::string> MountedVolume::mapper_args() const {
   // The suite runs once per request loop, with passthrough as the mapper
   // decides and off (see CMakeLists.txt).
   const ReadyFields settings = test_mapper_settings();
-  inv.passthrough = test_passthrough_mode();
+  if (const auto mode = settings.find("passthrough"); mode != settings.end())
+    inv.passthrough = mode->second;
   if (const auto loop = settings.find("request-loop"); loop != settings.end())
     inv.request_loop = loop->second;
   return inv.to_argv();
